@@ -1,0 +1,54 @@
+# Trellis: `make run` starts it with a demo, `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test install frontend chromium services lint typecheck pytest vitest bench
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+frontend/node_modules/.installed: frontend/package.json
+	cd frontend && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund)
+	touch $@
+
+frontend: frontend/node_modules/.installed
+	cd frontend && npm run build
+
+chromium:
+	@command -v chromium >/dev/null || (apt-get install -y chromium >/dev/null 2>&1 || \
+	  (apt-get update >/dev/null && apt-get install -y chromium >/dev/null))
+
+# Start Trellis on the embedded default (SQLite, ORM broker): daphne + one qcluster.
+run: install frontend
+	$(BIN)/python manage.py serve
+
+services:
+	@tests/services.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy designer runtime
+
+vitest: frontend/node_modules/.installed
+	cd frontend && npx vitest run
+
+pytest: install frontend chromium
+	source <(tests/services.sh) && $(BIN)/pytest
+
+# Everything CI checks.
+test: lint typecheck vitest pytest
+
+bench: install
+	$(BIN)/python manage.py bench

@@ -1,0 +1,4 @@
+"""Trellis runtime: spec, expressions, compiler, engine, connectors.
+
+Public surface for code-first users: ``from runtime import workflows``.
+"""

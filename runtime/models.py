@@ -1,0 +1,161 @@
+"""Execution-side state: runs, their sequences and steps, the journal and signals.
+
+The journal is the durable truth: every transition is one ``JournalEntry`` with a per-run
+increasing ``seq``, written in the same transaction as the status it describes.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    CANCELLED = "cancelled"
+
+
+RUN_FINISHED = {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ROLLED_BACK, RunStatus.CANCELLED}
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    FAILED_ALLOWED = "failed_allowed"
+    SKIPPED = "skipped"
+    ROLLED_BACK = "rolled_back"
+    CANCELLED = "cancelled"
+
+
+class Run(models.Model):
+    workflow = models.ForeignKey("designer.Workflow", on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey(
+        "designer.WorkflowVersion", on_delete=models.PROTECT, related_name="runs"
+    )
+    environment = models.ForeignKey(
+        "designer.Environment", on_delete=models.PROTECT, related_name="runs"
+    )
+    status = models.CharField(
+        max_length=12, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True
+    )
+    input = models.JSONField(default=dict)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    state = models.JSONField(default=dict)  # SET_STATE / ctx.set_state, checkpoints
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    parent_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    parent_step = models.CharField(max_length=100, blank=True)
+    parent_close_policy = models.CharField(max_length=20, blank=True)
+    # replay / restart / resume / fork: the run this one was made from.
+    origin = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="derived"
+    )
+    origin_kind = models.CharField(max_length=20, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)  # options.timeout
+    wake_at = models.DateTimeField(null=True, blank=True, db_index=True)  # earliest timer
+    cancel_requested = models.BooleanField(default=False)
+    last_seq = models.PositiveBigIntegerField(default=0)
+    # Lease: the worker currently driving this run and until when it holds it.
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "environment", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="uniq_run_idempotency_key",
+            )
+        ]
+        indexes = [models.Index(fields=["workflow", "environment", "-id"])]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+
+class SequenceRun(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="sequences")
+    tag = models.CharField(max_length=100)
+    status = models.CharField(max_length=15, choices=StepStatus.choices, default=StepStatus.PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "tag"], name="uniq_seqrun")]
+
+
+class StepRun(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    tag = models.CharField(max_length=100)
+    sequence = models.CharField(max_length=100)
+    index = models.PositiveIntegerField(default=0)  # position in its sequence
+    status = models.CharField(max_length=15, choices=StepStatus.choices, default=StepStatus.PENDING)
+    attempt = models.PositiveIntegerField(default=0)
+    attempts = models.JSONField(default=list)  # [{n, started_at, finished_at, status, error}]
+    input = models.JSONField(null=True, blank=True)  # after resolution (secrets redacted)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    rollback_status = models.CharField(max_length=15, blank=True)
+    rollback_error = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "tag"], name="uniq_steprun")]
+
+
+class JournalEntry(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="journal")
+    seq = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=40)
+    step = models.CharField(max_length=100, blank=True)
+    data = models.JSONField(default=dict)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="uniq_journal_seq")]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "run": self.run_id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "step": self.step,
+            "data": self.data,
+            "at": self.at.isoformat(),
+        }
+
+
+class Signal(models.Model):
+    """A signal sent to a run; kept until a WAIT_SIGNAL step consumes it."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="signals")
+    name = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict)
+    received_at = models.DateTimeField(auto_now_add=True)
+    consumed_by = models.CharField(max_length=100, blank=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]

@@ -1,0 +1,5 @@
+"""WebSocket routes (filled by the live-runs consumers)."""
+
+from typing import Any
+
+websocket_urlpatterns: list[Any] = []

@@ -1,0 +1,196 @@
+"""The one workflow definition format (pure: no Django imports).
+
+A workflow is a list of sequences joined by ``parents``; each sequence runs its events in
+order (Ductape's ``IFeatureSequence``/``IFeatureEvent``, Smithers' ``<Sequence>``). The
+canvas saves it, the API validates it, the code-first recorder emits it, versions store it.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+TAG_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-\.]{0,99}$"
+TAG_RE = re.compile(TAG_PATTERN)
+Tag = Annotated[str, Field(pattern=TAG_PATTERN, max_length=100)]
+# Millisecond durations are also accepted as strings: '500ms', '5s', '5m', '1h', '1d'.
+Duration = int | str
+
+
+class EventType(StrEnum):
+    ACTION = "ACTION"
+    DB_ACTION = "DB_ACTION"
+    NOTIFICATION = "NOTIFICATION"
+    STORAGE = "STORAGE"
+    PUBLISH = "PUBLISH"
+    QUOTA = "QUOTA"
+    FALLBACK = "FALLBACK"
+    FEATURE = "FEATURE"  # child workflow
+    JOB = "JOB"
+    SLEEP = "SLEEP"
+    WAIT_SIGNAL = "WAIT_SIGNAL"
+    CHECKPOINT = "CHECKPOINT"
+    SET_STATE = "SET_STATE"
+    ROLLBACK = "ROLLBACK"  # manual trigger of compensation
+    CODE = "CODE"  # a Python callable by dotted path
+    GRAPH = "GRAPH"  # recorded from ctx.graph.*; needs a graph connector to run
+
+
+# Event types that use a product component (``app``) and which kind it must be.
+COMPONENT_KINDS: dict[EventType, str] = {
+    EventType.ACTION: "app",
+    EventType.DB_ACTION: "database",
+    EventType.NOTIFICATION: "notification",
+    EventType.STORAGE: "storage",
+    EventType.PUBLISH: "broker",
+    EventType.QUOTA: "quota",
+    EventType.FALLBACK: "fallback",
+    EventType.GRAPH: "graph",
+}
+
+RollbackStrategy = Literal["reverse_all", "critical_only", "to_checkpoint", "none"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_max_length=1_000_000)
+
+
+class RollbackSpec(_Strict):
+    """The compensating event run when a later step fails (it has no rollback itself)."""
+
+    type: EventType
+    event: str = Field(max_length=200)
+    app: str | None = Field(default=None, max_length=100)
+    input: dict[str, Any] = Field(default_factory=dict)
+    retries: int = Field(default=2, ge=0, le=100)
+    retry_delay: Duration = 0
+    timeout: Duration | None = None
+
+
+class EventSpec(_Strict):
+    """One step: ``type`` says what kind of work, ``event`` which one, ``app`` the component."""
+
+    type: EventType
+    event: str = Field(max_length=200)
+    # The step's tag, unique in the workflow; referenced as $Step{tag}. Defaults to `event`.
+    tag: Tag | None = None
+    app: str | None = Field(default=None, max_length=100)
+    input: dict[str, Any] = Field(default_factory=dict)
+    retries: int = Field(default=0, ge=0, le=100)
+    retry_delay: Duration = 0
+    backoff: Literal["fixed", "exponential"] = "fixed"
+    timeout: Duration | None = None
+    allow_fail: bool = False
+    critical: bool = False
+    condition: str | None = Field(default=None, max_length=10_000)
+    rollback: RollbackSpec | None = None
+    description: str = Field(default="", max_length=2000)
+
+    @property
+    def step_tag(self) -> str:
+        return self.tag or self.event
+
+
+class SequenceSpec(_Strict):
+    tag: Tag
+    parents: list[str] = Field(default_factory=list, max_length=1000)
+    level: int | None = Field(default=None, ge=0)
+    events: list[EventSpec] = Field(default_factory=list, max_length=10_000)
+    skip_if: str | None = Field(default=None, max_length=10_000)
+    description: str = Field(default="", max_length=2000)
+
+
+class WorkflowOptions(_Strict):
+    timeout: Duration | None = None  # whole run, ms or '5m'
+    rollback_strategy: RollbackStrategy = "reverse_all"
+    max_concurrency: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class EnvSetting(_Strict):
+    slug: str = Field(max_length=50)
+    active: bool = True
+
+
+class SignalSpec(_Strict):
+    """``input`` is a schema: either the seed's shorthand ``{field: 'string'}`` or JSON Schema."""
+
+    input: dict[str, Any] = Field(default_factory=dict)
+    description: str = Field(default="", max_length=2000)
+
+
+class QuerySpec(_Strict):
+    """A read-only view of a run: ``output`` is a mapping of expressions over the run
+    ($Input, $Step, $State, $Run{completed_steps|current_step|status})."""
+
+    output: Any = None
+    description: str = Field(default="", max_length=2000)
+
+
+class Trigger(_Strict):
+    """Start this workflow when a message is published to ``event`` ('broker:topic')."""
+
+    type: Literal["topic"] = "topic"
+    event: str = Field(max_length=200)
+    input: Any = None  # mapping over $Input{...} = the message; default: the message itself
+
+
+class Point(_Strict):
+    x: float
+    y: float
+
+
+class Layout(_Strict):
+    """Canvas data: manual node positions by sequence tag and the level orientation."""
+
+    positions: dict[str, Point] = Field(default_factory=dict)
+    direction: Literal["LR", "TB"] = "LR"
+
+
+class WorkflowSpec(_Strict):
+    sequences: list[SequenceSpec] = Field(default_factory=list, max_length=10_000)
+    options: WorkflowOptions = Field(default_factory=WorkflowOptions)
+    envs: list[EnvSetting] = Field(default_factory=list)
+    signals: dict[str, SignalSpec] = Field(default_factory=dict)
+    queries: dict[str, QuerySpec] = Field(default_factory=dict)
+    input: dict[str, Any] = Field(default_factory=dict)  # input schema
+    output: Any = None  # output mapping (expressions)
+    triggers: list[Trigger] = Field(default_factory=list)
+    layout: Layout = Field(default_factory=Layout)
+    # Code-first recording options, kept for display (canvas badges); not executed.
+    recording: dict[str, Any] | None = None
+
+    @field_validator("signals", "queries")
+    @classmethod
+    def _names_are_tags(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not TAG_RE.match(name):
+                raise ValueError(f"invalid name {name!r}: letters, digits, _ - . only")
+        return value
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1}
+
+
+def duration_ms(value: Duration | None) -> int | None:
+    """'5m' → 300000; 1500 → 1500; None → None. Raises ValueError on anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of ms or a string like '5m'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return int(value)
+    match = _DURATION_RE.match(value)
+    if not match:
+        raise ValueError(f"invalid duration {value!r}: use ms or '500ms', '5s', '5m', '1h', '1d'")
+    return int(float(match.group(1)) * _UNIT_MS[match.group(2)])
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """JSON Schema of the spec, served by the API for editors and clients."""
+    return WorkflowSpec.model_json_schema()
