@@ -1,0 +1,82 @@
+"""Connectors: one module per kind of event, registered in one table.
+
+The engine calls :func:`execute` with a fully resolved :class:`ConnectorCall`; a connector
+returns a JSON-able result or raises :class:`runtime.errors.StepError` saying whether a
+retry can help. Connectors never see Django request objects and never log secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.errors import StepError
+from runtime.spec import EventType
+
+
+@dataclass(frozen=True)
+class Component:
+    """A product component as configured for the run's environment (secrets decrypted)."""
+
+    kind: str
+    tag: str
+    events: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConnectorCall:
+    type: EventType
+    event: str
+    input: Any
+    app: str | None = None
+    component: Component | None = None
+    environment: str = ""
+    allowed_hosts: tuple[str, ...] = ()
+    idempotency_key: str = ""
+    timeout_s: float | None = None
+    run_id: int | None = None
+    step: str = ""
+    product_id: int | None = None
+    environment_id: int | None = None
+
+
+Executor = Callable[[ConnectorCall], Any]
+CONNECTORS: dict[EventType, Executor] = {}
+
+
+def register(event_type: EventType) -> Callable[[Executor], Executor]:
+    def wrap(fn: Executor) -> Executor:
+        CONNECTORS[event_type] = fn
+        return fn
+
+    return wrap
+
+
+def execute(call: ConnectorCall) -> Any:
+    _load_all()
+    executor = CONNECTORS.get(call.type)
+    if executor is None:
+        raise StepError(f"no connector runs {call.type} events", retryable=False)
+    return executor(call)
+
+
+_loaded = False
+
+
+def _load_all() -> None:
+    """Import every connector module once so they register themselves."""
+    global _loaded
+    if _loaded:
+        return
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+    _loaded = True
