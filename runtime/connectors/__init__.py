@@ -58,11 +58,29 @@ def register(event_type: EventType) -> Callable[[Executor], Executor]:
 
 
 def execute(call: ConnectorCall) -> Any:
+    """Run ``call`` with the connector registered for its type.
+
+    The component's secret values are redacted to '•••' in the result and in any
+    StepError, so neither the journal nor a log line can carry them (a server echoing
+    an Authorization header back, a driver quoting a connection string).
+    """
     _load_all()
     executor = CONNECTORS.get(call.type)
     if executor is None:
         raise StepError(f"no connector runs {call.type} events", retryable=False)
-    return executor(call)
+    secrets = list(call.component.secrets.values()) if call.component else []
+    if not secrets:
+        return executor(call)
+    from designer.secrets import redact
+
+    try:
+        result = executor(call)
+    except StepError as exc:
+        exc.message = redact(exc.message, secrets)
+        exc.args = (exc.message,)
+        exc.details = redact(exc.details, secrets)
+        raise
+    return redact(result, secrets)
 
 
 _loaded = False
