@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served offline
     "channels",
     "django_q",
     "designer",
@@ -142,8 +143,7 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
                 "init_command": (
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                    "PRAGMA busy_timeout=20000;"
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;"
                 ),
             },
             "TEST": {"NAME": env_str("SQLITE_TEST_PATH", str(VAR_DIR / "test.sqlite3"))},
@@ -176,15 +176,32 @@ else:
     Q_CLUSTER["broker_class"] = "runtime.brokers.DelayedORM"
 
 # --- Channels -------------------------------------------------------------------------
+# Live run updates cross processes (worker -> web). Scale-out: channels-redis. Embedded:
+# runtime.channel_layer.JournalChannelLayer tails the journal, woken by a datagram on a
+# UNIX socket in VAR_DIR/live after each commit (no extra server; polls only as a safety
+# net, every TRELLIS_LIVE_POLL seconds, and only while someone is watching).
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                # Several Trellis installs (or test runs) may share one Redis.
+                "prefix": env_str("TRELLIS_CHANNELS_PREFIX", "asgi"),
+                "capacity": env_int("TRELLIS_LIVE_CAPACITY", 1000),
+            },
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "runtime.channel_layer.JournalChannelLayer",
+            "CONFIG": {
+                "path": str(VAR_DIR / "live"),
+                "poll": env_float("TRELLIS_LIVE_POLL", 0.5),
+            },
+        }
+    }
 
 # --- Auth, API ------------------------------------------------------------------------
 LOGIN_URL = "/login/"
@@ -195,9 +212,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes anonymous requests a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -210,6 +228,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Author, publish, activate and run workflows.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["designer.api.schema.drop_slash_aliases"],
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 # Hard caps on request bodies: a 1 MB string is allowed, a 10 MB body is not.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRELLIS_MAX_BODY_BYTES", 5 * 1024 * 1024)

@@ -1,4 +1,10 @@
-"""Turn every error into a JSON body that names what was wrong — never a traceback."""
+"""Turn every error into a JSON body that names what was wrong — never a traceback.
+
+Every error body has a ``code`` and a ``message``; a 400 about the request's content also
+has ``errors: [{path, message}]``, one per problem, where ``path`` is a JSON path into the
+body (``name``, ``allowed_hosts[2]``) or, for ``invalid_spec``, into the spec
+(``sequences[2].events[0].input.body.id``).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,23 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from runtime.errors import Issue, RunRefused, SpecError, TrellisError
 
 
 def pydantic_issues(exc: PydanticValidationError, prefix: str = "") -> list[Issue]:
-    """pydantic's error locations as JSON paths: ('sequences', 2, 'events', 0) → sequences[2].events[0]."""
+    """pydantic's error locations as JSON paths.
+
+    ('sequences', 2, 'events', 0) → sequences[2].events[0]
+    """
     issues = []
     for err in exc.errors():
         path = prefix
@@ -29,21 +41,77 @@ def pydantic_issues(exc: PydanticValidationError, prefix: str = "") -> list[Issu
     return issues
 
 
+def detail_issues(detail: Any, prefix: str = "") -> list[Issue]:
+    """DRF's nested error detail ({"a": {"b": [{"c": ["msg"]}]}}) as flat JSON paths."""
+    if isinstance(detail, dict):
+        issues = []
+        for key, value in detail.items():
+            if key in ("non_field_errors", "__all__"):
+                path = prefix
+            elif isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            issues.extend(detail_issues(value, path))
+        return issues
+    if isinstance(detail, list):
+        if all(isinstance(item, str) for item in detail):
+            return [Issue(path=prefix or "$", message=str(item)) for item in detail]
+        issues = []
+        for index, item in enumerate(detail):
+            if isinstance(item, str):
+                issues.append(Issue(path=prefix or "$", message=str(item)))
+            elif item:  # a ListSerializer gives {} for the items that were fine
+                issues.extend(detail_issues(item, f"{prefix}[{index}]"))
+        return issues
+    return [Issue(path=prefix or "$", message=str(detail))]
+
+
+def _invalid(issues: list[Issue], code: str = "invalid") -> dict[str, Any]:
+    first = issues[0] if issues else Issue("$", "invalid request")
+    return {
+        "code": code,
+        "message": f"{first.path}: {first.message}",
+        "errors": [issue.as_json() for issue in issues],
+    }
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, PydanticValidationError):
         exc = SpecError(pydantic_issues(exc))
-    if isinstance(exc, SpecError):
-        return Response(exc.as_json(), status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, RunRefused):
-        return Response(exc.as_json(), status=exc.status)
     if isinstance(exc, TrellisError):
-        return Response(exc.as_json(), status=status.HTTP_400_BAD_REQUEST)
+        set_rollback()
+        status_code = exc.status if isinstance(exc, RunRefused) else status.HTTP_400_BAD_REQUEST
+        body = exc.as_json()
+        body.setdefault("message", str(exc))
+        return Response(body, status=status_code)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         )
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    if isinstance(exc, DjangoPermissionDenied):
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+    elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
-    return drf_exception_handler(exc, context)
+    elif isinstance(exc, ProtectedError | RestrictedError):
+        exc = exceptions.APIException("Other records still refer to this one.", code="in_use")
+        exc.status_code = status.HTTP_409_CONFLICT
+    elif isinstance(exc, IntegrityError):
+        # A race past the services' own uniqueness checks: report it, don't crash.
+        exc = exceptions.APIException("This conflicts with an existing record.", code="conflict")
+        exc.status_code = status.HTTP_409_CONFLICT
+    elif isinstance(exc, RecursionError):
+        exc = exceptions.ValidationError({"$": ["the request is nested too deeply"]})
+
+    response = drf_exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = _invalid(detail_issues(exc.detail))
+    else:
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+        detail = exc.detail
+        message = str(detail) if isinstance(detail, str) else str(exc)
+        response.data = {"code": str(code), "message": message}
+    return response

@@ -1,0 +1,323 @@
+"""Shapes of the authoring API's requests and responses. They only shape HTTP: checking
+a spec is the spec's and compiler's job, writing is the services' job.
+
+Input serializers are strict: an unknown field, a number where text belongs or a string
+where a boolean belongs is a 400 naming the field, not a silent coercion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from designer.models import ComponentKind, Role, Source
+from designer.selectors import ActivationRow, activation_rows, draft_get
+from runtime.spec import TAG_RE
+
+# --- strict fields ------------------------------------------------------------------------
+
+
+class Text(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+class Slug(serializers.SlugField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Not a valid string.")
+        return str(super().to_internal_value(data))
+
+
+class Flag(serializers.BooleanField):
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            raise serializers.ValidationError("Must be true or false.")
+        return data
+
+
+class Number(serializers.IntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError("A whole number is required.")
+        return int(super().to_internal_value(data))
+
+
+class Choice(serializers.ChoiceField):
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=str(data)[:100])
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JSONObject(serializers.JSONField):
+    """A JSON object (not a list, string or number)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return dict(data)
+
+
+class Strict(serializers.Serializer):
+    """Refuses fields it does not know, naming each one."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = [key for key in data if key not in writable]
+            if unknown:
+                raise serializers.ValidationError(
+                    {str(key)[:100]: ["Unknown field."] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+# --- products, environments, members ------------------------------------------------------
+
+
+class ProductIn(Strict):
+    slug = Slug(max_length=50)
+    name = Text(max_length=200)
+    description = Text(max_length=5000, required=False, allow_blank=True)
+
+
+class ProductUpdate(Strict):
+    name = Text(max_length=200, required=False)
+    description = Text(max_length=5000, required=False, allow_blank=True)
+
+
+class ProductOut(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class EnvironmentIn(Strict):
+    slug = Slug(max_length=50)
+    name = Text(max_length=100)
+    order = Number(min_value=0, max_value=1_000_000, required=False)
+    is_production = Flag(required=False)
+    allowed_hosts = serializers.ListField(
+        child=Text(max_length=253), max_length=200, required=False
+    )
+
+
+class EnvironmentUpdate(EnvironmentIn):
+    slug = Slug(max_length=50, required=False)
+    name = Text(max_length=100, required=False)
+
+
+class EnvironmentOut(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    order = serializers.IntegerField()
+    is_production = serializers.BooleanField()
+    allowed_hosts = serializers.ListField(child=serializers.CharField())
+
+
+class MemberIn(Strict):
+    username = Text(max_length=150)
+    role = Choice(choices=Role.choices)
+
+
+class MemberUpdate(Strict):
+    role = Choice(choices=Role.choices)
+
+
+class MemberOut(serializers.Serializer):
+    username = serializers.CharField(source="user.username")
+    role = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+# --- components ---------------------------------------------------------------------------
+
+
+def _check_events(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > 1000:
+        raise serializers.ValidationError("At most 1000 events.")
+    problems = {}
+    for name, definition in value.items():
+        if not TAG_RE.match(name):
+            problems[name[:100]] = ["An event tag is letters, digits, _ - . (at most 100)."]
+        elif not isinstance(definition, Mapping):
+            problems[name] = ["An event's definition is a JSON object."]
+    if problems:
+        raise serializers.ValidationError(problems)
+    return value
+
+
+class ComponentIn(Strict):
+    kind = Choice(choices=ComponentKind.choices)
+    tag = Slug(max_length=100)
+    name = Text(max_length=200, required=False, allow_blank=True)
+    description = Text(max_length=5000, required=False, allow_blank=True)
+    events = JSONObject(
+        required=False,
+        help_text="What can be done with the component, keyed by event tag: "
+        "{event_tag: {definition}}; the definition's shape depends on the kind.",
+    )
+
+    def validate_events(self, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_events(value)
+
+
+class ComponentUpdate(ComponentIn):
+    kind = Choice(choices=ComponentKind.choices, required=False)
+    tag = Slug(max_length=100, required=False)
+
+
+class ComponentOut(serializers.Serializer):
+    kind = serializers.CharField()
+    tag = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    events = JSONObject()
+    updated_at = serializers.DateTimeField()
+
+
+# --- workflows ----------------------------------------------------------------------------
+
+
+class WorkflowIn(Strict):
+    tag = Slug(max_length=100)
+    name = Text(max_length=200)
+    description = Text(max_length=5000, required=False, allow_blank=True)
+    source = Choice(choices=Source.choices, required=False)  # type: ignore[assignment]
+    spec = JSONObject(required=False, help_text="An initial draft (see /api/v1/spec-schema).")
+
+
+class WorkflowUpdate(Strict):
+    name = Text(max_length=200, required=False)
+    description = Text(max_length=5000, required=False, allow_blank=True)
+
+
+class ActivationOut(serializers.Serializer):
+    env = serializers.CharField(source="environment.slug")
+    active = serializers.BooleanField()
+    version = serializers.IntegerField(
+        allow_null=True, help_text="The live version (pinned, or else the latest)."
+    )
+    pinned = serializers.BooleanField()
+    managed_by = serializers.CharField(help_text="'user', 'code', or '' when never set.")
+
+
+class WorkflowOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    tag = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
+    product = serializers.CharField(source="product.slug")
+    draft = serializers.SerializerMethodField()
+    latest_version = serializers.SerializerMethodField()
+    activations = serializers.SerializerMethodField()
+    updated_at = serializers.DateTimeField()
+
+    @extend_schema_field({"type": "object", "nullable": True})
+    def get_draft(self, workflow: Any) -> dict[str, Any] | None:
+        draft = draft_get(workflow=workflow)
+        return draft.spec if draft is not None else None
+
+    @extend_schema_field({"type": "integer", "nullable": True})
+    def get_latest_version(self, workflow: Any) -> int | None:
+        return getattr(workflow, "latest_number", None)
+
+    @extend_schema_field(ActivationOut(many=True))
+    def get_activations(self, workflow: Any) -> list[dict[str, Any]]:
+        rows: list[ActivationRow] = activation_rows(workflow=workflow)
+        return list(ActivationOut(rows, many=True).data)
+
+
+class SpecIn(Strict):
+    spec = JSONObject(help_text="A workflow spec (see /api/v1/spec-schema).")
+
+
+class DraftOut(serializers.Serializer):
+    spec = JSONObject(allow_null=True)
+    author = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+class ValidateOut(serializers.Serializer):
+    ok = serializers.BooleanField()
+    levels = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Sequence tags by level: levels[0] are the roots.",
+    )
+    sequences = serializers.IntegerField()
+    steps = serializers.IntegerField()
+
+
+class PublishIn(Strict):
+    spec = JSONObject(required=False, help_text="Publish this spec; default: the draft.")
+    note = Text(max_length=500, required=False, allow_blank=True)
+
+
+class VersionOut(serializers.Serializer):
+    number = serializers.IntegerField()
+    checksum = serializers.CharField()
+    author = serializers.CharField(source="author.username", allow_null=True, default=None)
+    note = serializers.CharField()
+    published_at = serializers.DateTimeField()
+
+
+class VersionDetailOut(VersionOut):
+    spec = JSONObject()
+    plan = JSONObject()
+
+
+class PublishOut(VersionDetailOut):
+    unchanged = serializers.BooleanField(
+        help_text="True when the spec equals the latest version's: nothing new was published."
+    )
+
+
+class ActivationIn(Strict):
+    active = Flag()
+    version = Number(
+        min_value=1,
+        max_value=2_000_000_000,
+        required=False,
+        allow_null=True,
+        help_text="Pin this version number; null or absent: follow the latest version.",
+    )
+
+
+class AuditOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+    action = serializers.CharField()
+    target = serializers.CharField()
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+
+
+class AuditPage(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = AuditOut(many=True)
+
+
+# --- auth ---------------------------------------------------------------------------------
+
+
+class TokenIn(Strict):
+    username = Text(max_length=150)
+    password = Text(max_length=1000, trim_whitespace=False)
+
+
+class TokenOut(serializers.Serializer):
+    token = serializers.CharField()
+    username = serializers.CharField()
