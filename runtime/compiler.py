@@ -263,10 +263,10 @@ class _Compiler:
                         f"duplicate step tag '{tag}' (also sequences[{fi}].events[{fj}]);"
                         " set a unique tag",
                     )
-                elif not event.tag and not TAG_RE.match(tag):
+                elif "{" in tag or "}" in tag:
                     self.issue(
-                        f"{where}.event",
-                        f"'{tag}' cannot be a step tag (letters, digits, _ - . only): set a tag",
+                        f"{where}.{'tag' if event.tag else 'event'}",
+                        f"'{tag}' cannot be referenced as $Step{{...}} (braces): set a tag",
                     )
 
     def build_graph(self) -> None:

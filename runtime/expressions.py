@@ -639,7 +639,8 @@ class _Parser:
                 self.error(f"unclosed '{{' in ${kind}: write {_REF_USAGE[kind]}")
             raw = text[self.pos + 1 : close]
             stripped = raw.strip()
-            groups.append((stripped, self.pos + 1 + (len(raw) - len(raw.lstrip()))))
+            lead = len(raw) - len(raw.lstrip()) if stripped else 0
+            groups.append((stripped, self.pos + 1 + lead))
             self.pos = close + 1
         if len(groups) < least:
             self.error(f"${kind} is written {_REF_USAGE[kind]}", start)
