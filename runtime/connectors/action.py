@@ -71,7 +71,7 @@ def action_run(call: ConnectorCall) -> Any:
 
     def send(fresh_token: bool = False) -> HttpResponse:
         h, q = dict(headers), dict(query)
-        _apply_auth(call, component, auth, h, q, timeout_s, fresh=fresh_token)
+        apply_auth(call, component, auth, h, q, timeout_s, fresh=fresh_token)
         return http_request(
             method,
             url,
@@ -195,7 +195,7 @@ def _secret(call: ConnectorCall, component: Component, name: Any) -> str:
     return value
 
 
-def _apply_auth(
+def apply_auth(
     call: ConnectorCall,
     component: Component,
     auth: dict[str, Any],
@@ -203,8 +203,10 @@ def _apply_auth(
     query: dict[str, Any],
     timeout_s: float | None,
     *,
-    fresh: bool,
+    fresh: bool = False,
 ) -> None:
+    """Add the credentials ``auth`` describes to ``headers``/``query`` (in place); shared
+    by every connector that calls a provider's HTTP API."""
     kind = auth.get("type")
     if not kind or kind == "none":
         return
