@@ -1,0 +1,541 @@
+"""The live ctx a code step's function gets in the worker (pure: no Django imports).
+
+A CODE event recorded from ``ctx.step(tag, fn)`` runs ``fn`` for real. The function was
+written against the recording ctx and closes over recorded values; here it is rebuilt with
+the same code and its captured recorded values replaced by the real ones (resolved by the
+engine from the event's ``refs``), and ``ctx`` replaced by a :class:`LiveContext` over the
+run. Everything else it captured is kept as is.
+
+The engine hands its own step context to ``run_code_step(input, ctx)``; :func:`adapt`
+turns it into the small :class:`StepRuntime` protocol this module needs, so the same live
+ctx serves the engine and ``runtime.testing``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import types
+from collections.abc import Callable, Generator, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from runtime.errors import StepError
+from runtime.recorder import (
+    _SNAKE,
+    CALL_SHAPES,
+    MISSING,
+    Recorded,
+    RecordingContext,
+    contains_recorded,
+    split_call,
+)
+from runtime.spec import EventType
+
+logger = logging.getLogger("trellis.code")
+
+
+@runtime_checkable
+class StepRuntime(Protocol):
+    """What a live ctx needs from whoever runs the step (the engine, or the test harness)."""
+
+    def run_info(self) -> Mapping[str, Any]:
+        """``input``, ``steps`` (tag → output), ``state``, ``id``, ``completed_steps``,
+        ``current_step``."""
+        ...
+
+    def call(
+        self,
+        type: EventType,
+        event: str,
+        app: str | None,
+        input: dict[str, Any],
+        options: Mapping[str, Any],
+    ) -> Any:
+        """Run one connector event now and return its result."""
+        ...
+
+    def log(self, level: str, message: str, data: Any) -> None: ...
+
+    def set_state(self, key: str, value: Any) -> None: ...
+
+    def lookup(self, kind: str, app: str | None, key: str) -> Any:
+        """``kind`` is ``variable``, ``constant`` or ``secret``."""
+        ...
+
+
+# --- values with attribute access (JS-like), still plain JSON -----------------------------
+
+
+class AttrDict(dict[str, Any]):
+    """A dict whose keys read as attributes too (``result.id``), as in the seed's JS.
+
+    A key wins over a dict method of the same name (``ctx.input.items`` is the field);
+    the methods stay reachable through ``dict.items(value)``."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("__") and dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        return super().__getattribute__(name)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"no field {name!r} (fields: {', '.join(map(str, self)) or 'none'})")
+
+
+def wrap(value: Any) -> Any:
+    """Plain JSON → the same data with attribute access on every object."""
+    if isinstance(value, Mapping):
+        return AttrDict({str(k): wrap(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return [wrap(v) for v in value]
+    return value
+
+
+def to_json(value: Any, what: str) -> Any:
+    """A step function's result as JSON, or a non-retryable StepError saying why not."""
+    if contains_recorded(value):
+        raise StepError(f"{what} returned a recorded value outside recording", retryable=False)
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise StepError(
+            f"{what} returned a value that is not JSON-serialisable ({exc}); return a dict, "
+            "list, string, number, boolean or None",
+            retryable=False,
+        ) from None
+
+
+# --- the live ctx ------------------------------------------------------------------------
+
+
+class LiveCall:
+    """A connector call in a code step: runs when awaited (in the engine's thread)."""
+
+    def __init__(self, ctx: LiveContext, label: str, spec: Any, kwargs: Mapping[str, Any]) -> None:
+        self._ctx = ctx
+        self._label = label
+        try:
+            self._split = split_call(label, spec, kwargs)
+        except ValueError as exc:
+            raise StepError(str(exc), retryable=False) from None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._ctx._run_sync(self.result).__await__()
+
+    def result(self) -> Any:
+        """Run the call synchronously (for plain ``def`` step functions)."""
+        split = self._split
+        app = None if split.app is None else str(split.app)
+        out = self._ctx._runtime.call(
+            split.shape.type, str(split.event), app, dict(split.payload), dict(split.options)
+        )
+        return wrap(out)
+
+
+class _LiveNamespace:
+    def __init__(self, ctx: LiveContext, name: str) -> None:
+        self._ctx = ctx
+        self._name = name
+
+    def __getattr__(self, method: str) -> Callable[..., LiveCall]:
+        label = f"{self._name}.{_SNAKE.get(method, method)}"
+        if label not in CALL_SHAPES:
+            raise AttributeError(f"ctx.{self._name} has no method {method!r}")
+
+        def call(spec: Mapping[str, Any] | None = None, /, **kwargs: Any) -> LiveCall:
+            return LiveCall(self._ctx, label, spec, kwargs)
+
+        return call
+
+
+class _LiveTransform:
+    """The same transforms as the recorder's, computed on real values."""
+
+    @staticmethod
+    def upper(value: Any) -> Any:
+        return None if value is None else str(value).upper()
+
+    @staticmethod
+    def lower(value: Any) -> Any:
+        return None if value is None else str(value).lower()
+
+    @staticmethod
+    def trim(value: Any) -> Any:
+        return None if value is None else str(value).strip()
+
+    @staticmethod
+    def parse_json(value: Any) -> Any:
+        return wrap(json.loads(value))
+
+    @staticmethod
+    def stringify(value: Any) -> str:
+        return json.dumps(value)
+
+    @staticmethod
+    def now() -> str:
+        return datetime.now(UTC).isoformat()
+
+    @staticmethod
+    def format_date(value: Any, fmt: str) -> str:
+        if isinstance(value, int | float):
+            moment = datetime.fromtimestamp(value / 1000, UTC)
+        else:
+            moment = datetime.fromisoformat(str(value))
+        for token, code in (
+            ("YYYY", "%Y"),
+            ("MM", "%m"),
+            ("DD", "%d"),
+            ("HH", "%H"),
+            ("mm", "%M"),
+            ("ss", "%S"),
+        ):
+            fmt = fmt.replace(token, code)
+        return moment.strftime(fmt)
+
+    @staticmethod
+    def length(value: Any) -> int:
+        return len(value or [])
+
+    size = length
+
+    @staticmethod
+    def split(value: Any, separator: str) -> list[str]:
+        return str(value).split(separator)
+
+    @staticmethod
+    def join(value: Any, separator: str) -> str:
+        return separator.join(str(v) for v in value)
+
+    @staticmethod
+    def concat(*values: Any) -> str:
+        return "".join("" if v is None else str(v) for v in values)
+
+    @staticmethod
+    def add(a: Any, b: Any) -> Any:
+        return a + b
+
+    @staticmethod
+    def subtract(a: Any, b: Any) -> Any:
+        return a - b
+
+    @staticmethod
+    def substring(value: Any, start: int, end: int | None = None) -> str:
+        return str(value)[start:end]
+
+    parseJson = parse_json
+    formatDate = format_date
+
+
+class _LiveLog:
+    def __init__(self, runtime: StepRuntime) -> None:
+        self._runtime = runtime
+
+    def debug(self, message: Any, data: Any = None) -> None:
+        self._runtime.log("debug", str(message), data)
+
+    def info(self, message: Any, data: Any = None) -> None:
+        self._runtime.log("info", str(message), data)
+
+    def warn(self, message: Any, data: Any = None) -> None:
+        self._runtime.log("warning", str(message), data)
+
+    warning = warn
+
+    def error(self, message: Any, data: Any = None) -> None:
+        self._runtime.log("error", str(message), data)
+
+
+class LiveContext:
+    """``ctx`` inside a code step at run time: real input, step results and state, and
+    connector calls that really run. Durable control flow (steps, sleeps, signals, child
+    workflows) belongs in the handler, so it is refused here."""
+
+    def __init__(self, runtime: StepRuntime) -> None:
+        self._runtime = runtime
+        info = runtime.run_info()
+        self.input: Any = wrap(info.get("input") or {})
+        self.steps: Any = wrap(info.get("steps") or {})
+        self._state: dict[str, Any] = dict(info.get("state") or {})
+        self.workflow_id = info.get("id")
+        self.run_id = self.workflow_id
+        self.completed_steps = list(info.get("completed_steps") or [])
+        self.current_step = info.get("current_step")
+        self.action = _LiveNamespace(self, "action")
+        self.database = _LiveNamespace(self, "database")
+        self.graph = _LiveNamespace(self, "graph")
+        self.notification = _LiveNamespace(self, "notification")
+        self.storage = _LiveNamespace(self, "storage")
+        self.messaging = _LiveNamespace(self, "messaging")
+        self.quota = _LiveNamespace(self, "quota")
+        self.fallback = _LiveNamespace(self, "fallback")
+        self.transform = _LiveTransform()
+        self.log = _LiveLog(runtime)
+
+    @property
+    def state(self) -> Any:
+        return wrap(self._state)
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        value = self._state.get(key)
+        return wrap(default if value is None else value)
+
+    def set_state(self, key: str, value: Any) -> None:
+        value = to_json(value, f"ctx.set_state({key!r})")
+        self._runtime.set_state(key, value)
+        self._state[key] = value
+
+    def variable(self, app: str, key: str) -> Any:
+        return wrap(self._runtime.lookup("variable", app, key))
+
+    def constant(self, app: str, key: str) -> Any:
+        return wrap(self._runtime.lookup("constant", app, key))
+
+    def secret(self, key: str) -> Any:
+        return self._runtime.lookup("secret", None, key)
+
+    @staticmethod
+    def default(value: Any, fallback: Any) -> Any:
+        return fallback if value is None else value
+
+    async def _run_sync(self, fn: Callable[[], Any]) -> Any:
+        """Run blocking work (a connector, the ORM) off the event loop, in the thread that
+        called the step (asgiref keeps Django's connection and transaction there)."""
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(fn, thread_sensitive=True)()
+
+    def _refuse(self, what: str) -> Any:
+        raise StepError(
+            f"{what} cannot run inside a step function: call it from the handler, where it is "
+            "recorded as its own durable step",
+            retryable=False,
+        )
+
+    def step(self, *args: Any, **kwargs: Any) -> Any:
+        return self._refuse("ctx.step")
+
+    def sleep(self, *args: Any, **kwargs: Any) -> Any:
+        return self._refuse("ctx.sleep")
+
+    def wait_for_signal(self, *args: Any, **kwargs: Any) -> Any:
+        return self._refuse("ctx.wait_for_signal")
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        return self._refuse("ctx.checkpoint")
+
+    def trigger_rollback(self, *args: Any, **kwargs: Any) -> Any:
+        return self._refuse("ctx.trigger_rollback")
+
+    def workflow(self, *args: Any, **kwargs: Any) -> Any:
+        return self._refuse("ctx.workflow")
+
+    waitForSignal = wait_for_signal
+    triggerRollback = trigger_rollback
+    setState = set_state
+    getState = get_state
+
+
+# --- putting the real values back into a recorded function ---------------------------------
+
+
+def rebind(fn: Callable[..., Any], refs: Mapping[str, Any], ctx: LiveContext) -> Callable[..., Any]:
+    """``fn`` with its recorded captures replaced by real values and ctx by ``ctx``."""
+    return _rebind(fn, refs, ctx, "", set())
+
+
+def _needs_rebind(fn: types.FunctionType, depth: int = 0) -> bool:
+    if depth > 10:
+        return False
+    for cell in fn.__closure__ or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(value, RecordingContext) or contains_recorded(value):
+            return True
+        if isinstance(value, types.FunctionType) and _needs_rebind(value, depth + 1):
+            return True
+    return any(contains_recorded(d) for d in fn.__defaults__ or ())
+
+
+def _rebind(
+    fn: Callable[..., Any], refs: Mapping[str, Any], ctx: LiveContext, prefix: str, seen: set[int]
+) -> Callable[..., Any]:
+    if not isinstance(fn, types.FunctionType) or id(fn) in seen:
+        return fn
+    seen.add(id(fn))
+    code = fn.__code__
+    cells: list[types.CellType] = []
+    for name, cell in zip(code.co_freevars, fn.__closure__ or (), strict=False):
+        key = prefix + name
+        if key in refs:
+            cells.append(types.CellType(wrap(refs[key])))
+            continue
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            cells.append(cell)
+            continue
+        if isinstance(value, RecordingContext):
+            cells.append(types.CellType(ctx))
+        elif isinstance(value, types.FunctionType) and _needs_rebind(value):
+            cells.append(types.CellType(_rebind(value, refs, ctx, f"{key}.", seen)))
+        else:
+            cells.append(cell)
+    defaults = tuple(
+        wrap(refs[f"{prefix}#{i}"]) if f"{prefix}#{i}" in refs else value
+        for i, value in enumerate(fn.__defaults__ or ())
+    )
+    rebuilt = types.FunctionType(
+        code, fn.__globals__, fn.__name__, defaults or None, tuple(cells) or None
+    )
+    if fn.__kwdefaults__:
+        rebuilt.__kwdefaults__ = {
+            k: wrap(refs[f"{prefix}#{k}"]) if f"{prefix}#{k}" in refs else v
+            for k, v in fn.__kwdefaults__.items()
+        }
+    rebuilt.__qualname__ = fn.__qualname__
+    rebuilt.__module__ = fn.__module__
+    return rebuilt
+
+
+def _positional(fn: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 0
+    return sum(
+        1
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    )
+
+
+def run_step_function(
+    fn: Callable[..., Any],
+    *,
+    refs: Mapping[str, Any],
+    ctx: Any,
+    rollback: bool = False,
+    result: Any = None,
+    workflow: Any = None,
+) -> Any:
+    """Run a recorded step (or rollback) function with real values; return JSON."""
+    runtime = adapt(ctx)
+    live = LiveContext(runtime)
+    bound = rebind(fn, refs, live)
+    count = _positional(bound)
+    if rollback:
+        args: tuple[Any, ...] = (wrap(result), live)[: min(count, 2)]
+    else:
+        args = (live,) if count >= 1 else ()
+    what = f"the {'rollback' if rollback else 'step'} function {getattr(fn, '__qualname__', fn)}"
+    out = bound(*args)
+    if inspect.isawaitable(out) or isinstance(out, LiveCall):
+        out = _drive(out)
+    return to_json(out, what)
+
+
+def _drive(awaitable: Any) -> Any:
+    """Await a step function's coroutine from sync code (the worker)."""
+    from asgiref.sync import async_to_sync
+
+    async def main() -> Any:
+        value = awaitable
+        while inspect.isawaitable(value):
+            value = await value
+        return value
+
+    if isinstance(awaitable, LiveCall):
+        return awaitable.result()
+    return async_to_sync(main)()
+
+
+# --- adapting the engine's step context ------------------------------------------------------
+
+
+class _Adapted:
+    """Duck-typed view of an engine ctx (attributes or mapping keys)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+
+    def _get(self, name: str, default: Any = None) -> Any:
+        if isinstance(self._ctx, Mapping):
+            return self._ctx.get(name, default)
+        return getattr(self._ctx, name, default)
+
+    def run_info(self) -> Mapping[str, Any]:
+        info = self._get("run_info")
+        if callable(info):
+            return dict(info())
+        return {
+            "input": self._get("input") or {},
+            "steps": self._get("steps") or {},
+            "state": self._get("state") or {},
+            "id": self._get("run_id", self._get("id")),
+            "completed_steps": self._get("completed_steps") or [],
+            "current_step": self._get("current_step", self._get("step")),
+        }
+
+    def call(
+        self,
+        type: EventType,
+        event: str,
+        app: str | None,
+        input: dict[str, Any],
+        options: Mapping[str, Any],
+    ) -> Any:
+        fn = self._get("call")
+        if not callable(fn):
+            raise StepError("this runner cannot call connectors from code steps", retryable=False)
+        return fn(type, event, app, input, options)
+
+    def log(self, level: str, message: str, data: Any) -> None:
+        fn = self._get("log")
+        if callable(fn):
+            fn(level, message, data)
+            return
+        logger.log(logging.getLevelName(level.upper()), "%s %s", message, data or "")
+
+    def set_state(self, key: str, value: Any) -> None:
+        fn = self._get("set_state")
+        if not callable(fn):
+            raise StepError("this runner cannot set state from code steps", retryable=False)
+        fn(key, value)
+
+    def lookup(self, kind: str, app: str | None, key: str) -> Any:
+        fn = self._get("lookup")
+        if callable(fn):
+            return fn(kind, app, key)
+        table = self._get(f"{kind}s") or {}
+        if app is not None:
+            table = table.get(app, {})
+        return table.get(key)
+
+
+def adapt(ctx: Any) -> StepRuntime:
+    """The engine's step context (or None) as a :class:`StepRuntime`."""
+    if isinstance(ctx, StepRuntime):
+        return ctx
+    return _Adapted(ctx if ctx is not None else {})
+
+
+def log_to(ctx: Any, level: str, message: Any, data: Any) -> None:
+    """Journal one log line through the runner's ctx (or Python logging without one)."""
+    text = "" if message is None else str(message)
+    adapt(ctx).log(level, text, None if data is MISSING else data)
+
+
+__all__ = [
+    "AttrDict",
+    "LiveContext",
+    "Recorded",
+    "StepRuntime",
+    "adapt",
+    "log_to",
+    "rebind",
+    "run_step_function",
+    "wrap",
+]
