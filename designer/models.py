@@ -262,3 +262,54 @@ class AuditEntry(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+
+class Message(models.Model):
+    """A message published to a topic of the built-in (database) broker.
+
+    Publishing stores it and starts every workflow whose live version in the environment
+    has a ``{type: 'topic', event: '<broker>:<topic>'}`` trigger; ``runs`` lists them.
+    """
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="messages")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    broker = models.CharField(max_length=100)
+    topic = models.CharField(max_length=200)
+    payload = models.JSONField(null=True, blank=True)
+    key = models.CharField(max_length=300, blank=True, default="")  # idempotency key
+    run_id = models.BigIntegerField(null=True, blank=True)  # the publishing run
+    runs = models.JSONField(default=list, blank=True)  # ids of runs it started
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["environment", "broker", "topic", "created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "broker", "topic", "key"],
+                condition=~Q(key=""),
+                name="uniq_message_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.broker}:{self.topic} #{self.pk}"
+
+
+class QuotaCounter(models.Model):
+    """Calls counted in one fixed window of a quota, per environment and key."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    quota = models.CharField(max_length=100)  # component tag
+    name = models.CharField(max_length=200)  # the quota (event) within the component
+    key = models.CharField(max_length=300, blank=True, default="")
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "quota", "name", "key", "window_start"],
+                name="uniq_quota_window",
+            )
+        ]
