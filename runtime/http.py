@@ -97,12 +97,21 @@ def host_allowed(url: str, allowed_hosts: Iterable[str]) -> bool:
     return False
 
 
-def host_check(url: str, allowed_hosts: Iterable[str], *, environment: str = "") -> None:
-    """Refuse (not retryable) a URL whose host is not on the environment's allow-list."""
+def host_check(
+    url: str,
+    allowed_hosts: Iterable[str],
+    *,
+    environment: str = "",
+    schemes: Iterable[str] = ("http", "https"),
+) -> None:
+    """Refuse (not retryable) a URL whose host is not on the environment's allow-list.
+
+    Used for every outgoing connection (HTTP, SMTP, databases, Redis, S3), with
+    ``schemes`` naming the URL schemes the caller accepts."""
     allowed = list(allowed_hosts)
     parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise StepError(f"not an http(s) URL: {where(url)!r}", retryable=False)
+    if parts.scheme not in set(schemes) or not parts.hostname:
+        raise StepError(f"not a {'/'.join(schemes)} URL: {where(url)!r}", retryable=False)
     if not host_allowed(url, allowed):
         env = f" of environment '{environment}'" if environment else ""
         raise StepError(

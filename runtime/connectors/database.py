@@ -49,9 +49,11 @@ from urllib.parse import unquote, urlsplit
 
 from runtime.connectors import Component, ConnectorCall, register
 from runtime.errors import StepError, StepTimeout
+from runtime.http import host_check
 from runtime.spec import EventType, duration_ms
 
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 OPS = {"insert", "query", "update", "delete", "execute"}
 DEFAULT_TIMEOUT_S = 30.0
 MAX_ROWS = 10_000
@@ -86,6 +88,9 @@ def database_run(call: ConnectorCall) -> Any:
     data = call.input if isinstance(call.input, dict) else {}
     statement = _build(op, operation, data, name)
     timeout = _timeout_s(call, operation, component.config)
+    url = str(component.config.get("url") or "")
+    if call.allowed_hosts and not url.startswith("sqlite:"):
+        host_check(url, call.allowed_hosts, environment=call.environment, schemes=PG_SCHEMES)
     with _connect(component, timeout) as db:
         return db.run(statement, op)
 

@@ -52,7 +52,7 @@ from django.template import Context, Engine, TemplateSyntaxError
 from runtime.connectors import Component, ConnectorCall, register
 from runtime.connectors.action import apply_auth
 from runtime.errors import StepError
-from runtime.http import http_request, where
+from runtime.http import host_check, http_request, where
 from runtime.spec import EventType, duration_ms
 
 CHANNELS = ("email", "sms", "push")
@@ -243,6 +243,13 @@ def _connection(call: ConnectorCall, component: Component, config: dict[str, Any
                 f"secret '{config['password_secret']}' of notifier '{component.tag}' is not set",
                 retryable=False,
             )
+    if call.allowed_hosts:
+        host_check(
+            f"smtp://{config['host']}:{int(config.get('port', 25))}",
+            call.allowed_hosts,
+            environment=call.environment,
+            schemes=("smtp",),
+        )
     timeout = call.timeout_s or ((duration_ms(config.get("timeout")) or 30_000) / 1000)
     return get_connection(
         backend=path,

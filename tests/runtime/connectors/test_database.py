@@ -233,3 +233,16 @@ def test_markers_inside_literals_comments_and_casts_are_left_alone() -> None:
     assert values == [1, 2]
     sql, _ = to_positional("SELECT 5 % 2", {}, marker="%s")
     assert sql == "SELECT 5 %% 2"
+
+
+def test_a_database_host_not_on_the_allow_list_is_refused() -> None:
+    component = Component(
+        kind="database",
+        tag="pg",
+        config={"url": PG_URL},
+        events={"q": {"op": "execute", "sql": "SELECT 1 AS one"}},
+    )
+    with pytest.raises(StepError, match="host '127.0.0.1' is not on the allow-list") as err:
+        run(component, "q", {}, allowed_hosts=("db.internal",), environment="prd")
+    assert err.value.retryable is False
+    assert run(component, "q", {}, allowed_hosts=("127.0.0.1",))["row"] == {"one": 1}

@@ -291,3 +291,17 @@ def test_the_provider_host_must_be_on_the_allow_list(
             {"phones": ["+1"]},
             allowed_hosts=("sms.example.com",),
         )
+
+
+def test_the_smtp_host_must_be_on_the_allow_list(
+    smtp: tuple[Inbox, int], http_peer: HttpPeer
+) -> None:
+    inbox, port = smtp
+    with pytest.raises(StepError, match="host '127.0.0.1' is not on the allow-list"):
+        send(
+            notifier(port, http_peer.url),
+            "order-confirmation",
+            {"recipients": ["a@b.io"]},
+            allowed_hosts=("smtp.example.com",),
+        )
+    assert inbox.messages == []
