@@ -297,7 +297,7 @@ def test_the_smtp_host_must_be_on_the_allow_list(
     smtp: tuple[Inbox, int], http_peer: HttpPeer
 ) -> None:
     inbox, port = smtp
-    with pytest.raises(StepError, match="host '127.0.0.1' is not on the allow-list"):
+    with pytest.raises(StepError, match=r"host '127\.0\.0\.1' is not on the allow-list"):
         send(
             notifier(port, http_peer.url),
             "order-confirmation",
