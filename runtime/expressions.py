@@ -548,6 +548,10 @@ def _parse_path(path: str, offset: int, text: str) -> tuple[str | int, ...]:
     """``items[0].id`` / ``items.0.id`` → ``('items', 0, 'id')`` / ``('items', '0', 'id')``."""
     if not path:
         return ()
+    if "[" not in path and "]" not in path:
+        parts = [p.strip() for p in path.split(".")]
+        if all(parts):  # the common case: a.b.0.c
+            return tuple(parts)
     segments: list[str | int] = []
     i, n = 0, len(path)
     expect_segment = True
@@ -851,7 +855,8 @@ class Template:
         return f"Template({self.text!r})"
 
 
-@lru_cache(maxsize=8192)
+# Big enough for every distinct string of a few large workflows (a Template is ~1 KB).
+@lru_cache(maxsize=16384)
 def parse(text: str) -> Template:
     """Parse a string value into a :class:`Template`; raises ExpressionError with a position."""
     if "$" not in text:
