@@ -38,28 +38,27 @@ export const REFERENCES: readonly { name: string; detail: string }[] = [
   { name: 'Constant', detail: 'component constant' },
   { name: 'Secret', detail: 'secret (never logged)' },
   { name: 'Run', detail: 'run info' },
+  { name: 'Now', detail: 'current time (ISO 8601)' },
 ];
 
+// Mirrors runtime/expressions.py OPERATORS (name and usage).
 export const OPERATORS: readonly { name: string; detail: string }[] = [
   { name: 'Default', detail: '(value, fallback)' },
-  { name: 'Concat', detail: '(a, b, …) join as text' },
+  { name: 'Concat', detail: '(a, b, ...) join as text' },
+  { name: 'Add', detail: '(a, b, ...)' },
+  { name: 'Subtract', detail: '(a, b)' },
+  { name: 'Substring', detail: '(text, start, length?)' },
+  { name: 'Trim', detail: '(text)' },
+  { name: 'Split', detail: '(text, separator)' },
+  { name: 'Join', detail: '(array, separator)' },
+  { name: 'Pick', detail: "(object, 'key.path')" },
   { name: 'Uppercase', detail: '(text)' },
   { name: 'Lowercase', detail: '(text)' },
-  { name: 'Trim', detail: '(text)' },
-  { name: 'Substring', detail: '(text, start, end)' },
-  { name: 'Replace', detail: '(text, old, new)' },
-  { name: 'Split', detail: '(text, separator)' },
-  { name: 'Join', detail: '(list, separator)' },
-  { name: 'Length', detail: '(list or text)' },
-  { name: 'Add', detail: '(a, b)' },
-  { name: 'Subtract', detail: '(a, b)' },
-  { name: 'Multiply', detail: '(a, b)' },
-  { name: 'Divide', detail: '(a, b)' },
-  { name: 'Round', detail: '(number, digits)' },
-  { name: 'Now', detail: '() current time' },
-  { name: 'DateFormat', detail: '(date, format)' },
-  { name: 'ParseJson', detail: '(text)' },
-  { name: 'Stringify', detail: '(value)' },
+  { name: 'Dateformat', detail: "(date, 'YYYY-MM-DD')" },
+  { name: 'Size', detail: '(value)' },
+  { name: 'Length', detail: '(value)' },
+  { name: 'Filter', detail: "(array, 'field', '==', value)" },
+  { name: 'Find', detail: "(array, 'field', '==', value)" },
 ];
 
 /** Step tags that have run before event `index` of `seqTag`: ancestors' steps, then earlier ones. */
@@ -113,7 +112,7 @@ export function complete(text: string, caret: number, ctx: CompletionContext): C
   const name = /^\$([A-Za-z]*)$/.exec(token);
   if (name) {
     const items: Suggestion[] = [
-      ...REFERENCES.map((r) => ({ label: `$${r.name}`, insert: `$${r.name}{`, detail: r.detail })),
+      ...REFERENCES.map((r) => ({ label: `$${r.name}`, insert: r.name === 'Now' ? '$Now' : `$${r.name}{`, detail: r.detail })),
       ...OPERATORS.map((o) => ({ label: `$${o.name}`, insert: `$${o.name}(`, detail: o.detail })),
     ];
     return { from: dollar, to: caret, items: filterPrefix(items, `$${name[1]}`) };

@@ -20,7 +20,7 @@ describe('complete', () => {
   it('completes reference kinds and operators after $', () => {
     const c = complete('{"a": "$St', 10, ctx)!;
     expect(c.from).toBe(7);
-    expect(c.items.map((i) => i.label)).toEqual(['$Step', '$State', '$Stringify']);
+    expect(c.items.map((i) => i.label)).toEqual(['$Step', '$State']);
     expect(c.items[0]!.insert).toBe('$Step{');
     const ops = complete('$Con', 4, ctx)!;
     expect(ops.items.map((i) => i.insert)).toEqual(['$Constant{', '$Concat(']);

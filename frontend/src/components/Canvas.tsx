@@ -1,0 +1,163 @@
+// The React Flow surface shared by the editor, the diff view and the run monitor. All graph
+// state lives in the canvas store; this component only wires React Flow to it.
+
+import {
+  Background,
+  BackgroundVariant,
+  Controls,
+  MarkerType,
+  MiniMap,
+  ReactFlow,
+  useReactFlow,
+  useStore as useFlowStore,
+  type Connection,
+  type Edge,
+  type Node,
+  type OnNodeDrag,
+} from '@xyflow/react';
+import { useCallback, useEffect, useRef, type DragEvent } from 'react';
+
+import { canConnect, type SequenceNode } from '../lib/graph';
+import { edgeTypes, nodeTypes } from '../nodes';
+import { hasTrellisDrag, readMove, readNewEvent } from '../nodes/dnd';
+import { useEditor, useEditorStore } from '../store/context';
+import { installBench } from './bench';
+
+const defaultEdgeOptions = { markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 } };
+const FIT_OPTIONS = { padding: 0.15, maxZoom: 1.1 };
+
+function minimapColor(node: Node): string {
+  const data = (node as SequenceNode).data;
+  if (data.diff && data.diff.change !== 'same') {
+    return { added: '#16a34a', removed: '#dc2626', changed: '#d97706', moved: '#d97706', same: '#cbd5e1' }[data.diff.change];
+  }
+  if (data.issues?.count) return '#ef4444';
+  return node.selected ? '#6366f1' : '#cbd5e1';
+}
+
+/** Semantic zoom: far out, cards drop their details (one class flip, not a re-render per frame). */
+function zoomClass(s: { transform: [number, number, number] }): string {
+  const z = s.transform[2];
+  return z < 0.3 ? 'zoom-far' : z < 0.55 ? 'zoom-mid' : 'zoom-near';
+}
+
+export interface CanvasProps {
+  /** Marks the page ready for tests and the benchmark once the first frame is drawn. */
+  announceReady?: boolean;
+  minimap?: boolean;
+  testId?: string;
+}
+
+export function Canvas({ announceReady = false, minimap = true, testId = 'canvas' }: CanvasProps) {
+  const store = useEditorStore();
+  const nodes = useEditor((s) => s.nodes);
+  const edges = useEditor((s) => s.edges);
+  const readOnly = useEditor((s) => s.readOnly);
+  const fitRequest = useEditor((s) => s.fitRequest);
+  const onNodesChange = useEditor((s) => s.onNodesChange);
+  const onEdgesChange = useEditor((s) => s.onEdgesChange);
+  const flow = useReactFlow();
+  const zoom = useFlowStore(zoomClass);
+  const wrapper = useRef<HTMLDivElement>(null);
+
+  useEffect(() => {
+    if (fitRequest > 0) requestAnimationFrame(() => void flow.fitView({ ...FIT_OPTIONS, duration: 250 }));
+  }, [fitRequest, flow]);
+
+  useEffect(() => (announceReady ? installBench(flow) : undefined), [announceReady, flow]);
+
+  const onInit = useCallback(() => {
+    if (!announceReady) return;
+    requestAnimationFrame(() =>
+      requestAnimationFrame(() => {
+        (window as unknown as { __trellisReady?: number }).__trellisReady = performance.now();
+        document.body.dataset.canvasReady = '1';
+      }),
+    );
+  }, [announceReady]);
+
+  const onConnect = useCallback(
+    (c: Connection) => {
+      if (c.source && c.target) store.getState().connect(c.source, c.target);
+    },
+    [store],
+  );
+
+  const isValidConnection = useCallback(
+    (c: Connection | Edge) => !!c.source && !!c.target && canConnect(store.getState().spec, c.source, c.target),
+    [store],
+  );
+
+  const onNodeDragStop: OnNodeDrag<SequenceNode> = useCallback(
+    (_e, _node, moved) => store.getState().commitPositions(moved.map((n) => ({ id: n.id, position: n.position }))),
+    [store],
+  );
+
+  const onPaneClick = useCallback(() => store.getState().clearSelection(), [store]);
+
+  const onDragOver = useCallback(
+    (e: DragEvent<HTMLDivElement>) => {
+      if (readOnly || !hasTrellisDrag(e.dataTransfer)) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = hasTrellisDrag(e.dataTransfer) === 'move' ? 'move' : 'copy';
+    },
+    [readOnly],
+  );
+
+  // Dropped on the empty canvas: a new sequence there holding the event.
+  const onDrop = useCallback(
+    (e: DragEvent<HTMLDivElement>) => {
+      if (readOnly) return;
+      const kind = hasTrellisDrag(e.dataTransfer);
+      if (!kind) return;
+      e.preventDefault();
+      const position = flow.screenToFlowPosition({ x: e.clientX, y: e.clientY });
+      position.x = Math.round(position.x - 40);
+      position.y = Math.round(position.y - 20);
+      const s = store.getState();
+      if (kind === 'move') {
+        const from = readMove(e.dataTransfer);
+        if (from) s.moveEventToNewSequence(from, position);
+      } else {
+        const event = readNewEvent(e.dataTransfer);
+        if (event) s.addSequence({ events: [event], position });
+      }
+    },
+    [readOnly, flow, store],
+  );
+
+  return (
+    <div className={`canvas-wrap ${zoom}`} ref={wrapper} onDragOver={onDragOver} onDrop={onDrop} data-testid={testId}>
+      <ReactFlow
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={nodeTypes}
+        edgeTypes={edgeTypes}
+        defaultEdgeOptions={defaultEdgeOptions}
+        onNodesChange={onNodesChange}
+        onEdgesChange={onEdgesChange}
+        onConnect={onConnect}
+        isValidConnection={isValidConnection}
+        onNodeDragStop={onNodeDragStop}
+        onPaneClick={onPaneClick}
+        onInit={onInit}
+        nodesDraggable={!readOnly}
+        nodesConnectable={!readOnly}
+        elementsSelectable
+        deleteKeyCode={null}
+        selectionKeyCode="Shift"
+        multiSelectionKeyCode={['Meta', 'Control', 'Shift']}
+        onlyRenderVisibleElements
+        minZoom={0.03}
+        maxZoom={2}
+        fitView
+        fitViewOptions={FIT_OPTIONS}
+        connectionRadius={28}
+      >
+        <Background variant={BackgroundVariant.Dots} gap={20} size={1.2} color="#cbd5e1" />
+        <Controls showInteractive={false} position="bottom-left" />
+        {minimap ? <MiniMap pannable zoomable nodeColor={minimapColor} nodeStrokeWidth={0} maskColor="rgba(241,245,249,0.7)" position="bottom-right" /> : null}
+      </ReactFlow>
+    </div>
+  );
+}

@@ -1,0 +1,40 @@
+import '@xyflow/react/dist/style.css';
+import './styles.css';
+
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+
+import { Api } from './api';
+import { AppContext } from './appContext';
+import { readBootstrap } from './bootstrap';
+import { CanvasPage } from './pages/CanvasPage';
+import { ProductsPage } from './pages/ProductsPage';
+import { RunMonitorPage } from './pages/RunMonitorPage';
+import { WorkflowsPage } from './pages/WorkflowsPage';
+
+const boot = readBootstrap();
+const api = new Api(boot.apiBase, boot.csrfToken);
+
+function Page() {
+  switch (boot.page) {
+    case 'workflows':
+      return <WorkflowsPage />;
+    case 'canvas':
+      return <CanvasPage />;
+    case 'run':
+      return <RunMonitorPage />;
+    default:
+      return <ProductsPage />;
+  }
+}
+
+const root = document.getElementById('root');
+if (root) {
+  createRoot(root).render(
+    <StrictMode>
+      <AppContext.Provider value={{ boot, api }}>
+        <Page />
+      </AppContext.Provider>
+    </StrictMode>,
+  );
+}

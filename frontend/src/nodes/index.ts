@@ -1,0 +1,8 @@
+import type { EdgeTypes, NodeTypes } from '@xyflow/react';
+
+import { ParentEdgeView } from '../edges/ParentEdge';
+import { SequenceNodeView } from './SequenceNode';
+
+// Declared once, outside any component, so React Flow never sees new objects.
+export const nodeTypes: NodeTypes = { sequence: SequenceNodeView };
+export const edgeTypes: EdgeTypes = { parent: ParentEdgeView };
