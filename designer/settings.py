@@ -175,6 +175,11 @@ else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["broker_class"] = "runtime.brokers.DelayedORM"
 
+# --- Engine ---------------------------------------------------------------------------
+# CODE steps may only call functions from these packages (plus runtime.connectors.code's
+# built-ins): a spec author must never be able to name os:system.
+TRELLIS_CODE_PACKAGES = env_list("TRELLIS_CODE_PACKAGES", ["workflows", "tests"])
+
 # --- Channels -------------------------------------------------------------------------
 # Live run updates cross processes (worker -> web). Scale-out: channels-redis. Embedded:
 # runtime.channel_layer.JournalChannelLayer tails the journal, woken by a datagram on a

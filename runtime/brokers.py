@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
 from django.utils import timezone
 from django_q.brokers.orm import ORM
@@ -43,3 +44,81 @@ class DelayedRedis(Redis):
     def dequeue(self):  # type: ignore[no-untyped-def]
         self._promote_due()
         return super().dequeue()
+
+
+# --- Enqueueing engine tasks ----------------------------------------------------------------
+
+TaskCall = tuple[str, tuple[Any, ...]]  # (dotted function path, args)
+
+_broker: Any = None
+
+
+def broker() -> Any:
+    """The configured django-q2 broker, created once per process."""
+    global _broker
+    if _broker is None:
+        from django_q.brokers import get_broker
+
+        _broker = get_broker()
+    return _broker
+
+
+def task_package(func: str, args: tuple[Any, ...]) -> str:
+    """A signed django-q2 task package, as ``async_task`` builds it (success not saved)."""
+    from django_q.humanhash import uuid
+    from django_q.signing import SignedPackage
+
+    name, task_id = uuid()
+    task = {
+        "id": task_id,
+        "name": name,
+        "func": func,
+        "args": args,
+        "kwargs": {},
+        # Engine tasks leave their trace in the journal; storing every success as a
+        # django-q Task row would double the writes per task.
+        "save": False,
+        "ack_failure": True,
+        "started": timezone.now(),
+    }
+    return str(SignedPackage.dumps(task))
+
+
+def is_orm_broker() -> bool:
+    return isinstance(broker(), ORM)
+
+
+def enqueue_now(calls: list[TaskCall], delay_s: float = 0.0) -> None:
+    """Put tasks on the queue right away (``delay_s`` > 0: invisible until then).
+
+    With the ORM broker inside a transaction the queue rows commit (or roll back) with
+    the state they act on — a transactional outbox; the Redis broker must be called
+    after commit (see ``runtime.executor.enqueue``).
+    """
+    if not calls:
+        return
+    from django_q.conf import Conf
+
+    if Conf.SYNC:
+        import pydoc
+
+        for func, args in calls:
+            pydoc.locate(func)(*args)  # type: ignore[operator]
+        return
+    b = broker()
+    packages = [task_package(func, args) for func, args in calls]
+    if isinstance(b, ORM):
+        from django_q.models import OrmQ
+
+        lock = timezone.now() + timedelta(seconds=delay_s)
+        OrmQ.objects.using(Conf.ORM).bulk_create(
+            [OrmQ(key=b.list_key, payload=p, lock=lock) for p in packages]
+        )
+    elif delay_s > 0 and hasattr(b, "enqueue_delayed"):
+        for p in packages:
+            b.enqueue_delayed(p, delay_s)
+    elif isinstance(b, Redis):
+        b.connection.rpush(b.list_key, *packages)
+    else:
+        for p in packages:
+            b.enqueue(p)

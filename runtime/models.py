@@ -23,6 +23,17 @@ class RunStatus(models.TextChoices):
 RUN_FINISHED = {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ROLLED_BACK, RunStatus.CANCELLED}
 
 
+class StopReason(models.TextChoices):
+    """Why a run is winding down (set before compensation, cleared never)."""
+
+    NONE = "", "-"
+    FAILED = "failed", "A step failed"
+    CANCELLED = "cancelled", "Cancelled"
+    ROLLBACK = "rollback", "ROLLBACK event"
+    TIMEOUT = "timeout", "Run timeout"
+    TERMINATED = "terminated", "Parent closed"
+
+
 class StepStatus(models.TextChoices):
     PENDING = "pending"
     RUNNING = "running"
@@ -71,10 +82,19 @@ class Run(models.Model):
     deadline_at = models.DateTimeField(null=True, blank=True)  # options.timeout
     wake_at = models.DateTimeField(null=True, blank=True, db_index=True)  # earliest timer
     cancel_requested = models.BooleanField(default=False)
+    # Set once when the run starts winding down (a step failed, cancel, ROLLBACK, timeout):
+    # sequences stop at their next step boundary and the last one out compensates.
+    stop_reason = models.CharField(
+        max_length=12, choices=StopReason.choices, blank=True, default=""
+    )
     last_seq = models.PositiveBigIntegerField(default=0)
-    # Lease: the worker currently driving this run and until when it holds it.
+    kicked_at = models.DateTimeField(null=True, blank=True)  # last re-enqueued by the sweep
+    # Lease for run-level work (compensation, finishing); sequences have their own.
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    # Not a column: run_start sets it when an idempotency key found an existing run.
+    reused: bool = False
 
     class Meta:
         ordering = ["-id"]
@@ -92,14 +112,27 @@ class Run(models.Model):
 
 
 class SequenceRun(models.Model):
+    """One sequence of a run: driven by one task at a time, which holds its lease."""
+
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="sequences")
     tag = models.CharField(max_length=100)
     status = models.CharField(max_length=15, choices=StepStatus.choices, default=StepStatus.PENDING)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Parked (sleep, retry delay, signal timeout): when the sweep should wake it.
+    wake_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # When the sweep last re-enqueued it (so a backed-up queue is not flooded).
+    kicked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        ordering = ["run", "id"]
         constraints = [models.UniqueConstraint(fields=["run", "tag"], name="uniq_seqrun")]
+        indexes = [
+            models.Index(fields=["status", "wake_at"], name="seqrun_due"),
+            models.Index(fields=["status", "lease_until"], name="seqrun_lease"),
+        ]
 
 
 class StepRun(models.Model):
@@ -116,7 +149,13 @@ class StepRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # What a waiting step waits for: {"signals": [...], "until": iso} or {"child": id}.
+    wait = models.JSONField(null=True, blank=True)
+    child_run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     rollback_status = models.CharField(max_length=15, blank=True)
+    rollback_attempt = models.PositiveIntegerField(default=0)
     rollback_error = models.JSONField(null=True, blank=True)
 
     class Meta:
@@ -159,3 +198,12 @@ class Signal(models.Model):
 
     class Meta:
         ordering = ["run", "id"]
+
+
+class EngineBeat(models.Model):
+    """Keeps exactly one chain of periodic sweeps alive: a tick runs only with the
+    current ``token``; a kick replaces the token when the last beat is stale."""
+
+    name = models.CharField(max_length=50, unique=True)
+    token = models.CharField(max_length=64, blank=True)
+    beat_at = models.DateTimeField(null=True, blank=True)

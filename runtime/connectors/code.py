@@ -1,0 +1,150 @@
+"""CODE: call a Python function by dotted path with the step's resolved input.
+
+``event`` is ``package.module:function`` (or ``package.module.function``). The function is
+called as ``fn(input)`` or, when it takes two parameters, ``fn(input, ctx)`` where ``ctx``
+is an immutable :class:`StepInfo` (run id, step, attempt, idempotency key, environment)
+with ``ctx.log(message, **data)`` for journaled log lines. Its return value is the step's
+output (JSON). Raise :class:`runtime.errors.StepError` to say whether a retry can help;
+any other exception fails the attempt and may be retried.
+
+Only functions under the packages listed in ``settings.TRELLIS_CODE_PACKAGES`` (and the
+built-ins of this module) can be called: a spec author must not be able to name
+``os:system``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from runtime.connectors import ConnectorCall, register
+from runtime.errors import StepError
+from runtime.spec import EventType
+
+_local = threading.local()
+BUILTIN_MODULE = __name__
+
+
+@contextmanager
+def collect_logs(sink: list[dict[str, Any]]) -> Iterator[None]:
+    """Gather ``ctx.log`` lines of the calls made in this block (same thread) into ``sink``."""
+    previous = getattr(_local, "logs", None)
+    _local.logs = sink
+    try:
+        yield
+    finally:
+        _local.logs = previous
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a CODE function may know about the step it runs in (read-only)."""
+
+    run_id: int | None
+    step: str
+    attempt: int
+    idempotency_key: str
+    environment: str
+
+    def log(self, message: str, level: str = "info", **data: Any) -> None:
+        """Write a line to the run's journal (kind ``log``) when the step commits."""
+        sink = getattr(_local, "logs", None)
+        if sink is not None:
+            sink.append({"level": level, "message": str(message), "data": data})
+
+
+def _allowed(module: str) -> bool:
+    if module == BUILTIN_MODULE:
+        return True
+    try:
+        from django.conf import settings
+
+        packages = list(getattr(settings, "TRELLIS_CODE_PACKAGES", []))
+    except ImportError:  # pragma: no cover
+        packages = []
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+@lru_cache(maxsize=1024)
+def code_function(path: str) -> tuple[Callable[..., Any], bool]:
+    """(function, whether it takes ctx) for a dotted path; StepError when not callable."""
+    if ":" in path:
+        module_name, _, attr = path.partition(":")
+    else:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise StepError(
+            f"'{path}' is not a dotted path like 'package.module:function'", retryable=False
+        )
+    if not _allowed(module_name):
+        raise StepError(
+            f"module '{module_name}' is not in TRELLIS_CODE_PACKAGES; CODE steps may only "
+            "call functions from the packages listed there",
+            retryable=False,
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise StepError(f"cannot import '{module_name}': {exc}", retryable=False) from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn) or attr.startswith("_"):
+        raise StepError(f"'{path}' is not a public function", retryable=False)
+    try:
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        wants_ctx = len(params) >= 2
+    except (TypeError, ValueError):
+        wants_ctx = False
+    return fn, wants_ctx
+
+
+@register(EventType.CODE)
+def code_run(call: ConnectorCall) -> Any:
+    """Run the CODE step's function with its input (and ctx)."""
+    fn, wants_ctx = code_function(call.event)
+    try:
+        if not wants_ctx:
+            return fn(call.input)
+        attempt = call.idempotency_key.rsplit(":", 1)[-1]
+        info = StepInfo(
+            run_id=call.run_id,
+            step=call.step,
+            attempt=int(attempt) if attempt.isdigit() else 0,
+            idempotency_key=call.idempotency_key,
+            environment=call.environment,
+        )
+        return fn(call.input, info)
+    except StepError:
+        raise
+    except Exception as exc:
+        raise StepError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+
+
+# --- Built-ins (always allowed): handy in examples, tests and the benchmark ----------------
+
+
+def noop(input: Any) -> dict[str, Any]:
+    """Do nothing; output ``{}``."""
+    return {}
+
+
+def echo(input: Any) -> Any:
+    """Return the input as the output."""
+    return input
+
+
+def fail(input: Any) -> Any:
+    """Always fail; ``input.retryable`` (default true) and ``input.message`` shape the error."""
+    data = input if isinstance(input, dict) else {}
+    raise StepError(
+        str(data.get("message", "failed on purpose")), retryable=bool(data.get("retryable", True))
+    )

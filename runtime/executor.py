@@ -1,0 +1,1685 @@
+"""Execution, Django side: drive sequences step by step, hold leases, commit every result.
+
+One task drives one sequence (``sequence_drive``): it takes the sequence's lease, then runs
+its steps in order. Each step's result is committed in ONE short transaction together
+with the start of the next step (StepRun rows, journal entries, ``Run.last_seq``), so the
+hot path is one transaction per step with no re-reads. When the sequence ends, the same
+kind of transaction (under the run's lock) decides which sequences start next: the first
+one is driven by this task without a queue hop, the others are enqueued. Only fan-out,
+timers and signals go back through the queue.
+
+Concurrency and crashes:
+
+- A task only works on a sequence while it holds the lease (``SequenceRun.lease_owner``,
+  renewed while a step runs); every commit re-checks it (a fenced UPDATE), so a worker that
+  lost its lease can never write over the worker that took it. A duplicate task finds the
+  lease taken or the sequence done and returns.
+- Every transaction that journals first increments ``Run.last_seq`` (the run's row lock on
+  PostgreSQL, the write lock on SQLite), which serializes writers of one run: fan-out/join
+  decisions, signals and cancels are race-free.
+- A completed step is never run again; a step in flight when its worker died is re-run by
+  whoever takes the expired lease, with the same idempotency key ``<run>:<step>:<attempt>``.
+- The periodic sweep (``runtime.tasks.sweep``) re-enqueues due timers, expired leases and
+  interrupted compensations.
+
+Winding down (a step failed, cancel, ROLLBACK, timeout): ``Run.stop_reason`` is set once;
+running sequences stop at their next step boundary; the last one out (or the sweep)
+compensates per the rollback strategy under the run's own lease, then ends the run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from runtime import engine
+from runtime.brokers import TaskCall, enqueue_now, is_orm_broker
+from runtime.compiler import Plan, PlanStep, compile_spec
+from runtime.errors import ExpressionError, RunRefused, StepError, StepTimeout, TrellisError
+from runtime.expressions import DictScope, Ref, evaluate_condition, resolve, resolve_redacted
+from runtime.journal import Entry, db_datetime, journal_insert, json_dumps, json_param, seq_allocate
+from runtime.models import RUN_FINISHED, Run, SequenceRun, Signal, StepRun
+from runtime.spec import EventType, duration_ms
+
+logger = logging.getLogger("trellis.executor")
+
+LEASE_S = 10.0  # a lease not renewed for this long is taken over
+RENEW_S = 3.0  # a worker renews its lease this often while a step runs
+REKICK_S = 15.0  # the sweep re-enqueues the same stuck item at most this often
+
+# Event types whose work is done by a connector (possibly slow, bounded by a timeout).
+WAIT_TYPES = {EventType.SLEEP, EventType.WAIT_SIGNAL, EventType.FEATURE}
+ENGINE_TYPES = WAIT_TYPES | {EventType.CHECKPOINT, EventType.SET_STATE, EventType.ROLLBACK}
+
+_HOST = socket.gethostname()[:40]
+
+
+def new_token() -> str:
+    """A lease owner id: host, process and a nonce per task."""
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:10]}"
+
+
+class LeaseLost(Exception):
+    """Another worker took over: stop without writing anything."""
+
+
+# --- Queue ------------------------------------------------------------------------------------
+
+DRIVE = "runtime.tasks.sequence_drive"
+FINALIZE = "runtime.tasks.run_finalize"
+CHILD_FINISHED = "runtime.tasks.child_finished"
+
+
+def enqueue(calls: list[TaskCall], *, delay_s: float = 0.0) -> None:
+    """Enqueue tasks once the current transaction commits.
+
+    With the ORM broker the queue rows are written inside the transaction instead (an
+    outbox: they commit atomically with the state, and no crash can lose them between
+    commit and enqueue); other brokers are called in ``on_commit``.
+    """
+    if not calls:
+        return
+    if connection.in_atomic_block and is_orm_broker():
+        from django_q.conf import Conf
+
+        if not Conf.SYNC:
+            enqueue_now(calls, delay_s)
+            return
+    transaction.on_commit(lambda: enqueue_now(calls, delay_s), robust=True)
+
+
+# --- Plans ------------------------------------------------------------------------------------
+
+_plans: dict[int, Plan] = {}
+_plans_lock = threading.Lock()
+
+
+def plan_for_version(version_id: int) -> Plan:
+    """The compiled plan of a published version, cached per process (versions are immutable)."""
+    plan = _plans.get(version_id)
+    if plan is not None:
+        return plan
+    from designer.models import WorkflowVersion
+
+    row = WorkflowVersion.objects.filter(pk=version_id).values("plan", "spec").first()
+    if row is None:
+        raise RunRefused(f"workflow version {version_id} does not exist", status=404)
+    plan = Plan.model_validate(row["plan"]) if row["plan"] else compile_spec(row["spec"])
+    with _plans_lock:
+        if len(_plans) > 512:
+            _plans.clear()
+        _plans[version_id] = plan
+    return plan
+
+
+def plan_cache_clear() -> None:
+    """Forget cached plans (tests, where rolled-back ids are reused)."""
+    with _plans_lock:
+        _plans.clear()
+
+
+# --- Raw SQL helpers (the hot path avoids ORM overhead) ---------------------------------------
+
+_JSON_COLUMNS = frozenset(
+    {"input", "output", "error", "attempts", "wait", "rollback_error", "state"}
+)
+
+
+def _sql_value(column: str, value: Any) -> tuple[str, Any]:
+    if column in _JSON_COLUMNS:
+        return json_param(), None if value is None else json_dumps(value)
+    if isinstance(value, datetime):
+        return "%s", db_datetime(value)
+    return "%s", value
+
+
+def sql_update(
+    table: str, pk: int, values: dict[str, Any], *, where: str = "", params: Iterable[Any] = ()
+) -> int:
+    """``UPDATE table SET … WHERE id = pk [AND where]``; returns the row count."""
+    sets: list[str] = []
+    args: list[Any] = []
+    for column, value in values.items():
+        placeholder, arg = _sql_value(column, value)
+        sets.append(f"{column} = {placeholder}")
+        args.append(arg)
+    sql = f"UPDATE {table} SET {', '.join(sets)} WHERE id = %s"  # noqa: S608 (columns are ours)
+    args.append(pk)
+    if where:
+        sql += f" AND {where}"
+        args.extend(params)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, args)
+        return int(cursor.rowcount)
+
+
+def lock_run(run_id: int) -> dict[str, Any]:
+    """Lock the run row for this transaction and read what decisions need."""
+    qs = Run.objects.filter(pk=run_id)
+    if connection.vendor == "postgresql":
+        qs = qs.select_for_update()
+    row = qs.values("status", "stop_reason", "state", "last_seq", "parent_run_id").first()
+    if row is None:
+        raise Run.DoesNotExist(f"run {run_id} does not exist")
+    return dict(row)
+
+
+# --- In-memory view of a run ----------------------------------------------------------------
+
+
+@dataclass
+class StepState:
+    id: int
+    tag: str
+    sequence: str
+    status: str
+    attempt: int
+    attempts: list[dict[str, Any]]
+    output: Any
+    error: Any
+    wait: dict[str, Any] | None
+    child_run_id: int | None
+    finished_at: datetime | None
+    rollback_status: str
+    rollback_attempt: int
+    # Resolved input of the attempt in flight (never stored: may hold secrets).
+    resolved: Any = None
+    input_error: str | None = None
+
+
+STEP_FIELDS = (
+    "id",
+    "tag",
+    "sequence",
+    "status",
+    "attempt",
+    "attempts",
+    "output",
+    "error",
+    "wait",
+    "child_run_id",
+    "finished_at",
+    "rollback_status",
+    "rollback_attempt",
+)
+
+
+class RunScope:
+    """Expression scope of a run: plain dicts, plus lazily loaded component data."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.base = DictScope(
+            input=ctx.input,
+            steps=ctx.outputs,
+            sequences=ctx.seq_outputs,
+            state=ctx.state,
+            run=ctx.run_info,
+            now=timezone.now,
+        )
+        self.app: str | None = None  # the app of the step being resolved ($Secret)
+
+    def lookup(self, ref: Ref) -> Any:
+        if ref.kind in ("Variable", "Constant"):
+            component = self.ctx.component(ref.args[0])
+            if component is None:
+                return None
+            data = component.variables if ref.kind == "Variable" else component.constants
+            scope = DictScope(variables={ref.args[0]: data}, constants={ref.args[0]: data})
+            return scope.lookup(ref)
+        if ref.kind == "Secret":
+            component = self.ctx.component(self.app) if self.app else None
+            return component.secrets.get(ref.args[0]) if component else None
+        return self.base.lookup(ref)
+
+
+class RunContext:
+    """What one task knows about a run: loaded once, kept in step with its own commits."""
+
+    def __init__(self, run: Run, plan: Plan, steps: list[dict[str, Any]]) -> None:
+        self.run = run
+        self.plan = plan
+        self.input = run.input if isinstance(run.input, dict) else {}
+        self.state: dict[str, Any] = dict(run.state or {})
+        self.stop_reason = run.stop_reason
+        self.steps: dict[str, StepState] = {}
+        self.outputs: dict[str, Any] = {}
+        self.seq_outputs: dict[str, dict[str, Any]] = {}
+        self.run_info: dict[str, Any] = {"id": run.pk, "status": run.status}
+        self.refresh_steps(steps)
+        self.scope = RunScope(self)
+        self._components: dict[str, Any] = {}
+
+    @classmethod
+    def load(cls, run_id: int) -> RunContext | None:
+        run = Run.objects.select_related("environment").filter(pk=run_id).first()
+        if run is None:
+            return None
+        plan = plan_for_version(run.version_id)
+        steps = list(StepRun.objects.filter(run_id=run_id).values(*STEP_FIELDS))
+        return cls(run, plan, steps)
+
+    def refresh_steps(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            st = StepState(**row)
+            self.steps[st.tag] = st
+            self._remember(st)
+        self.run_info["completed_steps"] = [
+            t for t, s in self.steps.items() if s.status == "completed"
+        ]
+
+    def _remember(self, st: StepState) -> None:
+        if st.status in ("completed", "rolled_back"):
+            self.outputs[st.tag] = st.output
+            self.seq_outputs.setdefault(st.sequence, {})[st.tag] = st.output
+
+    def record_output(self, st: StepState) -> None:
+        self._remember(st)
+        if st.status == "completed":
+            self.run_info["completed_steps"].append(st.tag)
+
+    def component(self, tag: str | None) -> Any:
+        if not tag:
+            return None
+        if tag not in self._components:
+            from runtime.connectors.loader import component_for
+
+            env = self.run.environment
+            try:
+                self._components[tag] = component_for(
+                    product_id=env.product_id, environment_id=env.pk, tag=tag
+                )
+            except StepError:
+                self._components[tag] = None
+        return self._components[tag]
+
+    def condition_holds(self, text: str | None) -> bool:
+        if not text:
+            return True
+        return evaluate_condition(text, self.scope)
+
+    def resolve_input(self, value: Any, app: str | None) -> tuple[Any, Any]:
+        self.scope.app = app
+        try:
+            return resolve_redacted(value, self.scope)
+        finally:
+            self.scope.app = None
+
+
+# --- Running a connector with a bound on time ---------------------------------------------------
+
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _step_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="step")
+        return _pool
+
+
+def _abandon_pool() -> None:
+    """A step thread is stuck past its timeout: leave it and use a fresh one."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool = None
+
+
+def run_bounded(
+    fn: Callable[[], Any], *, timeout_s: float | None, renew: Callable[[], None] | None
+) -> Any:
+    """Run ``fn`` in the step thread; renew the lease while waiting; raise StepTimeout
+    when it takes longer than ``timeout_s`` (the thread is then abandoned, not killed)."""
+    future = _step_pool().submit(fn)
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    while True:
+        wait = RENEW_S
+        if deadline is not None:
+            wait = min(wait, max(0.0, deadline - time.monotonic()))
+        try:
+            return future.result(timeout=wait)
+        except concurrent.futures.TimeoutError:
+            if deadline is not None and time.monotonic() >= deadline:
+                _abandon_pool()
+                raise StepTimeout(
+                    f"step timed out after {timeout_s:.3g} s", retryable=True
+                ) from None
+            if renew is not None:
+                renew()
+
+
+# --- Driving sequences --------------------------------------------------------------------------
+
+
+@dataclass
+class Pending:
+    """Changes gathered for the next commit of a sequence."""
+
+    entries: list[Entry] = field(default_factory=list)
+    steps: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+
+class Stop(Exception):  # control flow, not an error
+    """The sequence stops here (parked, stopped, failed, lease lost); value says why."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+        super().__init__(why)
+
+
+def _error_json(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, TrellisError):
+        return exc.as_json()
+    return {"code": "step_failed", "message": f"{type(exc).__name__}: {exc}", "retryable": True}
+
+
+class SequenceDriver:
+    """Drives the sequences of one run within one task."""
+
+    def __init__(self, ctx: RunContext, token: str) -> None:
+        self.ctx = ctx
+        self.token = token
+        self.run_id = ctx.run.pk
+        self.seq_id = 0
+        self.seq_tag = ""
+        self.deadline = ctx.run.deadline_at
+        self.max_concurrency = ctx.plan.options.max_concurrency
+
+    # ---- commits
+
+    def commit(
+        self,
+        pending: Pending,
+        *,
+        seq_values: dict[str, Any] | None = None,
+        run_sql: str = "",
+        run_params: Iterable[Any] = (),
+        release: bool = False,
+        after: Callable[[], None] | None = None,
+    ) -> None:
+        """One transaction: allocate journal seqs (run lock), fence our lease, write steps,
+        insert the journal. Raises LeaseLost (rolled back) when the lease is gone."""
+        now = timezone.now()
+        with transaction.atomic():
+            # Waking sequences move the run back to running.
+            status_sql = (
+                ", status = CASE WHEN status IN ('pending', 'waiting') THEN 'running' "
+                "ELSE status END, started_at = COALESCE(started_at, %s)"
+            )
+            last, _status, stop = seq_allocate(
+                self.run_id,
+                len(pending.entries),
+                extra_sql=status_sql + run_sql,
+                extra_params=[db_datetime(now), *run_params],
+            )
+            values: dict[str, Any] = dict(seq_values or {})
+            if release:
+                values.update(lease_owner="", lease_until=None)
+            else:
+                values["lease_until"] = now + timedelta(seconds=LEASE_S)
+            if not sql_update(
+                "runtime_sequencerun",
+                self.seq_id,
+                values,
+                where="lease_owner = %s",
+                params=[self.token],
+            ):
+                raise LeaseLost()
+            for pk, step_values in pending.steps:
+                sql_update("runtime_steprun", pk, step_values)
+            run = self.ctx.run
+            journal_insert(
+                self.run_id,
+                run.workflow_id,
+                run.environment_id,
+                last - len(pending.entries) + 1,
+                pending.entries,
+                now,
+            )
+            if after is not None:
+                after()
+        self.ctx.stop_reason = stop
+        self.ctx.run_info["status"] = "running"
+
+    def renew(self) -> None:
+        """Extend our lease while a long step runs (autocommit)."""
+        sql_update(
+            "runtime_sequencerun",
+            self.seq_id,
+            {"lease_until": timezone.now() + timedelta(seconds=LEASE_S)},
+            where="lease_owner = %s",
+            params=[self.token],
+        )
+
+    # ---- the loop
+
+    def drive(self, seq_id: int, seq_tag: str) -> None:
+        """Drive ``seq_tag`` and then whatever this task is handed next, until nothing."""
+        next_seq: tuple[int, str] | None = (seq_id, seq_tag)
+        while next_seq is not None:
+            self.seq_id, self.seq_tag = next_seq
+            try:
+                next_seq = self.drive_one()
+            except Stop as stop:
+                logger.debug("sequence %s of run %s stops: %s", self.seq_tag, self.run_id, stop.why)
+                next_seq = None
+                if stop.why == "finalize":
+                    run_finalize(self.run_id)
+
+    def drive_one(self) -> tuple[int, str] | None:
+        plan = self.ctx.plan
+        steps = plan.sequence(self.seq_tag).events
+        pending = Pending()
+        i = 0
+        while True:
+            while i < len(steps) and self.ctx.steps[steps[i].tag].status in engine.STEP_FINISHED:
+                i += 1
+            if self.ctx.stop_reason:
+                self.flush(pending)
+                self.stop_sequence()
+            if self.deadline is not None and timezone.now() >= self.deadline:
+                self.flush(pending)
+                self.wind_down("timeout", {"code": "run_timeout", "message": "the run timed out"})
+            if i >= len(steps):
+                return self.complete_sequence(pending)
+            step = steps[i]
+            st = self.ctx.steps[step.tag]
+            if st.status in ("pending", "retrying"):
+                if not self.ctx.condition_holds(step.condition):
+                    self.skip(step, st, pending)
+                    continue
+                self.begin(step, st, pending)
+            if step.type in ENGINE_TYPES:
+                self.flush(pending)
+                self.engine_step(step, st)
+                continue
+            if pending.entries:
+                self.flush(pending)
+            self.connector_step(step, st, pending)
+
+    def flush(self, pending: Pending) -> None:
+        if pending.entries or pending.steps:
+            self.commit(pending)
+            pending.entries.clear()
+            pending.steps.clear()
+
+    # ---- step transitions (gathered into `pending`, committed by the caller)
+
+    def skip(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        st.status = "skipped"
+        pending.steps.append((st.id, {"status": "skipped", "finished_at": timezone.now()}))
+        pending.entries.append(("step_skipped", step.tag, {"condition": step.condition}))
+
+    def begin(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        """Start the next attempt: resolve the input (secrets redacted for storage)."""
+        now = timezone.now()
+        st.attempt += 1
+        st.status = "running"
+        st.input_error = None
+        try:
+            st.resolved, redacted = self.ctx.resolve_input(step.input, step.app)
+        except ExpressionError as exc:
+            st.resolved, redacted = None, None
+            st.input_error = str(exc)
+        st.attempts = [*st.attempts, {"n": st.attempt, "started_at": now.isoformat()}]
+        pending.steps.append(
+            (
+                st.id,
+                {
+                    "status": "running",
+                    "attempt": st.attempt,
+                    "input": redacted,
+                    "started_at": now,
+                    "next_attempt_at": None,
+                    "attempts": st.attempts,
+                },
+            )
+        )
+        data: dict[str, Any] = {"attempt": st.attempt}
+        pending.entries.append(("step_started", step.tag, data))
+        self.ctx.run_info["current_step"] = step.tag
+
+    def _close_attempt(self, st: StepState, status: str, error: Any = None) -> None:
+        if st.attempts:
+            last = dict(st.attempts[-1])
+            last.update(finished_at=timezone.now().isoformat(), status=status)
+            if error is not None:
+                last["error"] = error
+            st.attempts = [*st.attempts[:-1], last]
+
+    def complete(
+        self, step: PlanStep, st: StepState, output: Any, pending: Pending, **extra: Any
+    ) -> None:
+        now = timezone.now()
+        self._close_attempt(st, "completed")
+        st.status = "completed"
+        st.output = output
+        st.finished_at = now
+        st.resolved = None
+        self.ctx.record_output(st)
+        values = {
+            "status": "completed",
+            "output": output,
+            "error": None,
+            "finished_at": now,
+            "attempts": st.attempts,
+            "wait": None,
+        }
+        values.update(extra)
+        pending.steps.append((st.id, values))
+        pending.entries.append(
+            ("step_completed", step.tag, {"attempt": st.attempt, "output": output})
+        )
+
+    # ---- connector steps
+
+    def connector_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        if st.resolved is None and st.input_error is None:
+            # Resumed after a crash: the start was committed, the input was not kept.
+            try:
+                st.resolved, _ = self.ctx.resolve_input(step.input, step.app)
+            except ExpressionError as exc:
+                st.input_error = str(exc)
+        logs: list[dict[str, Any]] = []
+        try:
+            if st.input_error is not None:
+                raise StepError(f"input: {st.input_error}", retryable=False)
+            output = self.call_connector(step, st, logs)
+            json_dumps(output)  # fail now, not in the commit, if it is not JSON
+        except Exception as exc:
+            for log in logs:
+                pending.entries.append(("log", step.tag, log))
+            self.fail(step, st, exc, pending)
+            return
+        for log in logs:
+            pending.entries.append(("log", step.tag, log))
+        self.complete(step, st, output, pending)
+        self.begin_following(step, pending)
+        self.commit(pending)
+        pending.entries.clear()
+        pending.steps.clear()
+
+    def begin_following(self, step: PlanStep, pending: Pending) -> None:
+        """Fold the start (or skip) of the following steps into the same commit."""
+        if self.ctx.stop_reason or (self.deadline is not None and timezone.now() >= self.deadline):
+            return
+        events = self.ctx.plan.sequence(step.sequence).events
+        for nxt in events[step.index + 1 :]:
+            st = self.ctx.steps[nxt.tag]
+            if st.status != "pending":
+                return
+            try:
+                holds = self.ctx.condition_holds(nxt.condition)
+            except ExpressionError:
+                return
+            if not holds:
+                self.skip(nxt, st, pending)
+                continue
+            if nxt.type not in ENGINE_TYPES:
+                self.begin(nxt, st, pending)
+            return
+
+    def call_connector(self, step: PlanStep, st: StepState, logs: list[dict[str, Any]]) -> Any:
+        from runtime.connectors import execute
+        from runtime.connectors.code import collect_logs
+        from runtime.connectors.loader import connector_call
+
+        timeout_s = step.timeout_ms / 1000 if step.timeout_ms else None
+        if self.deadline is not None:
+            left = max(0.001, (self.deadline - timezone.now()).total_seconds())
+            timeout_s = min(timeout_s, left) if timeout_s else left
+        call = connector_call(
+            type=step.type,
+            event=step.event,
+            input=st.resolved,
+            environment=self.ctx.run.environment,
+            app=step.app,
+            idempotency_key=engine.idempotency_key(self.run_id, step.tag, st.attempt),
+            timeout_s=timeout_s,
+            run_id=self.run_id,
+            step=step.tag,
+        )
+
+        def work() -> Any:
+            with collect_logs(logs):
+                return execute(call)
+
+        return run_bounded(work, timeout_s=timeout_s, renew=self.renew)
+
+    def fail(self, step: PlanStep, st: StepState, exc: BaseException, pending: Pending) -> None:
+        error = _error_json(exc)
+        retryable = bool(getattr(exc, "retryable", True))
+        decision = engine.on_step_failure(step, attempt=st.attempt, retryable=retryable)
+        self._close_attempt(st, "failed", error)
+        st.resolved = None
+        now = timezone.now()
+        if isinstance(decision, engine.Retry):
+            data = {"attempt": st.attempt, "error": error, "delay_ms": decision.delay_ms}
+            pending.entries.append(("step_retrying", step.tag, data))
+            if decision.inline:
+                st.status = "retrying"
+                pending.steps.append(
+                    (st.id, {"status": "retrying", "error": error, "attempts": st.attempts})
+                )
+                self.commit(pending)
+                pending.entries.clear()
+                pending.steps.clear()
+                time.sleep(decision.delay_ms / 1000)
+                return
+            due = now + timedelta(milliseconds=decision.delay_ms)
+            st.status = "retrying"
+            pending.steps.append(
+                (
+                    st.id,
+                    {
+                        "status": "retrying",
+                        "error": error,
+                        "attempts": st.attempts,
+                        "next_attempt_at": due,
+                    },
+                )
+            )
+            self.park(pending, status="retrying", wake_at=due)
+        if isinstance(decision, engine.FailAllowed):
+            st.status = "failed_allowed"
+            st.finished_at = now
+            pending.steps.append(
+                (
+                    st.id,
+                    {
+                        "status": "failed_allowed",
+                        "error": error,
+                        "finished_at": now,
+                        "attempts": st.attempts,
+                    },
+                )
+            )
+            pending.entries.append(
+                ("step_failed", step.tag, {"attempt": st.attempt, "error": error, "allowed": True})
+            )
+            self.commit(pending)
+            pending.entries.clear()
+            pending.steps.clear()
+            return
+        st.status = "failed"
+        st.finished_at = now
+        pending.steps.append(
+            (
+                st.id,
+                {"status": "failed", "error": error, "finished_at": now, "attempts": st.attempts},
+            )
+        )
+        pending.entries.append(("step_failed", step.tag, {"attempt": st.attempt, "error": error}))
+        cause = {"step": step.tag, **error}
+        self.wind_down("failed", cause, pending=pending, seq_status="failed")
+
+    # ---- parking, stopping, finishing
+
+    def park(
+        self,
+        pending: Pending,
+        *,
+        status: str = "waiting",
+        wake_at: datetime | None = None,
+        after: Callable[[], None] | None = None,
+    ) -> None:
+        """Release the sequence until ``wake_at`` (or a signal/child): no worker waits."""
+
+        def parked() -> None:
+            if status == "waiting":
+                self.mark_run_waiting()
+            if wake_at is not None:
+                delay = max(0.0, (wake_at - timezone.now()).total_seconds())
+                enqueue([(DRIVE, (self.seq_id,))], delay_s=delay)
+            if after is not None:
+                after()
+
+        self.commit(
+            pending, seq_values={"status": status, "wake_at": wake_at}, release=True, after=parked
+        )
+        raise Stop("parked")
+
+    def mark_run_waiting(self) -> None:
+        """Inside a commit: the run waits when no sequence runs any more."""
+        statuses = SequenceRun.objects.filter(run_id=self.run_id).values_list("status", flat=True)
+        if engine.run_activity(statuses) == "waiting":
+            Run.objects.filter(pk=self.run_id, status="running").update(status="waiting")
+            self.append_now([("run_waiting", "", {})])
+
+    def append_now(self, entries: list[Entry]) -> None:
+        """Journal entries inside an open transaction (after the run is locked)."""
+        last, _status, _stop = seq_allocate(self.run_id, len(entries))
+        run = self.ctx.run
+        journal_insert(
+            self.run_id,
+            run.workflow_id,
+            run.environment_id,
+            last - len(entries) + 1,
+            entries,
+            timezone.now(),
+        )
+
+    def wind_down(
+        self,
+        reason: str,
+        cause: dict[str, Any],
+        *,
+        pending: Pending | None = None,
+        seq_status: str = "cancelled",
+    ) -> None:
+        """This sequence ends the run: set the stop reason, stop the others, and when no
+        other sequence is running, compensate in this task."""
+        pending = pending or Pending()
+        last_out: list[bool] = []
+
+        def decide() -> None:
+            last_out.append(
+                _stop_run(self.run_id, reason, cause, self.ctx, self.token, self.seq_id)
+            )
+
+        self.commit(
+            pending,
+            seq_values={"status": seq_status, "finished_at": timezone.now()},
+            release=True,
+            after=decide,
+        )
+        raise Stop("finalize" if last_out and last_out[0] else "stopped")
+
+    def stop_sequence(self) -> None:
+        """The run is winding down: this sequence stops; the last one out compensates."""
+        last_out: list[bool] = []
+
+        def decide() -> None:
+            last_out.append(_take_finalize(self.run_id, self.token, exclude_seq=self.seq_id))
+
+        self.commit(
+            Pending(),
+            seq_values={"status": "cancelled", "finished_at": timezone.now()},
+            release=True,
+            after=decide,
+        )
+        raise Stop("finalize" if last_out and last_out[0] else "stopped")
+
+    def complete_sequence(self, pending: Pending) -> tuple[int, str] | None:
+        """The sequence is done: decide what starts next, in the same transaction."""
+        result: list[tuple[int, str] | None] = [None]
+        finished_run: list[bool] = []
+
+        def decide() -> None:
+            pending_after = self.schedule_next(exclude=self.seq_tag)
+            result[0] = pending_after[0]
+            finished_run.append(pending_after[1])
+
+        pending.entries.append(("sequence_completed", self.seq_tag, {}))
+        self.commit(
+            pending,
+            seq_values={"status": "completed", "finished_at": timezone.now()},
+            release=True,
+            after=decide,
+        )
+        if finished_run and finished_run[0]:
+            return None
+        if result[0] is None:
+            return self.steal()
+        return result[0]
+
+    def schedule_next(self, *, exclude: str) -> tuple[tuple[int, str] | None, bool]:
+        """Inside a commit (run locked): start ready sequences, keep one for this task.
+
+        Returns (sequence to drive next, whether the run just completed).
+        """
+        ctx = self.ctx
+        plan = ctx.plan
+        rows = list(SequenceRun.objects.filter(run_id=self.run_id).values("id", "tag", "status"))
+        ids = {r["tag"]: r["id"] for r in rows}
+        statuses = {r["tag"]: r["status"] for r in rows}
+        statuses[exclude] = "completed"
+        if len(plan.sequences) > 1:
+            # Other tasks may have completed steps this one has not seen.
+            known = {t for t, s in ctx.steps.items() if s.status in engine.STEP_FINISHED}
+            fresh = StepRun.objects.filter(run_id=self.run_id).exclude(tag__in=known)
+            ctx.refresh_steps(fresh.values(*STEP_FIELDS))
+            state = Run.objects.filter(pk=self.run_id).values_list("state", flat=True).first()
+            ctx.state.clear()
+            ctx.state.update(state or {})
+        decision = engine.schedule(
+            plan.sequences,
+            statuses,
+            max_concurrency=self.max_concurrency,
+            should_skip=lambda tag: _skip_holds(ctx, plan.sequence(tag).skip_if),
+        )
+        now = timezone.now()
+        entries: list[Entry] = []
+        for tag in decision.skipped:
+            SequenceRun.objects.filter(pk=ids[tag]).update(status="skipped", finished_at=now)
+            StepRun.objects.filter(run_id=self.run_id, sequence=tag).update(
+                status="skipped", finished_at=now
+            )
+            for s in ctx.steps.values():
+                if s.sequence == tag:
+                    s.status = "skipped"
+            entries.append(("sequence_skipped", tag, {"skip_if": plan.sequence(tag).skip_if}))
+        keep: tuple[int, str] | None = None
+        fan_out: list[TaskCall] = []
+        for tag in decision.start:
+            entries.append(("sequence_started", tag, {}))
+            if keep is None:
+                keep = (ids[tag], tag)
+                SequenceRun.objects.filter(pk=ids[tag]).update(
+                    status="running",
+                    started_at=now,
+                    lease_owner=self.token,
+                    lease_until=now + timedelta(seconds=LEASE_S),
+                )
+            else:
+                SequenceRun.objects.filter(pk=ids[tag]).update(status="running", started_at=now)
+                fan_out.append((DRIVE, (ids[tag],)))
+        done = decision.all_done
+        if done:
+            entries.extend(_complete_run(ctx))
+        if entries:
+            self.append_now(entries)
+        enqueue(fan_out)
+        if done:
+            _after_run_end(ctx.run)
+        return keep, done
+
+    def steal(self) -> tuple[int, str] | None:
+        """Help with this run's fanned-out sequences nobody has picked up yet."""
+        now = timezone.now()
+        candidates = SequenceRun.objects.filter(
+            run_id=self.run_id, status="running", lease_owner=""
+        )
+        for row in candidates.values("id", "tag")[:5]:
+            taken = SequenceRun.objects.filter(
+                pk=row["id"], status="running", lease_owner=""
+            ).update(lease_owner=self.token, lease_until=now + timedelta(seconds=LEASE_S))
+            if taken:
+                return (row["id"], row["tag"])
+        return None
+
+    # ---- engine steps: SLEEP, WAIT_SIGNAL, FEATURE, CHECKPOINT, SET_STATE, ROLLBACK
+
+    def engine_step(self, step: PlanStep, st: StepState) -> None:
+        pending = Pending()
+        try:
+            if st.input_error is not None:
+                raise StepError(f"input: {st.input_error}", retryable=False)
+            if st.resolved is None:
+                st.resolved, _ = self.ctx.resolve_input(step.input, step.app)
+            handler = {
+                EventType.SLEEP: self.sleep_step,
+                EventType.WAIT_SIGNAL: self.signal_step,
+                EventType.FEATURE: self.feature_step,
+                EventType.CHECKPOINT: self.checkpoint_step,
+                EventType.SET_STATE: self.set_state_step,
+                EventType.ROLLBACK: self.rollback_step,
+            }[step.type]
+            handler(step, st, pending)
+        except (Stop, LeaseLost):
+            raise
+        except Exception as exc:
+            self.fail(step, st, exc, pending)
+
+    def sleep_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        now = timezone.now()
+        if st.status == "running" and not st.wait:
+            raw = (
+                (st.resolved or {}).get("duration", step.event)
+                if isinstance(st.resolved, dict)
+                else step.event
+            )
+            try:
+                ms = duration_ms(raw) or 0
+            except ValueError as exc:
+                raise StepError(f"SLEEP: {exc}", retryable=False) from exc
+            until = now + timedelta(milliseconds=ms)
+            if ms < engine.INLINE_DELAY_MS:
+                time.sleep(ms / 1000)
+                self.complete(step, st, {"slept_ms": ms}, pending)
+                self.commit(pending)
+                return
+            st.status = "waiting"
+            st.wait = {"until": until.isoformat(), "ms": ms}
+            pending.steps.append(
+                (st.id, {"status": "waiting", "wait": st.wait, "next_attempt_at": until})
+            )
+            pending.entries.append(("step_waiting", step.tag, {"until": until.isoformat()}))
+            self.park(pending, wake_at=until)
+        until = datetime.fromisoformat(str((st.wait or {}).get("until")))
+        if now >= until:
+            self.complete(step, st, {"slept_ms": (st.wait or {}).get("ms")}, pending)
+            self.commit(pending)
+            return
+        self.park(pending, wake_at=until)
+
+    def signal_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        data = st.resolved if isinstance(st.resolved, dict) else {}
+        now = timezone.now()
+        if st.status == "running" and not st.wait:
+            names = _signal_names(step, data)
+            timeout = data.get("timeout")
+            try:
+                ms = duration_ms(timeout) if timeout is not None else None
+            except ValueError as exc:
+                raise StepError(f"WAIT_SIGNAL timeout: {exc}", retryable=False) from exc
+            until = now + timedelta(milliseconds=ms) if ms is not None else None
+            st.wait = {"signals": names, "until": until.isoformat() if until else None}
+        names = list((st.wait or {}).get("signals") or [])
+        until_raw = (st.wait or {}).get("until")
+        until = datetime.fromisoformat(until_raw) if until_raw else None
+        got: list[Any] = []
+
+        def consume() -> None:
+            signal = (
+                Signal.objects.filter(run_id=self.run_id, name__in=names, consumed_at__isnull=True)
+                .order_by("id")
+                .first()
+            )
+            if signal is not None:
+                Signal.objects.filter(pk=signal.pk).update(
+                    consumed_by=step.tag, consumed_at=timezone.now()
+                )
+                got.append(signal)
+
+        # Check for a stored signal under the run lock: a signal sent before the wait is kept.
+        with transaction.atomic():
+            lock_run(self.run_id)
+            consume()
+            if got:
+                signal = got[0]
+                payload = (
+                    signal.payload
+                    if isinstance(signal.payload, dict)
+                    else {"value": signal.payload}
+                )
+                output = {**payload, "_signal": signal.name}
+                self.complete(step, st, output, pending)
+                self.commit(pending)
+                return
+        if until is not None and now >= until:
+            raise StepError(f"no signal {', '.join(names)} before the timeout", retryable=False)
+        st.status = "waiting"
+        pending.steps.append(
+            (st.id, {"status": "waiting", "wait": st.wait, "next_attempt_at": until})
+        )
+        pending.entries.append(("step_waiting", step.tag, {"signals": names, "until": until_raw}))
+        self.park(pending, wake_at=until, after=self._recheck_signals(names))
+
+    def _recheck_signals(self, names: list[str]) -> Callable[[], None]:
+        def recheck() -> None:
+            # A signal may have been stored between our check and this commit's lock.
+            if Signal.objects.filter(
+                run_id=self.run_id, name__in=names, consumed_at__isnull=True
+            ).exists():
+                SequenceRun.objects.filter(pk=self.seq_id, status="waiting").update(
+                    status="running"
+                )
+                enqueue([(DRIVE, (self.seq_id,))])
+
+        return recheck
+
+    def feature_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        if st.status == "running" and not st.child_run_id:
+            data = st.resolved if isinstance(st.resolved, dict) else {}
+            policy = str(data.get("parent_close_policy") or "terminate")
+            if policy not in ("terminate", "abandon", "request_cancel"):
+                raise StepError(f"unknown parent_close_policy '{policy}'", retryable=False)
+            child_input = (
+                data["input"]
+                if isinstance(data.get("input"), dict)
+                else {k: v for k, v in data.items() if k != "parent_close_policy"}
+            )
+
+            def start_child() -> None:
+                from runtime.services import run_start_child
+
+                try:
+                    child = run_start_child(
+                        parent=self.ctx.run,
+                        step=step.tag,
+                        workflow_tag=step.event,
+                        input=child_input,
+                        policy=policy,
+                    )
+                except RunRefused as exc:
+                    raise StepError(f"child workflow: {exc}", retryable=False) from exc
+                st.child_run_id = child.pk
+                st.wait = {"child": child.pk}
+                StepRun.objects.filter(pk=st.id).update(child_run=child.pk, wait=st.wait)
+                self.append_now([("step_waiting", step.tag, {"child": child.pk})])
+
+            st.status = "waiting"
+            pending.steps.append((st.id, {"status": "waiting"}))
+            self.park(pending, after=start_child)
+        child_row = (
+            Run.objects.filter(pk=st.child_run_id or 0).values("status", "output", "error").first()
+        )
+        if child_row is None:
+            raise StepError("the child run was deleted", retryable=False)
+        if child_row["status"] == "completed":
+            self.complete(step, st, child_row["output"], pending)
+            self.commit(pending)
+            return
+        if child_row["status"] in RUN_FINISHED:
+            raise StepError(
+                f"child run {st.child_run_id} ended {child_row['status']}",
+                retryable=False,
+                details={"child": st.child_run_id, "error": child_row["error"]},
+            )
+        self.park(pending)
+
+    def checkpoint_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        data = st.resolved if isinstance(st.resolved, dict) else {}
+        name = str(data.get("name") or step.event)
+        payload = data.get("data", data)
+        record = {"data": payload, "step": step.tag, "at": timezone.now().isoformat()}
+
+        def save() -> None:
+            state = lock_run(self.run_id)["state"] or {}
+            checkpoints = dict(state.get("_checkpoints") or {})
+            checkpoints[name] = record
+            state["_checkpoints"] = checkpoints
+            Run.objects.filter(pk=self.run_id).update(state=state)
+            self.ctx.state.clear()
+            self.ctx.state.update(state)
+
+        pending.entries.append(("checkpoint", step.tag, {"name": name, "data": payload}))
+        self.complete(step, st, payload, pending)
+        self.commit(pending, after=save)
+
+    def set_state_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        values = st.resolved if isinstance(st.resolved, dict) else {}
+
+        def save() -> None:
+            state = lock_run(self.run_id)["state"] or {}
+            state.update(values)
+            Run.objects.filter(pk=self.run_id).update(state=state)
+            self.ctx.state.clear()
+            self.ctx.state.update(state)
+
+        pending.entries.append(("state_set", step.tag, {"values": values}))
+        self.complete(step, st, values, pending)
+        self.commit(pending, after=save)
+
+    def rollback_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        data = st.resolved if isinstance(st.resolved, dict) else {}
+        reason = str(data.get("reason") or data.get("message") or "ROLLBACK event")
+        self.wind_down(
+            "rollback", {"step": step.tag, "code": "rollback", "message": reason}, pending=pending
+        )
+
+
+def _skip_holds(ctx: RunContext, text: str | None) -> bool:
+    try:
+        return ctx.condition_holds(text)
+    except ExpressionError:
+        return False
+
+
+def _signal_names(step: PlanStep, data: dict[str, Any]) -> list[str]:
+    names = data.get("signals", data.get("signal"))
+    if names is None:
+        return [step.event]
+    if isinstance(names, str):
+        return [names]
+    return [str(n) for n in names]
+
+
+# --- Run-level transitions (inside a transaction, run locked) ------------------------------------
+
+
+def _complete_run(ctx: RunContext) -> list[Entry]:
+    """Every sequence is done: resolve the output mapping and end the run."""
+    now = timezone.now()
+    output: Any
+    try:
+        output = resolve(ctx.plan.output, ctx.scope) if ctx.plan.output is not None else None
+        json_dumps(output)
+    except (ExpressionError, TypeError, ValueError) as exc:
+        output = {"error": f"output mapping failed: {exc}"}
+    Run.objects.filter(pk=ctx.run.pk).update(
+        status="completed",
+        output=output,
+        finished_at=now,
+        lease_owner="",
+        lease_until=None,
+        wake_at=None,
+    )
+    ctx.run.status = "completed"
+    return [("run_completed", "", {"output": output})]
+
+
+def _after_run_end(run: Run) -> None:
+    """Inside the ending transaction: wake a waiting parent, close children per policy."""
+    if run.parent_run_id:
+        enqueue([(CHILD_FINISHED, (run.pk,))])
+    children = Run.objects.filter(parent_run_id=run.pk).exclude(status__in=RUN_FINISHED)
+    for child in children.values("id", "parent_close_policy"):
+        policy = child["parent_close_policy"] or "terminate"
+        if policy == "abandon":
+            continue
+        reason = "terminated" if policy == "terminate" else "cancelled"
+        cause = {"code": reason, "message": f"parent run {run.pk} ended ({policy})"}
+        if run_stop(run_id=child["id"], reason=reason, cause=cause):
+            enqueue([(FINALIZE, (child["id"],))])
+
+
+def run_stop(*, run_id: int, reason: str, cause: dict[str, Any]) -> bool:
+    """Start winding a run down from outside its sequences (cancel, timeout, parent closed).
+
+    Inside a transaction. Returns True when no sequence is running, so the caller should
+    enqueue (or run) ``run_finalize``; otherwise the last running sequence does it.
+    """
+    row = lock_run(run_id)
+    if row["status"] in RUN_FINISHED or row["stop_reason"]:
+        return False
+    return _stop_run(run_id, reason, cause, None, "", 0)
+
+
+def _stop_run(
+    run_id: int, reason: str, cause: dict[str, Any], ctx: RunContext | None, token: str, seq_id: int
+) -> bool:
+    """Set the stop reason (first one wins), cancel parked and pending sequences; return
+    whether the caller is the last one out (and then holds the run's finalize lease)."""
+    now = timezone.now()
+    Run.objects.filter(pk=run_id, stop_reason="").update(stop_reason=reason, error=cause)
+    parked = SequenceRun.objects.filter(
+        run_id=run_id, status__in=["pending", "waiting", "retrying"]
+    )
+    parked.exclude(pk=seq_id).update(
+        status="cancelled", finished_at=now, lease_owner="", wake_at=None
+    )
+    if ctx is not None:
+        ctx.stop_reason = ctx.stop_reason or reason
+    return _take_finalize(run_id, token or new_token(), exclude_seq=seq_id)
+
+
+def _take_finalize(run_id: int, token: str, *, exclude_seq: int = 0) -> bool:
+    """Inside a transaction (run locked): True when no other sequence still runs, so the
+    caller is the last one out and should compensate (``run_finalize`` takes the run's
+    lease itself, so a duplicate caller is harmless)."""
+    running = SequenceRun.objects.filter(run_id=run_id, status="running").exclude(pk=exclude_seq)
+    return not running.exists()
+
+
+# --- Compensation and the end of a run ---------------------------------------------------------
+
+
+def run_finalize(run_id: int) -> None:
+    """Compensate a winding-down run per its rollback strategy, then end it.
+
+    Holds the run's lease; idempotent (rolled-back steps are skipped on a retry); a
+    rollback retry with a delay of a second or more re-enqueues this task instead of
+    sleeping.
+    """
+    token = new_token()
+    now = timezone.now()
+    from django.db.models import Q
+
+    taken = (
+        Run.objects.filter(pk=run_id)
+        .exclude(status__in=RUN_FINISHED)
+        .exclude(stop_reason="")
+        .filter(Q(lease_owner="") | Q(lease_until__lt=now))
+        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
+        .update(lease_owner=token, lease_until=now + timedelta(seconds=LEASE_S))
+    )
+    if not taken:
+        return
+    if SequenceRun.objects.filter(run_id=run_id, status="running").exists():
+        # A sequence still runs (its worker may have died): it finalizes when it stops.
+        Run.objects.filter(pk=run_id, lease_owner=token).update(lease_owner="", lease_until=None)
+        return
+    ctx = RunContext.load(run_id)
+    if ctx is None:
+        return
+    Compensator(ctx, token).execute()
+
+
+class Compensator:
+    def __init__(self, ctx: RunContext, token: str) -> None:
+        self.ctx = ctx
+        self.token = token
+        self.run = ctx.run
+
+    def journal(self, entries: list[Entry], **run_values: Any) -> None:
+        with transaction.atomic():
+            last, _s, _r = seq_allocate(self.run.pk, len(entries))
+            if run_values:
+                Run.objects.filter(pk=self.run.pk).update(**run_values)
+            journal_insert(
+                self.run.pk,
+                self.run.workflow_id,
+                self.run.environment_id,
+                last - len(entries) + 1,
+                entries,
+                timezone.now(),
+            )
+
+    def renew(self) -> None:
+        Run.objects.filter(pk=self.run.pk, lease_owner=self.token).update(
+            lease_until=timezone.now() + timedelta(seconds=LEASE_S)
+        )
+
+    def views(self) -> list[engine.StepView]:
+        order = {s.tag: n for n, s in enumerate(self.ctx.plan.steps)}
+        out = []
+        for st in self.ctx.steps.values():
+            if st.tag not in order:
+                continue
+            step = self.ctx.plan.step(st.tag)
+            out.append(
+                engine.StepView(
+                    tag=st.tag,
+                    status=st.status,
+                    finished_at=st.finished_at,
+                    order=order[st.tag],
+                    has_rollback=step.rollback is not None,
+                    critical=step.critical,
+                    is_checkpoint=step.type == EventType.CHECKPOINT,
+                    rollback_status=st.rollback_status,
+                )
+            )
+        return out
+
+    def execute(self) -> None:
+        ctx = self.ctx
+        reason = self.run.stop_reason
+        strategy = "none" if reason == "terminated" else ctx.plan.options.rollback_strategy
+        targets = engine.compensation_targets(self.views(), strategy)
+        started = any(s.rollback_status for s in ctx.steps.values())
+        if targets and not started:
+            self.journal([("rollback_started", "", {"steps": targets, "strategy": strategy})])
+        for tag in targets:
+            if not self.compensate(tag):
+                return  # parked for a delayed retry
+        self.end()
+
+    def compensate(self, tag: str) -> bool:
+        """Roll one step back with its retries; False when parked for a delayed retry."""
+        ctx = self.ctx
+        st = ctx.steps[tag]
+        rb = ctx.plan.step(tag).rollback or {}
+        retries = int(rb.get("retries", 2))
+        delay_ms = int(rb.get("retry_delay_ms") or 0)
+        while True:
+            st.rollback_attempt += 1
+            attempt = st.rollback_attempt
+            StepRun.objects.filter(pk=st.id).update(
+                rollback_status="running", rollback_attempt=attempt
+            )
+            st.rollback_status = "running"
+            try:
+                output = self.call(tag, rb, attempt)
+                json_dumps(output)
+            except Exception as exc:
+                error = _error_json(exc)
+                retryable = bool(getattr(exc, "retryable", True))
+                if retryable and attempt <= retries:
+                    if delay_ms < engine.INLINE_DELAY_MS:
+                        self.journal(
+                            [
+                                (
+                                    "rollback_failed",
+                                    tag,
+                                    {"attempt": attempt, "error": error, "retrying": True},
+                                )
+                            ]
+                        )
+                        time.sleep(delay_ms / 1000)
+                        continue
+                    due = timezone.now() + timedelta(milliseconds=delay_ms)
+                    with transaction.atomic():
+                        StepRun.objects.filter(pk=st.id).update(
+                            rollback_status="retrying", rollback_error=error
+                        )
+                        data = {"attempt": attempt, "error": error, "retrying": True}
+                        self.journal(
+                            [("rollback_failed", tag, data)],
+                            wake_at=due,
+                            lease_owner="",
+                            lease_until=None,
+                        )
+                        enqueue([(FINALIZE, (self.run.pk,))], delay_s=delay_ms / 1000)
+                    return False
+                st.rollback_status = "failed"
+                with transaction.atomic():
+                    StepRun.objects.filter(pk=st.id).update(
+                        rollback_status="failed", rollback_error=error
+                    )
+                    self.journal(
+                        [
+                            (
+                                "rollback_failed",
+                                tag,
+                                {"attempt": attempt, "error": error, "final": True},
+                            )
+                        ]
+                    )
+                return True
+            st.rollback_status = "rolled_back"
+            st.status = "rolled_back"
+            with transaction.atomic():
+                StepRun.objects.filter(pk=st.id).update(
+                    status="rolled_back", rollback_status="rolled_back", rollback_error=None
+                )
+                self.journal([("step_rolled_back", tag, {"attempt": attempt, "output": output})])
+            return True
+
+    def call(self, tag: str, rb: dict[str, Any], attempt: int) -> Any:
+        from runtime.connectors import execute
+        from runtime.connectors.code import collect_logs
+        from runtime.connectors.loader import connector_call
+
+        resolved, _ = self.ctx.resolve_input(rb.get("input") or {}, rb.get("app"))
+        timeout_ms = rb.get("timeout_ms")
+        timeout_s = timeout_ms / 1000 if timeout_ms else None
+        call = connector_call(
+            type=rb["type"],
+            event=rb["event"],
+            input=resolved,
+            environment=self.run.environment,
+            app=rb.get("app"),
+            idempotency_key=f"{self.run.pk}:{tag}:rollback:{attempt}",
+            timeout_s=timeout_s,
+            run_id=self.run.pk,
+            step=tag,
+        )
+        logs: list[dict[str, Any]] = []
+
+        def work() -> Any:
+            with collect_logs(logs):
+                return execute(call)
+
+        return run_bounded(work, timeout_s=timeout_s, renew=self.renew)
+
+    def end(self) -> None:
+        ctx = self.ctx
+        run = self.run
+        reason = run.stop_reason
+        steps = list(ctx.steps.values())
+        failed = [s.tag for s in steps if s.rollback_status == "failed"]
+        rolled = [s.tag for s in steps if s.status == "rolled_back"]
+        status = engine.run_end_status(
+            stop_reason=reason, rolled_back=len(rolled), rollback_failed=bool(failed)
+        )
+        error: dict[str, Any] | None = dict(run.error or {}) or None
+        if failed:
+            details = StepRun.objects.filter(run_id=run.pk, tag__in=failed).values(
+                "tag", "rollback_error"
+            )
+            messages = {d["tag"]: (d["rollback_error"] or {}).get("message", "") for d in details}
+            text = "; ".join(f"rollback of '{t}' failed: {messages.get(t, '')}" for t in failed)
+            error = {
+                "code": "rollback_failed",
+                "message": text,
+                "rollback_failed": failed,
+                "cause": run.error,
+            }
+        now = timezone.now()
+        entries: list[Entry] = []
+        with transaction.atomic():
+            lock_run(run.pk)
+            # The ROLLBACK event that triggered this completes, naming what was undone.
+            for st in steps:
+                if (
+                    reason == "rollback"
+                    and st.status == "running"
+                    and ctx.plan.step(st.tag).type == EventType.ROLLBACK
+                ):
+                    output = {"rolled_back_steps": rolled}
+                    StepRun.objects.filter(pk=st.id).update(
+                        status="completed", output=output, finished_at=now
+                    )
+                    entries.append(("step_completed", st.tag, {"output": output}))
+            StepRun.objects.filter(
+                run_id=run.pk, status__in=["pending", "running", "waiting", "retrying"]
+            ).update(status="cancelled", finished_at=now)
+            SequenceRun.objects.filter(run_id=run.pk).exclude(
+                status__in=list(engine.SEQUENCE_FINISHED)
+            ).update(status="cancelled", finished_at=now, lease_owner="")
+            kind = {
+                "failed": "run_failed",
+                "rolled_back": "run_rolled_back",
+                "cancelled": "run_cancelled",
+            }.get(status, "run_failed")
+            entries.append((kind, "", {"error": error, "rolled_back_steps": rolled}))
+            updated = Run.objects.filter(pk=run.pk, lease_owner=self.token).update(
+                status=status,
+                error=error,
+                finished_at=now,
+                lease_owner="",
+                lease_until=None,
+                wake_at=None,
+            )
+            if not updated:
+                raise LeaseLost()
+            last, _s, _r = seq_allocate(run.pk, len(entries))
+            journal_insert(
+                run.pk, run.workflow_id, run.environment_id, last - len(entries) + 1, entries, now
+            )
+            run.status = status
+            _after_run_end(run)
+
+
+# --- Task bodies ---------------------------------------------------------------------------------
+
+
+def sequence_drive(sequence_run_id: int) -> None:
+    """Take the sequence's lease (or return: someone else has it, or it is done/not due)
+    and drive it and whatever follows in this task."""
+    token = new_token()
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=LEASE_S)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE runtime_sequencerun SET lease_owner = %s, lease_until = %s, "
+            "status = 'running', wake_at = NULL "
+            "WHERE id = %s AND ((status = 'running' AND (lease_owner = '' OR lease_until < %s)) "
+            "OR (status IN ('waiting', 'retrying') AND wake_at <= %s)) "
+            "RETURNING run_id, tag",
+            [token, db_datetime(lease_until), sequence_run_id, db_datetime(now), db_datetime(now)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return
+    run_id, tag = row
+    ctx = RunContext.load(run_id)
+    if ctx is None:
+        return
+    driver = SequenceDriver(ctx, token)
+    try:
+        if ctx.run.status in RUN_FINISHED:
+            SequenceRun.objects.filter(pk=sequence_run_id, lease_owner=token).update(
+                status="cancelled", lease_owner="", lease_until=None
+            )
+            return
+        driver.drive(sequence_run_id, tag)
+    except LeaseLost:
+        logger.warning("run %s: lease on sequence %s lost; another worker continues", run_id, tag)
+
+
+def child_finished(child_run_id: int) -> None:
+    """A child run ended: wake the parent's sequence waiting on it."""
+    step = (
+        StepRun.objects.filter(child_run_id=child_run_id, status="waiting")
+        .values("run_id", "sequence")
+        .first()
+    )
+    if step is None:
+        return
+    with transaction.atomic():
+        lock_run(step["run_id"])
+        woke = SequenceRun.objects.filter(
+            run_id=step["run_id"], tag=step["sequence"], status="waiting"
+        ).values_list("id", flat=True)
+        ids = list(woke)
+        SequenceRun.objects.filter(pk__in=ids).update(
+            status="running", wake_at=None, lease_owner=""
+        )
+        enqueue([(DRIVE, (pk,)) for pk in ids])
+
+
+def wake_for_signal(run_id: int, name: str) -> None:
+    """Inside run_signal's transaction: resume the sequence waiting on ``name``, if any."""
+    for row in StepRun.objects.filter(run_id=run_id, status="waiting").values("sequence", "wait"):
+        wait = row["wait"] or {}
+        if name in (wait.get("signals") or []):
+            ids = list(
+                SequenceRun.objects.filter(
+                    run_id=run_id, tag=row["sequence"], status="waiting"
+                ).values_list("id", flat=True)
+            )
+            SequenceRun.objects.filter(pk__in=ids).update(
+                status="running", wake_at=None, lease_owner=""
+            )
+            enqueue([(DRIVE, (pk,)) for pk in ids])
+            return
+
+
+def start_sequences(run: Run, plan: Plan) -> list[Entry]:
+    """At run start (inside its transaction): start the root sequences (skip_if applied)."""
+    ctx = RunContext(run, plan, [])
+    ctx.steps = {}
+    statuses = {s.tag: "pending" for s in plan.sequences}
+    decision = engine.schedule(
+        plan.sequences,
+        statuses,
+        max_concurrency=plan.options.max_concurrency,
+        should_skip=lambda tag: _skip_holds(ctx, plan.sequence(tag).skip_if),
+    )
+    ids = dict(SequenceRun.objects.filter(run_id=run.pk).values_list("tag", "id"))
+    now = timezone.now()
+    entries: list[Entry] = []
+    for tag in decision.skipped:
+        SequenceRun.objects.filter(pk=ids[tag]).update(status="skipped", finished_at=now)
+        StepRun.objects.filter(run_id=run.pk, sequence=tag).update(
+            status="skipped", finished_at=now
+        )
+        entries.append(("sequence_skipped", tag, {"skip_if": plan.sequence(tag).skip_if}))
+    for tag in decision.start:
+        entries.append(("sequence_started", tag, {}))
+    if decision.start:
+        SequenceRun.objects.filter(pk__in=[ids[t] for t in decision.start]).update(
+            status="running", started_at=now
+        )
+    enqueue([(DRIVE, (ids[t],)) for t in decision.start])
+    if decision.all_done:
+        entries.extend(_complete_run(ctx))
+        _after_run_end(run)
+    return entries
+
+
+# --- The sweep: timers, expired leases, interrupted compensations, deadlines ------------------
+
+SWEEP = "runtime.tasks.sweep"
+SWEEP_EVERY_S = 2.0
+BEAT_STALE_S = 8.0
+
+
+def sweep_kick() -> bool:
+    """Start a chain of sweep ticks unless a live one beat recently (idempotent).
+
+    Called when a qcluster worker starts and by a django-q2 Schedule every minute, so a
+    chain that died with a killed worker comes back.
+    """
+    from runtime.models import EngineBeat
+
+    now = timezone.now()
+    with transaction.atomic():
+        beat, _ = EngineBeat.objects.get_or_create(name="sweep")
+        if connection.vendor == "postgresql":
+            beat = EngineBeat.objects.select_for_update().get(pk=beat.pk)
+        if beat.beat_at is not None and (now - beat.beat_at).total_seconds() < BEAT_STALE_S:
+            return False
+        beat.token = uuid.uuid4().hex
+        beat.beat_at = now
+        beat.save(update_fields=["token", "beat_at"])
+        enqueue([(SWEEP, (beat.token,))])
+    return True
+
+
+def sweep_tick(token: str) -> None:
+    """One tick: if ``token`` is the live chain's, schedule the next tick and sweep."""
+    from runtime.models import EngineBeat
+
+    with transaction.atomic():
+        qs = EngineBeat.objects.filter(name="sweep", token=token)
+        if connection.vendor == "postgresql":
+            qs = qs.select_for_update()
+        if not qs.update(beat_at=timezone.now()):
+            return  # a newer chain replaced this one
+        enqueue([(SWEEP, (token,))], delay_s=SWEEP_EVERY_S)
+    sweep_once()
+
+
+def sweep_once(*, limit: int = 500) -> dict[str, int]:
+    """Re-enqueue whatever should be moving but is not; returns counts (for tests/logs)."""
+    from django.db.models import Q
+
+    now = timezone.now()
+    kick_before = now - timedelta(seconds=REKICK_S)
+    not_kicked = Q(kicked_at__isnull=True) | Q(kicked_at__lt=kick_before)
+    counts = {"timers": 0, "leases": 0, "finalize": 0, "deadlines": 0, "children": 0}
+
+    due = SequenceRun.objects.filter(status__in=["waiting", "retrying"], wake_at__lte=now)
+    stuck = SequenceRun.objects.filter(status="running").filter(
+        Q(lease_until__lt=now) | Q(lease_owner="", started_at__lt=kick_before)
+    )
+    for name, qs in (("timers", due), ("leases", stuck)):
+        ids = list(qs.filter(not_kicked).values_list("id", flat=True)[:limit])
+        if ids:
+            with transaction.atomic():
+                SequenceRun.objects.filter(pk__in=ids).update(kicked_at=now)
+                enqueue([(DRIVE, (pk,)) for pk in ids])
+            counts[name] = len(ids)
+
+    late = Run.objects.exclude(status__in=RUN_FINISHED).filter(stop_reason="", deadline_at__lte=now)
+    for run_id in late.values_list("id", flat=True)[:limit]:
+        with transaction.atomic():
+            cause = {"code": "run_timeout", "message": "the run timed out"}
+            if run_stop(run_id=run_id, reason="timeout", cause=cause):
+                enqueue([(FINALIZE, (run_id,))])
+        counts["deadlines"] += 1
+
+    winding = (
+        Run.objects.exclude(status__in=RUN_FINISHED)
+        .exclude(stop_reason="")
+        .filter(Q(lease_owner="") | Q(lease_until__lt=now))
+        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
+        .filter(not_kicked)
+    )
+    ids = list(winding.values_list("id", flat=True)[:limit])
+    if ids:
+        with transaction.atomic():
+            Run.objects.filter(pk__in=ids).update(kicked_at=now)
+            enqueue([(FINALIZE, (pk,)) for pk in ids])
+        counts["finalize"] = len(ids)
+
+    orphans = StepRun.objects.filter(
+        status="waiting",
+        child_run__status__in=list(RUN_FINISHED),
+        child_run__finished_at__lt=now - timedelta(seconds=SWEEP_EVERY_S * 2),
+    ).values_list("child_run_id", flat=True)[:limit]
+    children = [(CHILD_FINISHED, (pk,)) for pk in orphans if pk]
+    if children:
+        enqueue_now(children)
+        counts["children"] = len(children)
+    return counts

@@ -1,0 +1,200 @@
+"""The journal: one row per transition of a run, numbered 1, 2, 3… without gaps.
+
+A sequence number is taken by incrementing ``Run.last_seq`` with an UPDATE in the caller's
+transaction: on PostgreSQL that UPDATE holds the run's row lock until commit, on SQLite the
+IMMEDIATE transaction holds the database write lock, so concurrent writers to one run are
+serialized and no number is skipped or used twice. After commit the new entries are handed
+to ``runtime.live.publish`` (the live view), once per transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from runtime.models import JournalEntry, Run
+
+logger = logging.getLogger("trellis.journal")
+
+Entry = tuple[str, str, dict[str, Any] | None]  # (kind, step, data)
+
+
+def json_dumps(value: Any) -> str:
+    """Compact JSON as stored in JSON columns (Django's encoder handles dates/decimals)."""
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+def json_param() -> str:
+    """Placeholder for a JSON value in raw SQL: PostgreSQL wants an explicit jsonb cast."""
+    return "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+
+
+def db_datetime(value: datetime) -> Any:
+    """A datetime as the backend stores it (naive UTC text on SQLite), for raw SQL."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def seq_allocate(
+    run_id: int, count: int, *, extra_sql: str = "", extra_params: Iterable[Any] = ()
+) -> tuple[Any, ...]:
+    """Reserve ``count`` sequence numbers for a run; returns (last_seq, *extra columns).
+
+    ``extra_sql`` may add assignments (", status = …") and must not reference parameters
+    other than ``extra_params``. Must run inside a transaction.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE runtime_run SET last_seq = last_seq + %s{extra_sql} "  # noqa: S608 (no user text)
+            "WHERE id = %s RETURNING last_seq, status, stop_reason",
+            [count, *extra_params, run_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Run.DoesNotExist(f"run {run_id} does not exist")
+    return tuple(row)
+
+
+def journal_insert(
+    run_id: int,
+    workflow_id: int,
+    environment_id: int,
+    first_seq: int,
+    entries: list[Entry],
+    at: datetime,
+) -> list[dict[str, Any]]:
+    """Insert entries numbered from ``first_seq`` with one statement; schedule publishing."""
+    if not entries:
+        return []
+    placeholder = f"(%s, %s, %s, %s, {json_param()}, %s)"
+    params: list[Any] = []
+    published: list[dict[str, Any]] = []
+    stored_at = db_datetime(at)
+    at_iso = at.isoformat()
+    for offset, (kind, step, data) in enumerate(entries):
+        seq = first_seq + offset
+        payload = data or {}
+        params += [run_id, seq, kind, step, json_dumps(payload), stored_at]
+        published.append(
+            {
+                "run": run_id,
+                "workflow": workflow_id,
+                "environment": environment_id,
+                "seq": seq,
+                "kind": kind,
+                "step": step,
+                "data": payload,
+                "at": at_iso,
+            }
+        )
+    values = ", ".join([placeholder] * len(entries))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO runtime_journalentry (run_id, seq, kind, step, data, at) "  # noqa: S608
+            f"VALUES {values}",
+            params,
+        )
+    publish_on_commit(published)
+    return published
+
+
+def journal_extend(
+    run: Run, entries: list[Entry], *, at: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Append several entries to a run's journal in the caller's transaction."""
+    if not entries:
+        return []
+    last_seq, _status, _stop = seq_allocate(run.pk, len(entries))
+    run.last_seq = last_seq
+    first = last_seq - len(entries) + 1
+    return journal_insert(
+        run.pk, run.workflow_id, run.environment_id, first, entries, at or timezone.now()
+    )
+
+
+def journal_append(
+    run: Run, kind: str, *, step: str = "", data: dict[str, Any] | None = None
+) -> JournalEntry:
+    """Append one entry (seq = last_seq + 1) in the caller's transaction; published after commit."""
+    at = timezone.now()
+    (published,) = journal_extend(run, [(kind, step, data)], at=at)
+    return JournalEntry(
+        run_id=run.pk, seq=published["seq"], kind=kind, step=step, data=published["data"], at=at
+    )
+
+
+# --- Publishing after commit ---------------------------------------------------------------
+
+
+class _Batch:
+    """Entries of one transaction (at one savepoint level), published together on commit."""
+
+    def __init__(self, savepoints: set[str]) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.savepoints = savepoints
+
+    def __call__(self) -> None:
+        publish = _live_publisher()
+        if publish is not None and self.entries:
+            try:
+                publish(self.entries)
+            except Exception:  # the live view must never break execution
+                logger.exception("publishing journal entries failed")
+
+
+_local = threading.local()  # the batch of the open transaction, per thread (= connection)
+_publisher: Callable[[list[dict[str, Any]]], None] | None = None
+_publisher_loaded = False
+
+
+def _live_publisher() -> Callable[[list[dict[str, Any]]], None] | None:
+    """``runtime.live.publish`` when the live module exists (it is built separately)."""
+    global _publisher, _publisher_loaded
+    if not _publisher_loaded:
+        try:
+            from runtime import live  # type: ignore[attr-defined,unused-ignore]
+
+            _publisher = getattr(live, "publish", None)
+        except ImportError:
+            _publisher = None
+        _publisher_loaded = True
+    return _publisher
+
+
+def publish_on_commit(entries: list[dict[str, Any]]) -> None:
+    """Queue entries for the live view; one ``publish`` call per committed transaction.
+
+    A rolled-back transaction (or savepoint) drops its callbacks, and with them its batch.
+    """
+    if not connection.in_atomic_block:
+        now = _Batch(set())
+        now.entries.extend(entries)
+        batch_run_safely(now)
+        return
+    savepoints = set(connection.savepoint_ids)
+    batch: _Batch | None = getattr(_local, "batch", None)
+    registered = (
+        batch is not None
+        and batch.savepoints == savepoints
+        and any(hook[1] is batch for hook in connection.run_on_commit)
+    )
+    if batch is None or not registered:
+        batch = _Batch(savepoints)
+        _local.batch = batch
+        connection.on_commit(batch, robust=True)
+    batch.entries.extend(entries)
+
+
+def batch_run_safely(batch: _Batch) -> None:
+    try:
+        batch()
+    except Exception:  # the live view must never break execution
+        logger.exception("publishing journal entries failed")

@@ -1,0 +1,514 @@
+"""Run operations: start, signal, cancel, query, replay, restart, resume, fork.
+
+Each is a typed keyword-only function; the REST API and the Python API both call these.
+Refusals raise :class:`runtime.errors.RunRefused` with an HTTP status and the field.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import jsonschema
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from designer.models import Activation, Environment, Workflow, WorkflowVersion
+from runtime import executor
+from runtime.compiler import Plan
+from runtime.errors import ExpressionError, RunRefused
+from runtime.expressions import DictScope, resolve
+from runtime.journal import Entry, journal_append, journal_extend
+from runtime.models import RUN_FINISHED, Run, SequenceRun, Signal, StepRun
+
+_SHORTHAND_TYPES = {"string", "number", "integer", "boolean", "object", "array", "null", "any"}
+_SCHEMA_KEYS = {
+    "type",
+    "properties",
+    "$schema",
+    "$ref",
+    "required",
+    "items",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "enum",
+    "const",
+    "additionalProperties",
+}
+
+
+# --- Input schemas ----------------------------------------------------------------------------
+
+
+def schema_normalize(schema: Any) -> dict[str, Any]:
+    """A JSON Schema from either JSON Schema or the seed's shorthand ``{field: 'string'}``.
+
+    Shorthand: each field maps to a type name (``string``, ``number``, ``integer``,
+    ``boolean``, ``object``, ``array``, ``any``), optional with a trailing ``?``
+    (``'string?'``), an array of a type with ``[]`` (``'string[]'``), or a nested shorthand
+    object. Fields without ``?`` are required; other fields are allowed.
+    """
+    if not isinstance(schema, dict) or not schema:
+        return {}
+    if _SCHEMA_KEYS & set(schema):
+        return schema
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for name, spec in schema.items():
+        optional = False
+        if isinstance(spec, str):
+            text = spec.strip()
+            if text.endswith("?"):
+                optional, text = True, text[:-1]
+            properties[name] = _shorthand_type(text)
+        elif isinstance(spec, dict):
+            properties[name] = schema_normalize(spec) or {"type": "object"}
+        else:
+            properties[name] = {}
+        if not optional:
+            required.append(name)
+    out: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        out["required"] = required
+    return out
+
+
+def _shorthand_type(text: str) -> dict[str, Any]:
+    if text.endswith("[]"):
+        return {"type": "array", "items": _shorthand_type(text[:-2])}
+    if text == "any" or text not in _SHORTHAND_TYPES:
+        return {}
+    return {"type": text}
+
+
+def input_validate(schema: Any, value: Any, *, where: str = "input") -> None:
+    """Raise RunRefused(400) naming the first bad field when ``value`` breaks ``schema``."""
+    if not isinstance(value, dict):
+        raise RunRefused(f"{where} must be a JSON object", field=where)
+    normalized = schema_normalize(schema)
+    if not normalized:
+        return
+    try:
+        validator = jsonschema.Draft202012Validator(normalized)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    except jsonschema.exceptions.SchemaError as exc:
+        raise RunRefused(f"the declared schema is invalid: {exc.message}", field=where) from exc
+    if error is None:
+        return
+    path = where
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [r for r in error.validator_value if r not in error.instance]
+        if missing:
+            path += f".{missing[0]}"
+            raise RunRefused(f"{path}: this field is required", field=path)
+    raise RunRefused(f"{path}: {error.message}", field=path)
+
+
+# --- Starting -------------------------------------------------------------------------------
+
+
+def _live_version(workflow: Workflow, environment: Environment) -> WorkflowVersion:
+    activation = (
+        Activation.objects.select_related("version")
+        .filter(workflow=workflow, environment=environment, active=True)
+        .first()
+    )
+    if activation is None:
+        raise RunRefused(
+            f"workflow '{workflow.tag}' is not active in environment '{environment.slug}'",
+            field="env",
+            status=409,
+        )
+    version = activation.live_version()
+    if version is None:
+        raise RunRefused(f"workflow '{workflow.tag}' has no published version", status=409)
+    return version
+
+
+def run_start(
+    *,
+    workflow: Workflow,
+    environment: Environment,
+    input: dict[str, Any] | None,
+    idempotency_key: str | None = None,
+    user: Any = None,
+    parent: Run | None = None,
+    parent_step: str = "",
+    parent_close_policy: str = "",
+    origin: Run | None = None,
+    origin_kind: str = "",
+    version: WorkflowVersion | None = None,
+    copy_steps: dict[str, tuple[str, Any]] | None = None,
+) -> Run:
+    """Start a run of the workflow's live version in ``environment``.
+
+    Refused (RunRefused) when the workflow is not active there (409), when ``input`` does
+    not match the input schema (400 naming the field) or the environment belongs to
+    another product. With an ``idempotency_key`` already used for this workflow and
+    environment, the existing run is returned with ``run.reused = True``.
+    ``copy_steps`` (resume, fork) marks steps done up front: ``{tag: (status, output)}``.
+    """
+    if environment.product_id != workflow.product_id:
+        raise RunRefused(
+            f"environment '{environment.slug}' is not an environment of this product",
+            field="env",
+            status=404,
+        )
+    if idempotency_key:
+        existing = Run.objects.filter(
+            workflow=workflow, environment=environment, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            existing.reused = True
+            return existing
+    live = _live_version(workflow, environment)
+    version = version or live
+    plan = executor.plan_for_version(version.pk)
+    input = {} if input is None else input
+    input_validate(plan.input_schema, input)
+    try:
+        with transaction.atomic():
+            run = _create(
+                workflow=workflow,
+                environment=environment,
+                version=version,
+                plan=plan,
+                input=input,
+                idempotency_key=idempotency_key or None,
+                user=user,
+                parent=parent,
+                parent_step=parent_step,
+                parent_close_policy=parent_close_policy,
+                origin=origin,
+                origin_kind=origin_kind,
+                copy_steps=copy_steps or {},
+            )
+    except IntegrityError:
+        # Two starts raced with one key: the other one won.
+        existing = Run.objects.filter(
+            workflow=workflow, environment=environment, idempotency_key=idempotency_key
+        ).first()
+        if existing is None or not idempotency_key:
+            raise
+        existing.reused = True
+        return existing
+    return run
+
+
+def _create(
+    *,
+    workflow: Workflow,
+    environment: Environment,
+    version: WorkflowVersion,
+    plan: Plan,
+    input: dict[str, Any],
+    idempotency_key: str | None,
+    user: Any,
+    parent: Run | None,
+    parent_step: str,
+    parent_close_policy: str,
+    origin: Run | None,
+    origin_kind: str,
+    copy_steps: dict[str, tuple[str, Any]],
+) -> Run:
+    now = timezone.now()
+    timeout_ms = plan.options.timeout_ms
+    run = Run.objects.create(
+        workflow=workflow,
+        version=version,
+        environment=environment,
+        input=input,
+        idempotency_key=idempotency_key,
+        parent_run=parent,
+        parent_step=parent_step,
+        parent_close_policy=parent_close_policy,
+        origin=origin,
+        origin_kind=origin_kind,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+        deadline_at=now + timedelta(milliseconds=timeout_ms) if timeout_ms else None,
+    )
+    SequenceRun.objects.bulk_create([SequenceRun(run=run, tag=s.tag) for s in plan.sequences])
+    steps = []
+    copied: list[Entry] = []
+    for step in plan.steps:
+        status, output = copy_steps.get(step.tag, ("pending", None))
+        done = status != "pending"
+        steps.append(
+            StepRun(
+                run=run,
+                tag=step.tag,
+                sequence=step.sequence,
+                index=step.index,
+                status=status,
+                output=output if status == "completed" else None,
+                finished_at=now if done else None,
+            )
+        )
+        if done:
+            kind = "step_completed" if status == "completed" else "step_skipped"
+            data: dict[str, Any] = {"copied": True, "from_run": origin.pk if origin else None}
+            if status == "completed":
+                data["output"] = output
+            copied.append((kind, step.tag, data))
+    StepRun.objects.bulk_create(steps)
+    started: dict[str, Any] = {"input": input, "version": version.number}
+    if origin is not None:
+        started.update(origin=origin.pk, origin_kind=origin_kind)
+    if parent is not None:
+        started.update(parent=parent.pk, parent_step=parent_step)
+    entries: list[Entry] = [("run_started", "", started), *copied]
+    entries.extend(executor.start_sequences(run, plan))
+    journal_extend(run, entries)
+    run.reused = False
+    return run
+
+
+def run_start_child(
+    *, parent: Run, step: str, workflow_tag: str, input: dict[str, Any], policy: str
+) -> Run:
+    """A FEATURE step's child run: same product and environment, linked to the parent.
+    The key makes a re-run of the step (after a crash) find the same child."""
+    workflow = Workflow.objects.filter(
+        product_id=parent.environment.product_id, tag=workflow_tag
+    ).first()
+    if workflow is None:
+        raise RunRefused(f"there is no workflow '{workflow_tag}' in this product", status=404)
+    return run_start(
+        workflow=workflow,
+        environment=parent.environment,
+        input=input,
+        idempotency_key=f"child:{parent.pk}:{step}",
+        parent=parent,
+        parent_step=step,
+        parent_close_policy=policy,
+    )
+
+
+# --- Acting on a run ------------------------------------------------------------------------
+
+
+def _refuse_finished(row: dict[str, Any], action: str) -> None:
+    if row["status"] in RUN_FINISHED:
+        raise RunRefused(f"cannot {action}: the run already ended ({row['status']})", status=409)
+
+
+def run_signal(*, run: Run, name: str, payload: Any, user: Any = None) -> Signal:
+    """Deliver a declared signal. It is stored (and journaled) even when no step waits on it
+    yet: the WAIT_SIGNAL that comes later consumes it."""
+    plan = executor.plan_for_version(run.version_id)
+    if name not in plan.signals:
+        declared = ", ".join(sorted(plan.signals)) or "none"
+        raise RunRefused(
+            f"signal '{name}' is not declared by this workflow (declared: {declared})",
+            field="name",
+            status=404,
+        )
+    payload = {} if payload is None else payload
+    input_validate(plan.signals[name], payload, where="payload")
+    with transaction.atomic():
+        _refuse_finished(executor.lock_run(run.pk), "send a signal")
+        signal = Signal.objects.create(run=run, name=name, payload=payload)
+        by = getattr(user, "username", None)
+        journal_append(
+            run,
+            "signal_received",
+            data={"name": name, "payload": payload, "id": signal.pk, "by": by},
+        )
+        executor.wake_for_signal(run.pk, name)
+    return signal
+
+
+def run_cancel(*, run: Run, user: Any = None, reason: str = "") -> Run:
+    """Cancel a run: its sequences stop at the next step boundary, completed steps are
+    compensated per the rollback strategy, and the run ends ``cancelled``."""
+    by = getattr(user, "username", None)
+    message = reason or (f"cancelled by {by}" if by else "cancelled")
+    with transaction.atomic():
+        row = executor.lock_run(run.pk)
+        _refuse_finished(row, "cancel")
+        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+        if not row["stop_reason"]:
+            journal_append(run, "log", data={"level": "info", "message": message, "by": by})
+            cause = {"code": "cancelled", "message": message}
+            if executor.run_stop(run_id=run.pk, reason="cancelled", cause=cause):
+                executor.enqueue([(executor.FINALIZE, (run.pk,))])
+    run.refresh_from_db()
+    return run
+
+
+def run_scope(run: Run) -> DictScope:
+    """The expression scope of a stored run (queries, output previews)."""
+    rows = list(StepRun.objects.filter(run=run).values("tag", "sequence", "status", "output"))
+    steps = {r["tag"]: r["output"] for r in rows if r["status"] in ("completed", "rolled_back")}
+    sequences: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["status"] in ("completed", "rolled_back"):
+            sequences.setdefault(r["sequence"], {})[r["tag"]] = r["output"]
+    current = next(
+        (r["tag"] for r in rows if r["status"] in ("running", "waiting", "retrying")), None
+    )
+    return DictScope(
+        input=run.input,
+        steps=steps,
+        sequences=sequences,
+        state=run.state or {},
+        run={
+            "id": run.pk,
+            "status": run.status,
+            "completed_steps": [r["tag"] for r in rows if r["status"] == "completed"],
+            "current_step": current,
+        },
+    )
+
+
+def run_query(*, run: Run, name: str) -> Any:
+    """Evaluate a declared query (an output mapping) over the run's input, steps and state."""
+    plan = executor.plan_for_version(run.version_id)
+    if name not in plan.queries:
+        declared = ", ".join(sorted(plan.queries)) or "none"
+        raise RunRefused(
+            f"query '{name}' is not declared by this workflow (declared: {declared})",
+            field="name",
+            status=404,
+        )
+    try:
+        return resolve(plan.queries[name], run_scope(run))
+    except ExpressionError as exc:
+        raise RunRefused(f"query '{name}' failed: {exc}", status=400) from exc
+
+
+# --- Runs made from runs -------------------------------------------------------------------
+
+
+def run_replay(*, run: Run, user: Any = None) -> Run:
+    """A new run of the same version with the same input."""
+    return run_start(
+        workflow=run.workflow,
+        environment=run.environment,
+        input=run.input,
+        user=user,
+        origin=run,
+        origin_kind="replay",
+        version=run.version,
+    )
+
+
+def run_restart(
+    *, run: Run, input: dict[str, Any] | None = None, merge: bool = True, user: Any = None
+) -> Run:
+    """A new run of the live version: with new input, or the old one merged with changes."""
+    if input is not None and not isinstance(input, dict):
+        raise RunRefused("input must be a JSON object", field="input")
+    new_input = {**(run.input or {}), **(input or {})} if merge else (input or {})
+    return run_start(
+        workflow=run.workflow,
+        environment=run.environment,
+        input=new_input,
+        user=user,
+        origin=run,
+        origin_kind="restart",
+    )
+
+
+def _steps_of(run: Run) -> list[StepRun]:
+    return list(StepRun.objects.filter(run=run).order_by("id"))
+
+
+def run_resume(
+    *,
+    run: Run,
+    skip: list[str] | None = None,
+    checkpoint: str | None = None,
+    user: Any = None,
+) -> Run:
+    """A new run that continues where ``run`` stopped: completed steps are copied (output
+    and all, journaled as ``step_completed`` with ``copied: true``), so execution picks up
+    at the failed step. ``skip`` marks steps as skipped instead; ``checkpoint`` copies only
+    what had completed when that CHECKPOINT was reached."""
+    if run.status not in RUN_FINISHED:
+        raise RunRefused("resume needs a run that ended; cancel it first", status=409)
+    steps = _steps_of(run)
+    tags = {s.tag for s in steps}
+    for tag in skip or []:
+        if tag not in tags:
+            raise RunRefused(f"skip: unknown step '{tag}'", field="skip")
+    cutoff = None
+    if checkpoint:
+        checkpoints = (run.state or {}).get("_checkpoints") or {}
+        record = checkpoints.get(checkpoint)
+        if record is None:
+            known = ", ".join(sorted(checkpoints)) or "none"
+            raise RunRefused(
+                f"checkpoint '{checkpoint}' was not reached (reached: {known})", field="checkpoint"
+            )
+        marker = next((s for s in steps if s.tag == record.get("step")), None)
+        cutoff = marker.finished_at if marker else None
+    copy: dict[str, tuple[str, Any]] = {}
+    for s in steps:
+        if s.status != "completed":
+            continue
+        if cutoff is not None and (s.finished_at is None or s.finished_at > cutoff):
+            continue
+        copy[s.tag] = ("completed", s.output)
+    for tag in skip or []:
+        copy[tag] = ("skipped", None)
+    return run_start(
+        workflow=run.workflow,
+        environment=run.environment,
+        input=run.input,
+        user=user,
+        origin=run,
+        origin_kind="resume",
+        version=run.version,
+        copy_steps=copy,
+    )
+
+
+def run_fork(
+    *, run: Run, step: str, outputs: dict[str, Any] | None = None, user: Any = None
+) -> Run:
+    """Replay from ``step``: steps that had completed before it started are copied (with
+    ``outputs`` overriding their outputs), and execution starts again at ``step``."""
+    steps = _steps_of(run)
+    target = next((s for s in steps if s.tag == step), None)
+    if target is None:
+        raise RunRefused(f"unknown step '{step}'", field="step")
+    outputs = outputs or {}
+    if not isinstance(outputs, dict):
+        raise RunRefused("outputs must map step tags to outputs", field="outputs")
+    by_tag = {s.tag: s for s in steps}
+    for tag in outputs:
+        if tag not in by_tag:
+            raise RunRefused(f"outputs: unknown step '{tag}'", field=f"outputs.{tag}")
+    start = target.started_at
+    copy: dict[str, tuple[str, Any]] = {}
+    for s in steps:
+        if s.tag == step or s.status != "completed" or s.finished_at is None:
+            continue
+        if start is not None and s.finished_at > start:
+            continue
+        if start is None and s.index >= target.index and s.sequence == target.sequence:
+            continue
+        copy[s.tag] = ("completed", outputs.get(s.tag, s.output))
+    for tag, value in outputs.items():
+        if tag != step and tag not in copy:
+            raise RunRefused(
+                f"outputs: step '{tag}' runs again from '{step}'; "
+                "only earlier steps can be overridden",
+                field=f"outputs.{tag}",
+            )
+        if tag in copy:
+            copy[tag] = ("completed", value)
+    return run_start(
+        workflow=run.workflow,
+        environment=run.environment,
+        input=run.input,
+        user=user,
+        origin=run,
+        origin_kind="fork",
+        version=run.version,
+        copy_steps=copy,
+    )

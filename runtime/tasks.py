@@ -1,0 +1,31 @@
+"""django-q2 entry points. Each takes ids, is enqueued by dotted path, and only translates
+to one call in :mod:`runtime.executor`; duplicates and redeliveries are harmless (leases)."""
+
+from __future__ import annotations
+
+from runtime import executor
+
+
+def sequence_drive(sequence_run_id: int) -> None:
+    """Drive one sequence of a run (and what follows it in the same task)."""
+    executor.sequence_drive(sequence_run_id)
+
+
+def run_finalize(run_id: int) -> None:
+    """Compensate a winding-down run and end it."""
+    executor.run_finalize(run_id)
+
+
+def child_finished(child_run_id: int) -> None:
+    """Wake the parent sequence waiting on a child run."""
+    executor.child_finished(child_run_id)
+
+
+def sweep(token: str) -> None:
+    """One tick of the self-perpetuating sweep chain."""
+    executor.sweep_tick(token)
+
+
+def sweep_kick() -> None:
+    """Start the sweep chain unless one is alive (worker start, django-q2 Schedule)."""
+    executor.sweep_kick()
