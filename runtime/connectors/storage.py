@@ -190,7 +190,7 @@ _slugs: dict[int, str] = {}
 _slugs_lock = threading.Lock()
 
 
-def _product_slug(product_id: int | None) -> str:
+def product_slug(product_id: int | None) -> str:
     if product_id is None:
         return "_"
     with _slugs_lock:
@@ -210,7 +210,7 @@ def storage_for(call: ConnectorCall, component: Component) -> Storage:
     config = component.config
     backend = str(config.get("backend") or "filesystem")
     if backend in {"filesystem", "file", "local"}:
-        parts = [_product_slug(call.product_id), call.environment or "_", component.tag]
+        parts = [product_slug(call.product_id), call.environment or "_", component.tag]
         for part in parts:
             if "/" in part or part.startswith("."):
                 raise StepError(f"bad storage path part {part!r}", retryable=False)

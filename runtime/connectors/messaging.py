@@ -1,0 +1,266 @@
+"""PUBLISH: put a message on a broker topic; ``event`` is ``broker:topic``.
+
+A broker component may list its topics (``Component.events``, optional)::
+
+    {"order-created": {"description": "..."}}
+
+and each environment picks where messages go (``Component.config``)::
+
+    {"backend": "database"}                              # default: the built-in broker
+    {"backend": "redis", "url": "redis://127.0.0.1:6379/0", "maxlen": 100000,
+     "stream_prefix": "trellis"}
+
+The built-in broker stores each message (``designer.Message``). Either way, publishing
+starts every workflow whose live version in the environment has a trigger
+``{"type": "topic", "event": "<broker>:<topic>"}`` (the canvas' topic trigger), with the
+message as ``$Input`` (or the trigger's ``input`` mapping over it). The Redis backend also
+appends the message to the stream ``<prefix>:<product>:<env>:<broker>:<topic>`` (XADD) for
+consumers outside Trellis.
+
+Input: ``{message: {...}, key?}`` as the seed's ``ctx.messaging.produce`` (any other input
+is the message itself). The step's idempotency key makes a retried publish store and
+trigger once. Result: ``{message_id, broker, topic, runs: [run ids], refused?: [...]}``
+(+ ``stream`` for Redis).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from runtime.connectors import Component, ConnectorCall, register
+from runtime.errors import StepError, TrellisError
+from runtime.http import host_check
+from runtime.spec import EventType
+
+log = logging.getLogger("trellis.connectors.messaging")
+
+
+@register(EventType.PUBLISH)
+def publish_run(call: ConnectorCall) -> Any:
+    """Publish one message and start the workflows subscribed to its topic."""
+    component = call.component
+    broker, topic = _split(call, component)
+    if component is not None and component.events and topic not in component.events:
+        raise StepError(f"broker '{broker}' has no topic '{topic}'", retryable=False)
+    if call.environment_id is None or call.product_id is None:
+        raise StepError("PUBLISH needs the run's product and environment", retryable=False)
+    data = call.input if isinstance(call.input, dict) else {}
+    message = data["message"] if "message" in data else call.input
+    key = str(data.get("key") or call.idempotency_key or "")
+    config = component.config if component else {}
+    backend = str(config.get("backend") or "database")
+    if backend not in {"database", "redis"}:
+        raise StepError(f"broker '{broker}': unknown backend {backend!r}", retryable=False)
+    try:
+        json.dumps(message)
+    except (TypeError, ValueError) as exc:
+        raise StepError("the message must be JSON", retryable=False) from exc
+
+    extra: dict[str, Any] = {}
+    if backend == "redis":
+        extra = _redis_add(call, config, broker, topic, message, key)
+    stored, created = _store(
+        call, call.product_id, call.environment_id, broker, topic, message, key
+    )
+    if created:
+        started, refused = topic_trigger(
+            product_id=call.product_id,
+            environment_id=call.environment_id,
+            event=f"{broker}:{topic}",
+            message=message,
+            message_id=stored.pk,
+        )
+        stored.runs = started
+        stored.save(update_fields=["runs"])
+    else:
+        refused = []
+    out: dict[str, Any] = {
+        "message_id": stored.pk,
+        "broker": broker,
+        "topic": topic,
+        "runs": list(stored.runs),
+        **extra,
+    }
+    if refused:
+        out["refused"] = refused
+    return out
+
+
+def _split(call: ConnectorCall, component: Component | None) -> tuple[str, str]:
+    if ":" in call.event:
+        broker, topic = call.event.split(":", 1)
+    else:
+        broker, topic = (component.tag if component else call.app or ""), call.event
+    if component is not None and broker != component.tag:
+        raise StepError(
+            f"event '{call.event}' names broker '{broker}' but the step uses '{component.tag}'",
+            retryable=False,
+        )
+    if not broker or not topic:
+        raise StepError(
+            f"PUBLISH event must be 'broker:topic', got {call.event!r}", retryable=False
+        )
+    return broker, topic
+
+
+def _store(
+    call: ConnectorCall,
+    product_id: int,
+    environment_id: int,
+    broker: str,
+    topic: str,
+    message: Any,
+    key: str,
+) -> tuple[Any, bool]:
+    from designer.models import Message
+
+    if key:
+        found = Message.objects.filter(
+            environment_id=environment_id, broker=broker, topic=topic, key=key
+        ).first()
+        if found is not None:
+            return found, False
+    try:
+        with transaction.atomic():
+            return (
+                Message.objects.create(
+                    product_id=product_id,
+                    environment_id=environment_id,
+                    broker=broker,
+                    topic=topic,
+                    payload=message,
+                    key=key,
+                    run_id=call.run_id,
+                ),
+                True,
+            )
+    except IntegrityError:
+        # A concurrent retry with the same key stored it first.
+        return (
+            Message.objects.get(environment_id=environment_id, broker=broker, topic=topic, key=key),
+            False,
+        )
+
+
+def topic_subscribers(*, environment_id: int, event: str) -> list[tuple[Any, dict[str, Any]]]:
+    """``(workflow, trigger)`` for each workflow active in the environment whose live
+    version has a topic trigger on ``event`` ('broker:topic')."""
+    from designer.models import Activation
+
+    out: list[tuple[Any, dict[str, Any]]] = []
+    activations = Activation.objects.filter(environment_id=environment_id, active=True)
+    for activation in activations.select_related("workflow", "version"):
+        version = activation.live_version()
+        if version is None:
+            continue
+        for trigger in (version.spec or {}).get("triggers") or []:
+            if (
+                isinstance(trigger, dict)
+                and trigger.get("type", "topic") == "topic"
+                and trigger.get("event") == event
+            ):
+                out.append((activation.workflow, trigger))
+                break
+    return out
+
+
+def topic_trigger(
+    *, product_id: int, environment_id: int, event: str, message: Any, message_id: int
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """Start every workflow subscribed to ``event`` with the message as input.
+
+    Returns the started run ids and, for each refused start (inactive, input not matching
+    the schema…), ``{workflow, message}``; one refusal does not stop the others. Each
+    start is keyed by the message, so triggering twice starts each workflow once.
+    """
+    from designer.models import Environment
+    from runtime.expressions import DictScope, resolve
+    from runtime.services import run_start
+
+    environment = Environment.objects.get(pk=environment_id, product_id=product_id)
+    started: list[int] = []
+    refused: list[dict[str, Any]] = []
+    for workflow, trigger in topic_subscribers(environment_id=environment_id, event=event):
+        mapping = trigger.get("input")
+        try:
+            run_input = message if mapping is None else resolve(mapping, DictScope(input=message))
+            if not isinstance(run_input, dict):
+                run_input = {"message": run_input}
+            run = run_start(
+                workflow=workflow,
+                environment=environment,
+                input=run_input,
+                idempotency_key=f"message:{message_id}",
+            )
+        except TrellisError as exc:
+            log.info("topic %s did not start %s: %s", event, workflow.tag, exc)
+            refused.append({"workflow": workflow.tag, "message": str(exc)})
+            continue
+        started.append(run.pk)
+    return started, refused
+
+
+# --- Redis Streams ---------------------------------------------------------------------
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _redis(url: str, timeout: float) -> Any:
+    import redis
+
+    with _clients_lock:
+        client = _clients.get(url)
+        if client is None:
+            client = redis.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+            _clients[url] = client
+        return client
+
+
+def stream_name(prefix: str, product: str, environment: str, broker: str, topic: str) -> str:
+    return ":".join([prefix or "trellis", product, environment or "_", broker, topic])
+
+
+def _redis_add(
+    call: ConnectorCall, config: dict[str, Any], broker: str, topic: str, message: Any, key: str
+) -> dict[str, Any]:
+    import redis
+
+    from runtime.connectors.storage import product_slug
+
+    url = str(config.get("url") or "")
+    if not url:
+        raise StepError(f"broker '{broker}' has no redis url configured", retryable=False)
+    if call.allowed_hosts:
+        host_check(
+            url, call.allowed_hosts, environment=call.environment, schemes=("redis", "rediss")
+        )
+    stream = stream_name(
+        str(config.get("stream_prefix") or "trellis"),
+        product_slug(call.product_id),
+        call.environment,
+        broker,
+        topic,
+    )
+    fields = {
+        "payload": json.dumps(message),
+        "key": key,
+        "run": str(call.run_id or ""),
+        "step": call.step,
+    }
+    try:
+        client = _redis(url, call.timeout_s or 10.0)
+        entry = client.xadd(
+            stream, fields, maxlen=int(config.get("maxlen", 100_000)), approximate=True
+        )
+    except redis.RedisError as exc:
+        raise StepError(f"broker '{broker}': redis: {exc}", retryable=True) from exc
+    entry_id = entry.decode() if isinstance(entry, bytes) else str(entry)
+    return {"stream": stream, "stream_id": entry_id}
