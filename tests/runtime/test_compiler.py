@@ -846,3 +846,30 @@ def test_the_checksum_is_stable_and_ignores_key_order_and_defaults() -> None:
 def test_plan_steps_are_typed() -> None:
     step = compile_spec({"sequences": [MAIN_SEQUENCE]}).steps[0]
     assert isinstance(step, PlanStep)
+
+
+# ----------------------------------------------------------------- limits and purity
+
+
+def test_input_nested_too_deeply_is_refused_not_crashing() -> None:
+    deep: Any = "$Input{x}"
+    for _ in range(200):
+        deep = {"a": deep}
+    spec = {"sequences": [seq("a", action("x", input={"body": deep}))]}
+    [(path, message)] = issues_of(spec)
+    assert path.startswith("sequences[0].events[0].input.body.a.a.a")
+    assert message == "nested more than 64 levels deep"
+
+
+def test_the_compiler_and_expressions_import_no_django() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, runtime.compiler, runtime.expressions;"
+        "bad = [m for m in sys.modules if m.startswith('django')];"
+        "assert not bad, bad"
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)

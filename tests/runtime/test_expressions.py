@@ -483,3 +483,19 @@ def test_parsing_is_cached_and_resolving_is_fast(scope: DictScope) -> None:
         resolve(value, scope)
     elapsed = time.perf_counter() - start
     assert elapsed < 1.0, f"10k resolves took {elapsed:.3f}s"
+
+
+def test_scopes_may_hold_any_mapping_and_tuples() -> None:
+    from types import MappingProxyType
+
+    scope = DictScope(input=MappingProxyType({"a": MappingProxyType({"b": (10, 20)})}))
+    assert resolve("$Input{a.b.1}", scope) == 20
+    assert resolve("$Input{a.b[0]}", scope) == 10
+
+
+def test_a_custom_scope_only_needs_lookup() -> None:
+    class Fixed:
+        def lookup(self, ref: Ref) -> object:
+            return f"{ref.kind}:{'/'.join(ref.args)}:{ref.path}"
+
+    assert resolve("$Step{a}{b.c} $Secret{k}", Fixed()) == "Step:a:b.c Secret:k:"
