@@ -196,7 +196,22 @@ class _Node:
 
 @dataclass(frozen=True, eq=True)
 class Ref(_Node):
-    """A reference: ``$Step{validate}{a.b}`` is ``Ref('Step', ('validate',), 'a.b')``."""
+    """A reference: ``$Step{validate}{a.b}`` is ``Ref('Step', ('validate',), 'a.b')``.
+
+    ======== ================= =====================================
+    kind     args              path
+    ======== ================= =====================================
+    Input    ()                ``a.b`` ('' = the whole input)
+    Step     (tag,)            ``a.b`` ('' = the whole output)
+    Sequence (sequence, step)  ``a.b`` ('' = the whole output)
+    State    ()                ``key`` or ``key.a``
+    Variable (app,)            ``key``
+    Constant (app,)            ``key``
+    Secret   (key,)            '' (a secret is read whole)
+    Run      ()                ``status``, ``completed_steps``, ...
+    Now      ()                ''
+    ======== ================= =====================================
+    """
 
     kind: str
     args: tuple[str, ...] = ()
