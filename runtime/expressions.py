@@ -448,7 +448,16 @@ def _op_pick(args: list[Any]) -> Any:
         return None
     if isinstance(key, int) and not isinstance(key, bool):
         return _walk(args[0], (key,))
-    return _walk(args[0], _parse_path(as_text(key), 0, ""))
+    return _walk(args[0], _runtime_path(as_text(key)))
+
+
+@lru_cache(maxsize=1024)
+def _runtime_path(key: str) -> tuple[str | int, ...]:
+    """A path computed at run time ($Pick, $Filter): one that does not parse is a plain key."""
+    try:
+        return _parse_path(key, 0, key)
+    except ExpressionError:
+        return (key,)
 
 
 def _op_join(args: list[Any]) -> Any:
@@ -513,7 +522,7 @@ def _matching(name: str, args: list[Any]) -> list[Any]:
         )
     if not isinstance(items, list | tuple):
         return []
-    path = _parse_path(as_text(key), 0, "") if key not in (None, "") else ()
+    path = _runtime_path(as_text(key)) if key not in (None, "") else ()
     return [item for item in items if compare(_walk(item, path), op, expected)]
 
 

@@ -211,6 +211,8 @@ def test_default_now_is_an_iso_string_in_utc() -> None:
         ("$Pick($Input{items}, '1.status')", "paid"),
         ("$Pick($Input{items}, 0)", ITEMS[0]),
         ("$Pick($Input{user}, 'nope')", None),
+        ("$Pick($Input{user}, 'bad..path')", None),
+        ("$Pick($Input{user}, $Input{missing})", None),
         ("$Join(['a', 'b', 3], ', ')", "a, b, 3"),
         ("$Join($Split($Input{csv}, ','), '|')", "a|b|c"),
         ("$Join(['a', 'b'])", "a,b"),
