@@ -6,9 +6,10 @@ the same code and its captured recorded values replaced by the real ones (resolv
 engine from the event's ``refs``), and ``ctx`` replaced by a :class:`LiveContext` over the
 run. Everything else it captured is kept as is.
 
-The engine hands its own step context to ``run_code_step(input, ctx)``; :func:`adapt`
-turns it into the small :class:`StepRuntime` protocol this module needs, so the same live
-ctx serves the engine and ``runtime.testing``.
+The engine hands ``run_code_step(input, info)`` its StepInfo (run id, step, attempt,
+idempotency key, ``log``); the run's data comes from the event's ``ctx`` references, which
+the engine resolved. :func:`runtime_for` puts both behind the small :class:`StepRuntime`
+protocol, so the same live ctx serves the engine and ``runtime.testing``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from runtime.recorder import (
     _SNAKE,
     CALL_SHAPES,
     MISSING,
-    Recorded,
     RecordingContext,
     contains_recorded,
     split_call,
@@ -220,8 +220,9 @@ class _LiveTransform:
         return a - b
 
     @staticmethod
-    def substring(value: Any, start: int, end: int | None = None) -> str:
-        return str(value)[start:end]
+    def substring(value: Any, start: int, length: int | None = None) -> str:
+        text = str(value)
+        return text[start:] if length is None else text[start : start + max(length, 0)]
 
     parseJson = parse_json
     formatDate = format_date
@@ -416,13 +417,11 @@ def run_step_function(
     fn: Callable[..., Any],
     *,
     refs: Mapping[str, Any],
-    ctx: Any,
+    runtime: StepRuntime,
     rollback: bool = False,
     result: Any = None,
-    workflow: Any = None,
 ) -> Any:
     """Run a recorded step (or rollback) function with real values; return JSON."""
-    runtime = adapt(ctx)
     live = LiveContext(runtime)
     bound = rebind(fn, refs, live)
     count = _positional(bound)
@@ -432,13 +431,15 @@ def run_step_function(
         args = (live,) if count >= 1 else ()
     what = f"the {'rollback' if rollback else 'step'} function {getattr(fn, '__qualname__', fn)}"
     out = bound(*args)
-    if inspect.isawaitable(out) or isinstance(out, LiveCall):
+    if isinstance(out, LiveCall):
+        out = out.result()
+    elif inspect.isawaitable(out):
         out = _drive(out)
     return to_json(out, what)
 
 
 def _drive(awaitable: Any) -> Any:
-    """Await a step function's coroutine from sync code (the worker)."""
+    """Await a step function's coroutine from sync code (the worker thread)."""
     from asgiref.sync import async_to_sync
 
     async def main() -> Any:
@@ -447,36 +448,27 @@ def _drive(awaitable: Any) -> Any:
             value = await value
         return value
 
-    if isinstance(awaitable, LiveCall):
-        return awaitable.result()
     return async_to_sync(main)()
 
 
-# --- adapting the engine's step context ------------------------------------------------------
+# --- runtimes: the engine's, and a bare one ---------------------------------------------------
 
 
-class _Adapted:
-    """Duck-typed view of an engine ctx (attributes or mapping keys)."""
+class BareRuntime:
+    """Run data only (from the CODE event's ``ctx`` references); no connectors."""
 
-    def __init__(self, ctx: Any) -> None:
-        self._ctx = ctx
-
-    def _get(self, name: str, default: Any = None) -> Any:
-        if isinstance(self._ctx, Mapping):
-            return self._ctx.get(name, default)
-        return getattr(self._ctx, name, default)
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self.data = dict(data or {})
 
     def run_info(self) -> Mapping[str, Any]:
-        info = self._get("run_info")
-        if callable(info):
-            return dict(info())
+        run = self.data.get("run") or {}
         return {
-            "input": self._get("input") or {},
-            "steps": self._get("steps") or {},
-            "state": self._get("state") or {},
-            "id": self._get("run_id", self._get("id")),
-            "completed_steps": self._get("completed_steps") or [],
-            "current_step": self._get("current_step", self._get("step")),
+            "input": self.data.get("input") or {},
+            "steps": self.data.get("steps") or {},
+            "state": self.data.get("state") or {},
+            "id": run.get("id"),
+            "completed_steps": run.get("completed_steps") or [],
+            "current_step": run.get("current_step"),
         }
 
     def call(
@@ -487,55 +479,119 @@ class _Adapted:
         input: dict[str, Any],
         options: Mapping[str, Any],
     ) -> Any:
-        fn = self._get("call")
-        if not callable(fn):
-            raise StepError("this runner cannot call connectors from code steps", retryable=False)
-        return fn(type, event, app, input, options)
+        raise StepError("no connectors are available to this code step", retryable=False)
 
     def log(self, level: str, message: str, data: Any) -> None:
-        fn = self._get("log")
-        if callable(fn):
-            fn(level, message, data)
-            return
         logger.log(logging.getLevelName(level.upper()), "%s %s", message, data or "")
 
     def set_state(self, key: str, value: Any) -> None:
-        fn = self._get("set_state")
-        if not callable(fn):
-            raise StepError("this runner cannot set state from code steps", retryable=False)
-        fn(key, value)
+        raise StepError(
+            "ctx.set_state cannot run inside a step function: call it from the handler "
+            "(a SET_STATE step)",
+            retryable=False,
+        )
 
     def lookup(self, kind: str, app: str | None, key: str) -> Any:
-        fn = self._get("lookup")
-        if callable(fn):
-            return fn(kind, app, key)
-        table = self._get(f"{kind}s") or {}
-        if app is not None:
-            table = table.get(app, {})
+        return None
+
+
+class EngineRuntime(BareRuntime):
+    """A code step run by the engine: ``info`` is its StepInfo (run id, step, attempt,
+    idempotency key, ``log``); connector calls go through the same connectors as steps,
+    in the run's environment."""
+
+    def __init__(self, info: Any, data: Mapping[str, Any] | None = None) -> None:
+        super().__init__(data)
+        self.info = info
+        self._calls = 0
+        self._run: Any = None
+
+    def run(self) -> Any:
+        if self._run is None:
+            from runtime.models import Run
+
+            self._run = Run.objects.select_related("environment", "workflow__product").get(
+                pk=self.info.run_id
+            )
+        return self._run
+
+    def workflow_key(self) -> str:
+        run = self.run()
+        return f"{run.workflow.product.slug}/{run.workflow.tag}"
+
+    def call(
+        self,
+        type: EventType,
+        event: str,
+        app: str | None,
+        input: dict[str, Any],
+        options: Mapping[str, Any],
+    ) -> Any:
+        from runtime.connectors import execute
+        from runtime.connectors.loader import connector_call
+        from runtime.spec import duration_ms
+
+        self._calls += 1
+        timeout = duration_ms(options.get("timeout")) if options.get("timeout") else None
+        call = connector_call(
+            type=type,
+            event=event,
+            input=input,
+            environment=self.run().environment,
+            app=app,
+            # One key per call of this attempt, stable when the attempt runs again.
+            idempotency_key=f"{self.info.idempotency_key}:{self._calls}",
+            timeout_s=timeout / 1000 if timeout else None,
+            run_id=self.info.run_id,
+            step=self.info.step,
+        )
+        return execute(call)
+
+    def log(self, level: str, message: str, data: Any) -> None:
+        if isinstance(data, Mapping):
+            fields = {str(k): v for k, v in data.items() if str(k) != "level"}
+        else:
+            fields = {} if data is None else {"data": data}
+        self.info.log(message, level, **fields)
+
+    def lookup(self, kind: str, app: str | None, key: str) -> Any:
+        from runtime.connectors.loader import component_for
+
+        if kind == "secret":
+            raise StepError(
+                "secrets are not handed to code: use $Secret{...} in a component's config",
+                retryable=False,
+            )
+        env = self.run().environment
+        component = component_for(product_id=env.product_id, environment_id=env.pk, tag=str(app))
+        table = component.variables if kind == "variable" else component.constants
         return table.get(key)
 
 
-def adapt(ctx: Any) -> StepRuntime:
-    """The engine's step context (or None) as a :class:`StepRuntime`."""
+def runtime_for(ctx: Any, data: Mapping[str, Any] | None) -> StepRuntime:
+    """The runtime behind a code step: a test harness's own, the engine's, or bare."""
     if isinstance(ctx, StepRuntime):
         return ctx
-    return _Adapted(ctx if ctx is not None else {})
+    if ctx is not None and getattr(ctx, "run_id", None) is not None:
+        return EngineRuntime(ctx, data)
+    return BareRuntime(data)
 
 
 def log_to(ctx: Any, level: str, message: Any, data: Any) -> None:
     """Journal one log line through the runner's ctx (or Python logging without one)."""
     text = "" if message is None else str(message)
-    adapt(ctx).log(level, text, None if data is MISSING else data)
+    runtime_for(ctx, None).log(level, text, None if data is MISSING else data)
 
 
 __all__ = [
     "AttrDict",
+    "BareRuntime",
+    "EngineRuntime",
     "LiveContext",
-    "Recorded",
     "StepRuntime",
-    "adapt",
     "log_to",
     "rebind",
     "run_step_function",
+    "runtime_for",
     "wrap",
 ]

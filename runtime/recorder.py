@@ -41,6 +41,7 @@ from runtime.spec import TAG_RE, EventType, duration_ms
 # CODE events emitted by the recorder call back into runtime.workflows in the worker.
 CODE_STEP_EVENT = "runtime.workflows:run_code_step"
 LOG_EVENT = "runtime.workflows:log_step"
+TRANSFORM_EVENT = "runtime.workflows:transform_step"
 
 STEP_OPTION_KEYS = ("allow_fail", "retries", "retry_delay", "timeout", "critical", "backoff")
 _CAMEL = {
@@ -227,6 +228,11 @@ class Recorded:
     """
 
     __slots__ = ("_r_origin", "_r_rec", "_r_ref", "_r_sample", "_r_text")
+    _r_origin: str | None
+    _r_rec: Recording
+    _r_ref: tuple[str, tuple[str, ...], str] | None
+    _r_sample: Any
+    _r_text: str
 
     def __init__(
         self,
@@ -453,7 +459,20 @@ _REC: contextvars.ContextVar[Recording | None] = contextvars.ContextVar("trellis
 _FRONTIER: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
     "trellis_frontier", default=frozenset()
 )
-_CLAUSES: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+
+
+@dataclass(frozen=True)
+class _Clause:
+    """A branch condition; with a frame, it only holds while that frame's current line
+    is within ``first..last`` (the body of the ``if`` branch taken)."""
+
+    text: str
+    frame: types.FrameType | None = field(default=None, compare=False)
+    first: int = 0
+    last: int = 0
+
+
+_CLAUSES: contextvars.ContextVar[tuple[_Clause, ...]] = contextvars.ContextVar(
     "trellis_clauses", default=()
 )
 _STEP_FRAME: contextvars.ContextVar[_StepFrame | None] = contextvars.ContextVar(
@@ -496,6 +515,7 @@ class Recording:
         self.auto_counts: dict[str, int] = {}
         self.input_paths: set[str] = set()
         self.used_overrides: set[str] = set()
+        self.state_keys: dict[str, None] = {}  # set so far, in order
 
     # references --------------------------------------------------------------------------
     def ref(
@@ -557,10 +577,26 @@ class Recording:
         return Recorded(self, text)
 
     # decisions -----------------------------------------------------------------------------
-    def assume(self, clause: str) -> None:
+    def assume(self, text: str, outcome: bool) -> None:
+        """Later steps run only when ``text`` holds at run time. Scoped to the ``if`` block
+        that tested it, unless the branch not taken always exits (early return), in which
+        case everything after the ``if`` depends on it too."""
+        scope = _branch_scope(outcome)
+        if scope is _NOWHERE:
+            return
         clauses = _CLAUSES.get()
-        if clause not in clauses:
-            _CLAUSES.set((*clauses, clause))
+        for existing in clauses:
+            if existing.text == text and (existing.frame is None or scope is None):
+                if existing.frame is not None:  # now unconditional: widen it
+                    clauses = tuple(c for c in clauses if c is not existing)
+                    break
+                return
+        if scope is None:
+            clause = _Clause(text)
+        else:
+            frame, first, last = scope
+            clause = _Clause(text, frame, first, last)
+        _CLAUSES.set((*clauses, clause))
 
     def decide_truth(self, value: Recorded) -> bool:
         site = user_site(3)
@@ -586,7 +622,7 @@ class Recording:
                 "fields (e.g. `if result.ok:`) so the recorder can write a condition",
                 site=site,
             )
-        self.assume(f"{value._r_text} == {literal(sample)}")
+        self.assume(f"{value._r_text} == {literal(sample)}", bool(sample))
         return bool(sample)
 
     def decide_comparison(self, cond: RecordedCondition) -> bool:
@@ -629,7 +665,7 @@ class Recording:
                 site=site,
             ) from None
         used = op if result else _NEGATE[op]
-        self.assume(f"{left._r_text} {used} {right_text}")
+        self.assume(f"{left._r_text} {used} {right_text}", result)
         return result
 
     def iterate(self, value: Recorded) -> Iterator[Any]:
@@ -754,11 +790,103 @@ class Recording:
             else:
                 pending.append(info)
         self.children[task] = pending
-        clauses = _CLAUSES.get()
+        texts = tuple(c.text for c in _active_clauses())
         if condition:
-            clauses = (*clauses, condition)
-        self.nodes[tag] = Node(tag, event, _reduce(deps, self.nodes), clauses, site)
+            texts = (*texts, condition)
+        self.nodes[tag] = Node(tag, event, _reduce(deps, self.nodes), texts, site)
         _FRONTIER.set(frozenset({tag}))
+
+
+_NOWHERE: Any = object()  # a branch whose body records nothing: no clause at all
+
+
+def _user_frame() -> types.FrameType | None:
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if _is_user_file(frame.f_code.co_filename):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _branch_scope(outcome: bool) -> tuple[types.FrameType, int, int] | Any | None:
+    """Where a decision made in the user's ``if`` test holds (see :meth:`Recording.assume`):
+    None = for the rest of the recording; (frame, first, last) = while that frame runs
+    the lines of the branch taken; ``_NOWHERE`` = the branch taken is empty."""
+    frame = _user_frame()
+    if frame is None:
+        return None
+    func = _code_node(frame.f_code, frame.f_globals)
+    if func is None:
+        return None
+    line = frame.f_lineno
+    found: ast.If | None = None
+    for node in _own_nodes(func):
+        if not isinstance(node, ast.If):
+            continue
+        test = node.test
+        if test.lineno <= line <= (test.end_lineno or test.lineno):
+            if found is None or node.lineno >= found.lineno:
+                found = node
+    if found is None:
+        return None
+    test, negate = found.test, False
+    while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test, negate = test.operand, not negate
+    if not isinstance(test, ast.Name | ast.Attribute | ast.Subscript | ast.Compare):
+        return None  # and/or, calls...: cannot tell which branch this decided
+    taken, untaken = (found.body, found.orelse) if outcome != negate else (found.orelse, found.body)
+    if untaken and _terminates(untaken):
+        return None
+    if not taken:
+        return _NOWHERE
+    last = max(stmt.end_lineno or stmt.lineno for stmt in taken)
+    return frame, taken[0].lineno, last
+
+
+def _own_nodes(func: ast.AST) -> Iterator[ast.AST]:
+    """The nodes of a function's body, not those of functions defined inside it."""
+    stack = list(ast.iter_child_nodes(func))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue
+        yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _terminates(body: list[ast.stmt]) -> bool:
+    """Every path through ``body`` leaves it (return, raise, break, continue)."""
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, ast.Return | ast.Raise | ast.Break | ast.Continue):
+        return True
+    if isinstance(last, ast.If):
+        return _terminates(last.body) and _terminates(last.orelse)
+    return False
+
+
+def _active_clauses() -> tuple[_Clause, ...]:
+    """The branch conditions that hold at this point; drop those whose block has ended."""
+    clauses = _CLAUSES.get()
+    if not clauses:
+        return clauses
+    on_stack: dict[int, int] = {}
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None:
+        on_stack.setdefault(id(frame), frame.f_lineno)
+        frame = frame.f_back
+    kept = []
+    for clause in clauses:
+        if clause.frame is not None and id(clause.frame) in on_stack:
+            if not clause.first <= on_stack[id(clause.frame)] <= clause.last:
+                continue  # the frame has left the branch: later code runs either way
+        # Not on the stack: a task forked inside the branch, still bound by it.
+        kept.append(clause)
+    if len(kept) != len(clauses):
+        _CLAUSES.set(tuple(kept))
+    return tuple(kept)
 
 
 def _reduce(deps: set[str], nodes: Mapping[str, Any]) -> tuple[str, ...]:
@@ -1031,7 +1159,15 @@ class _Namespace:
             input=rec.to_spec(split.payload, site, f"ctx.{label} input"),
             options=options,
             tag=split.tag,
-            auto_base=event.replace(":", "-"),
+            # Direct calls are named after what they do: the event, or for components
+            # with one fixed operation (quota, fallback, graph nodes) the component.
+            auto_base=(
+                event.replace(":", "-")
+                if split.shape.event_key
+                else f"{app}-{event}".replace("_", "-")
+                if split.shape.type is EventType.GRAPH
+                else app
+            ),
             label=label,
         )
         return PendingCall(rec, call, site)
@@ -1123,18 +1259,25 @@ class _Transform:
     def trim(self, value: Any) -> Any:
         return value.strip() if self._plain(value) else self._op("Trim", value)
 
+    def _json_step(self, op: str, value: Any) -> Recorded:
+        # The expression language has no JSON operators: a tiny CODE step does the work
+        # at run time (tagged parse-json, stringify, ...), and its result is the value.
+        site = user_site(3)
+        rec = self._ctx._rec
+        rec.check_writable(f"ctx.transform.{op}", site)
+        payload = {"op": op, "value": rec.to_spec(value, site, f"ctx.transform.{op}")}
+        event = {"type": EventType.CODE.value, "event": TRANSFORM_EVENT, "input": payload}
+        tag = rec.auto_tag(op.replace("_", "-"))
+        rec.record(tag, event, site=site)
+        return rec.ref("Step", (tag,), "value")
+
     def parse_json(self, value: Any) -> Any:
-        return json.loads(value) if self._plain(value) else self._op("ParseJson", value)
+        return json.loads(value) if self._plain(value) else self._json_step("parse_json", value)
 
     def stringify(self, value: Any) -> Any:
-        if self._plain(value):
+        if not contains_recorded(value):
             return json.dumps(value)
-        if not isinstance(value, Recorded):
-            raise RecordingError(
-                "ctx.transform.stringify takes one recorded value, not a structure holding some",
-                site=user_site(2),
-            )
-        return self._op("Stringify", value)
+        return self._json_step("stringify", value)
 
     def now(self) -> Recorded:
         return self._ctx._rec.expression("$Now")
@@ -1165,10 +1308,11 @@ class _Transform:
     def subtract(self, a: Any, b: Any) -> Any:
         return a - b if self._plain(a, b) else self._op("Subtract", a, b)
 
-    def substring(self, value: Any, start: int, end: int | None = None) -> Any:
+    def substring(self, value: Any, start: int, length: int | None = None) -> Any:
+        """``$Substring(text, start, length?)``: ``length`` characters from ``start``."""
         if self._plain(value):
-            return value[start:end]
-        return self._op("Substring", value, start, *(() if end is None else (end,)))
+            return value[start:] if length is None else value[start : start + max(length, 0)]
+        return self._op("Substring", value, start, *(() if length is None else (length,)))
 
     parseJson = parse_json
     formatDate = format_date
@@ -1259,7 +1403,9 @@ class RecordingContext:
 
     @property
     def state(self) -> Any:
-        return self._rec.ref("State")
+        """The run state as known so far: ``{key: $State{key}}`` for every key set before
+        this line (the language has no whole-state reference)."""
+        return {key: self._rec.ref("State", (), key) for key in self._rec.state_keys}
 
     def get_state(self, key: str, default: Any = MISSING) -> Any:
         value = self._rec.ref("State", (), key)
@@ -1382,6 +1528,9 @@ class RecordingContext:
         refs = closure_refs(fn, self, site)
         if refs:
             payload["refs"] = refs
+        live = _live_needs(fn)
+        if live:
+            payload["ctx"] = live
         if kind == "rollback":
             payload["rollback"] = True
             payload["result"] = ref_text("Step", (tag,), "")
@@ -1520,9 +1669,10 @@ class RecordingContext:
         rec.check_writable("set state", site)
         if not isinstance(key, str) or not key:
             raise RecordingError("ctx.set_state needs a string key", site=site)
-        payload = {"key": key, "value": rec.to_spec(value, site, f"state {key!r}")}
+        payload = {key: rec.to_spec(value, site, f"state {key!r}")}
         event = {"type": EventType.SET_STATE.value, "event": "set_state", "input": payload}
         rec.record(rec.auto_tag(f"set-{key}"), event, site=site)
+        rec.state_keys.setdefault(key, None)
 
     # The seed's camelCase names, for pasted code.
     waitForSignal = wait_for_signal
@@ -1593,8 +1743,12 @@ def _function_node(fn: Callable[..., Any]) -> ast.AST | None:
     code = getattr(fn, "__code__", None)
     if code is None:
         return None
+    return _code_node(code, getattr(fn, "__globals__", None))
+
+
+def _code_node(code: types.CodeType, module_globals: Any) -> ast.AST | None:
     filename = code.co_filename
-    lines = linecache.getlines(filename, getattr(fn, "__globals__", None))
+    lines = linecache.getlines(filename, module_globals)
     if not lines:
         return None
     source = "".join(lines)
@@ -1698,7 +1852,8 @@ def _name_is_ctx(fn: Callable[..., Any], name: str, ctx: Any, ctx_position: int 
     if name in params:
         return ctx_position is not None and params.index(name) == ctx_position
     if name in code.co_freevars:
-        cell = fn.__closure__[code.co_freevars.index(name)]  # type: ignore[attr-defined]
+        closure = fn.__closure__ or ()  # type: ignore[attr-defined]
+        cell = closure[code.co_freevars.index(name)]
         try:
             return cell.cell_contents is ctx  # type: ignore[no-any-return]
         except ValueError:
@@ -1752,6 +1907,37 @@ def _check_returns_json(fn: Callable[..., Any], tag: str, site: Site | None) -> 
             )
 
 
+# What a code step's function reads from ctx decides what its CODE event carries as
+# references ("ctx" in its input): the engine resolves them, the live ctx serves them.
+_LIVE_INPUT = frozenset({"input"})
+_LIVE_STEPS = frozenset({"steps"})
+_LIVE_STATE = frozenset({"state", "get_state", "getState"})
+_LIVE_RUN = frozenset({"completed_steps", "current_step", "workflow_id", "run_id"})
+ALL_STEPS = "*"  # placeholder, filled with the step's ancestors once the DAG is known
+
+
+def _live_needs(fn: Callable[..., Any]) -> dict[str, Any]:
+    node = _function_node(fn)
+    if node is None:
+        names: set[str] = set(_LIVE_INPUT | _LIVE_STEPS | _LIVE_STATE | _LIVE_RUN)
+    else:
+        names = {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+    needs: dict[str, Any] = {}
+    if names & _LIVE_INPUT:
+        needs["input"] = "$Input"
+    if names & _LIVE_STEPS:
+        needs["steps"] = ALL_STEPS
+    if names & _LIVE_STATE:
+        needs["state"] = ALL_STEPS
+    if names & _LIVE_RUN:
+        needs["run"] = {
+            "id": "$Run{id}",
+            "completed_steps": "$Run{completed_steps}",
+            "current_step": "$Run{current_step}",
+        }
+    return needs
+
+
 def closure_refs(fn: Callable[..., Any], ctx: Any, site: Site | None) -> dict[str, Any]:
     """Recorded values a code step captured (closure cells, default arguments), as
     expressions the engine resolves; the worker puts the real values back in their place."""
@@ -1797,6 +1983,7 @@ class RecordingResult:
     code_steps: dict[str, CodeStep]
     input_paths: set[str]
     used_overrides: set[str]
+    state_keys: list[str] = field(default_factory=list)
 
 
 def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
@@ -1905,6 +2092,7 @@ def record_handler(
         code_steps=rec.code_steps,
         input_paths=rec.input_paths,
         used_overrides=rec.used_overrides,
+        state_keys=list(rec.state_keys),
     )
 
 
@@ -2016,7 +2204,46 @@ def build_sequences(
     for item in merged.values():
         item.deps = set(_reduce(item.deps, merged))  # type: ignore[arg-type]
     _check_acyclic(merged)
+    state_keys = list(dict.fromkeys(k for result, _ in recordings for k in result.state_keys))
+    for item in merged.values():
+        item.event = _fill_live(item.event, item.tag, _ancestors(item.tag, merged), state_keys)
     return _chains(merged)
+
+
+def _ancestors(tag: str, merged: Mapping[str, _Merged]) -> list[str]:
+    seen: set[str] = set()
+    stack = list(merged[tag].deps)
+    while stack:
+        item = stack.pop()
+        if item not in seen:
+            seen.add(item)
+            stack.extend(merged[item].deps)
+    return sorted(seen, key=lambda t: merged[t].order)
+
+
+def _fill_live(
+    event: dict[str, Any], tag: str, ancestors: list[str], state_keys: list[str]
+) -> dict[str, Any]:
+    """Replace the ``ctx`` placeholders of a code step (and its rollback) with the steps
+    guaranteed to have run before it and the state keys the workflow sets."""
+
+    def fill(data: Any, own: str | None) -> Any:
+        if not isinstance(data, Mapping) or not isinstance(data.get("ctx"), Mapping):
+            return data
+        live = dict(data["ctx"])
+        if live.get("steps") == ALL_STEPS:
+            tags = [*ancestors, *([own] if own else [])]
+            live["steps"] = {t: ref_text("Step", (t,), "") for t in tags}
+        if live.get("state") == ALL_STEPS:
+            live["state"] = {k: ref_text("State", (), k) for k in state_keys}
+        return {**data, "ctx": live}
+
+    out = {**event, "input": fill(event.get("input"), None)}
+    if isinstance(event.get("rollback"), Mapping):
+        rollback = dict(event["rollback"])
+        rollback["input"] = fill(rollback.get("input"), tag)
+        out["rollback"] = rollback
+    return out
 
 
 def _check_acyclic(merged: Mapping[str, _Merged]) -> None:

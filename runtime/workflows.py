@@ -47,6 +47,7 @@ __all__ = [
     "log_step",
     "registry",
     "run_code_step",
+    "transform_step",
     "workflow",
 ]
 
@@ -284,7 +285,8 @@ def _define(
     signal_specs = _signals(signals, site)
 
     recordings: list[tuple[RecordingResult, str | None]] = []
-    for scenario in scenarios or [None]:
+    runs: list[dict[str, Any] | None] = list(scenarios) if scenarios else [None]
+    for scenario in runs:
         result = record_handler(
             handler,
             workflow=key,
@@ -556,13 +558,21 @@ def find(key: str, module: str | None = None) -> WorkflowDefinition:
 def run_code_step(input: Mapping[str, Any], ctx: Any = None) -> Any:
     """CODE event target: run a code step's (or its rollback's) function for real.
 
-    ``input`` is ``{workflow, module, step, refs?, rollback?, result?}`` with ``refs`` — the
-    recorded values the function captured — already resolved by the engine.
+    ``input`` is ``{workflow, module, step, refs?, ctx?, rollback?, result?}``: ``refs`` are
+    the recorded values the function captured and ``ctx`` the run data it reads
+    (input, steps, state), both already resolved by the engine. Only the workflow that
+    recorded the step may run it.
     """
-    from runtime.context import run_step_function
+    from runtime.context import EngineRuntime, run_step_function, runtime_for
 
     key = str(input.get("workflow", ""))
     step = str(input.get("step", ""))
+    runtime = runtime_for(ctx, input.get("ctx") if isinstance(input.get("ctx"), Mapping) else None)
+    if isinstance(runtime, EngineRuntime) and runtime.workflow_key() != key:
+        raise StepError(
+            f"step {step!r} belongs to code workflow {key!r}; only that workflow runs it",
+            retryable=False,
+        )
     definition = find(key, input.get("module") or None)
     code = definition.code_steps.get(step)
     rollback = bool(input.get("rollback"))
@@ -577,10 +587,9 @@ def run_code_step(input: Mapping[str, Any], ctx: Any = None) -> Any:
     return run_step_function(
         fn,
         refs=input.get("refs") or {},
-        ctx=ctx,
+        runtime=runtime,
         rollback=rollback,
         result=input.get("result"),
-        workflow=definition,
     )
 
 
@@ -588,10 +597,20 @@ def log_step(input: Mapping[str, Any], ctx: Any = None) -> Any:
     """CODE event target for ``ctx.log.*`` in a handler: one ``log`` journal entry."""
     from runtime.context import log_to
 
-    log_to(
-        ctx,
-        str(input.get("level", "info")),
-        input.get("message"),
-        input.get("data"),
-    )
-    return None
+    log_to(ctx, str(input.get("level", "info")), input.get("message"), input.get("data"))
+    return {}
+
+
+def transform_step(input: Mapping[str, Any]) -> Any:
+    """CODE event target for ``ctx.transform.parse_json/stringify`` of a run-time value
+    (the expression language has no JSON operators): ``{value}``."""
+    op = input.get("op")
+    value = input.get("value")
+    if op == "parse_json":
+        try:
+            return {"value": json.loads(value) if isinstance(value, str) else value}
+        except ValueError as exc:
+            raise StepError(f"parse_json: not JSON: {exc}", retryable=False) from None
+    if op == "stringify":
+        return {"value": json.dumps(value)}
+    raise StepError(f"unknown transform {op!r}", retryable=False)
