@@ -33,6 +33,10 @@ class TokenApi(ApiView):
     permission_classes = [AllowAny]
     throttle_classes = [LoginThrottle]
 
+    def get_authenticate_header(self, request: Request) -> str:
+        # Wrong credentials are a 401 (DRF makes it a 403 when no authenticator is set).
+        return "Token"
+
     @extend_schema(
         operation_id="auth_token",
         request=TokenIn,

@@ -67,7 +67,13 @@ def detail_issues(detail: Any, prefix: str = "") -> list[Issue]:
     return [Issue(path=prefix or "$", message=str(detail))]
 
 
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _invalid(issues: list[Issue], code: str = "invalid") -> dict[str, Any]:
+    # Messages may quote the input; a megabyte of it helps nobody.
+    issues = [Issue(_short(i.path), _short(i.message)) for i in issues[:100]]
     first = issues[0] if issues else Issue("$", "invalid request")
     return {
         "code": code,

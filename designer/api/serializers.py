@@ -51,8 +51,9 @@ class Number(serializers.IntegerField):
 
 class Choice(serializers.ChoiceField):
     def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, str):
-            self.fail("invalid_choice", input=str(data)[:100])
+        if not isinstance(data, str) or data not in self.choice_strings_to_values:
+            # The message quotes the input: keep a megabyte out of it.
+            self.fail("invalid_choice", input=str(data)[:50])
         return super().to_internal_value(data)
 
 
@@ -266,7 +267,7 @@ class PublishIn(Strict):
 class VersionOut(serializers.Serializer):
     number = serializers.IntegerField()
     checksum = serializers.CharField()
-    author = serializers.CharField(source="author.username", allow_null=True, default=None)
+    author = serializers.CharField(allow_null=True)
     note = serializers.CharField()
     published_at = serializers.DateTimeField()
 

@@ -166,17 +166,18 @@ class ValidateApi(WorkflowScopedApi):
         return Response(ValidateOut(_plan_summary(plan)).data)
 
 
-def _version_out(version: WorkflowVersion, **extra: Any) -> dict[str, Any]:
+def _version_summary(version: WorkflowVersion) -> dict[str, Any]:
     return {
         "number": version.number,
         "checksum": version.checksum,
         "author": version.author.get_username() if version.author is not None else None,
         "note": version.note,
         "published_at": version.published_at,
-        "spec": version.spec,
-        "plan": version.plan,
-        **extra,
     }
+
+
+def _version_out(version: WorkflowVersion, **extra: Any) -> dict[str, Any]:
+    return {**_version_summary(version), "spec": version.spec, "plan": version.plan, **extra}
 
 
 class PublishApi(WorkflowScopedApi):
@@ -211,7 +212,8 @@ class VersionListApi(WorkflowScopedApi):
     )
     def get(self, request: Request, slug: str, tag: str) -> Response:
         workflow = self.workflow(Role.VIEWER)
-        return Response(VersionOut(selectors.version_list(workflow=workflow), many=True).data)
+        versions = [_version_summary(v) for v in selectors.version_list(workflow=workflow)]
+        return Response(VersionOut(versions, many=True).data)
 
 
 class VersionDetailApi(WorkflowScopedApi):

@@ -84,3 +84,9 @@ def components(product: Product) -> list[Component]:
 def _fresh_throttles() -> None:
     # The login throttle counts in the cache; tests must not inherit each other's counts.
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    # The default PBKDF2 costs ~0.3 s per user created: most of a test's time here.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
