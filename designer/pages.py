@@ -1,0 +1,23 @@
+"""Page routes (included at the site root from designer/urls.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from designer import views
+
+urlpatterns: list[Any] = [
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", views.products, name="home"),
+    path("p/<slug:slug>/", views.workflows, name="product"),
+    path("p/<slug:slug>/w/<slug:tag>/", views.canvas, name="canvas"),
+    path("p/<slug:slug>/runs/<int:run_id>/", views.run_monitor, name="run-monitor"),
+]
