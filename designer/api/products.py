@@ -11,7 +11,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from designer import selectors, services
+from designer import governance, selectors, services
 from designer.api.base import ApiView
 from designer.api.serializers import (
     AuditOut,
@@ -94,7 +94,7 @@ class EnvironmentListApi(ApiView):
     def post(self, request: Request, slug: str) -> Response:
         product = self.product(Role.ADMIN)
         data = self.body(EnvironmentIn)
-        environment = services.environment_create(product=product, actor=request.user, **data)
+        environment = governance.environment_create(product=product, actor=request.user, **data)
         return Response(EnvironmentOut(environment).data, status=status.HTTP_201_CREATED)
 
 
@@ -112,7 +112,7 @@ class EnvironmentDetailApi(ApiView):
         product = self.product(Role.ADMIN)
         environment = selectors.environment_get(product=product, slug=env)
         data = self.body(EnvironmentUpdate)
-        environment = services.environment_update(
+        environment = governance.environment_update(
             environment=environment, actor=request.user, **data
         )
         return Response(EnvironmentOut(environment).data)

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.urls import URLPattern, path
 
-from designer.api import auth, components, products, workflows
+from designer.api import auth, components, governance, products, workflows
 
 
 def route(pattern: str, view: Any, name: str) -> list[URLPattern]:
@@ -22,6 +22,7 @@ P = "products/<slug:slug>/"
 W = P + "workflows/<slug:tag>/"
 
 urlpatterns: list[Any] = [
+    *governance.urlpatterns,  # first: environments/diff|reorder are not env slugs
     *route("auth/token", auth.TokenApi.as_view(), "api-token"),
     *route("auth/token/revoke", auth.TokenRevokeApi.as_view(), "api-token-revoke"),
     *route("spec-schema", workflows.SpecSchemaApi.as_view(), "api-spec-schema"),

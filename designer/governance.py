@@ -1,0 +1,618 @@
+"""Governance: environments (create, rename, reorder, the protected production one),
+promotion of a version from one environment to another, the differences an admin sees
+before promoting, and the workflows x environments activation matrix.
+
+Every write is audited in its own transaction. Secrets are never read out: two
+environments' secrets are compared by name, presence and whether the values differ.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from designer import selectors, services
+from designer.models import (
+    Activation,
+    Component,
+    ComponentConfig,
+    Environment,
+    Product,
+    VersionState,
+    Workflow,
+    WorkflowVersion,
+)
+from designer.secrets import SecretsUnreadable, secrets_decrypt
+from designer.services import MASK, Actor, audit_record
+
+# URL segments under environments/ that name an endpoint, not an environment.
+RESERVED_ENV_SLUGS = frozenset({"diff", "reorder", "matrix"})
+# Config keys whose values are shown masked even though they are not stored as secrets.
+_SECRET_LOOKING = ("secret", "password", "token", "credential", "api_key", "apikey", "private")
+
+
+# --- environments -------------------------------------------------------------------------
+
+
+def _check_slug(slug: str) -> None:
+    if slug in RESERVED_ENV_SLUGS:
+        raise ValidationError({"slug": f"'{slug}' is reserved; choose another slug"})
+
+
+def environment_create(
+    *,
+    product: Product,
+    slug: str,
+    name: str,
+    actor: Actor,
+    order: int | None = None,
+    is_production: bool = False,
+    allowed_hosts: list[str] | None = None,
+) -> Environment:
+    """Add an environment (last in the order unless ``order`` is given). Marking it as
+    production moves the production mark from any other environment."""
+    _check_slug(slug)
+    with transaction.atomic():
+        environment = services.environment_create(
+            product=product,
+            slug=slug,
+            name=name,
+            actor=actor,
+            order=order,
+            allowed_hosts=allowed_hosts,
+        )
+        if is_production:
+            environment = environment_mark_production(environment=environment, actor=actor)
+    return environment
+
+
+def environment_rename(
+    *, environment: Environment, actor: Actor, name: str | None = None, slug: str | None = None
+) -> Environment:
+    """Change an environment's display name and/or slug. A production environment keeps
+    its slug: scripts, code-first ``envs`` and run links name it."""
+    fields: dict[str, Any] = {}
+    if name is not None and name != environment.name:
+        fields["name"] = name
+    if slug is not None and slug != environment.slug:
+        _check_slug(slug)
+        if environment.is_production:
+            raise ValidationError(
+                {"slug": "a production environment's slug cannot change: unmark it first"}
+            )
+        fields["slug"] = slug
+    if not fields:
+        return environment
+    return services.environment_update(environment=environment, actor=actor, **fields)
+
+
+def environment_update(*, environment: Environment, actor: Actor, **fields: Any) -> Environment:
+    """A PATCH of an environment with the governance rules applied: the production
+    environment's slug is fixed, and ``is_production`` moves the mark (one per product)."""
+    production = fields.pop("is_production", None)
+    with transaction.atomic():
+        environment = environment_rename(
+            environment=environment,
+            actor=actor,
+            name=fields.pop("name", None),
+            slug=fields.pop("slug", None),
+        )
+        if fields:
+            environment = services.environment_update(
+                environment=environment, actor=actor, **fields
+            )
+        if production is True and not environment.is_production:
+            environment = environment_mark_production(environment=environment, actor=actor)
+        elif production is False and environment.is_production:
+            environment = environment_unmark_production(environment=environment, actor=actor)
+    return environment
+
+
+def environment_reorder(
+    *, product: Product, order: Sequence[str], actor: Actor
+) -> list[Environment]:
+    """Put the product's environments in the order of ``order`` (every slug, once)."""
+    with transaction.atomic():
+        environments = {
+            e.slug: e for e in Environment.objects.select_for_update().filter(product=product)
+        }
+        if len(set(order)) != len(order):
+            raise ValidationError({"order": "each environment may appear only once"})
+        unknown = [slug for slug in order if slug not in environments]
+        if unknown:
+            raise ValidationError({"order": f"no environment '{unknown[0]}' in this product"})
+        missing = sorted(set(environments) - set(order))
+        if missing:
+            raise ValidationError({"order": f"environment '{missing[0]}' is missing"})
+        before = [e.slug for e in sorted(environments.values(), key=lambda e: (e.order, e.pk))]
+        if before != list(order):
+            for index, slug in enumerate(order):
+                environment = environments[slug]
+                if environment.order != index:
+                    environment.order = index
+                    environment.save(update_fields=["order"])
+            audit_record(
+                product=product,
+                actor=actor,
+                action="environment.reorder",
+                target=product.slug,
+                before={"order": before},
+                after={"order": list(order)},
+            )
+    return list(selectors.environment_list(product=product))
+
+
+def environment_mark_production(*, environment: Environment, actor: Actor) -> Environment:
+    """Make ``environment`` the product's production environment (the mark moves: a
+    product has at most one). Production is protected: it cannot be deleted, its slug is
+    fixed, and only admins may start or act on runs there."""
+    with transaction.atomic():
+        others = list(
+            Environment.objects.select_for_update()
+            .filter(product_id=environment.product_id, is_production=True)
+            .exclude(pk=environment.pk)
+        )
+        if environment.is_production and not others:
+            return environment
+        for other in others:
+            other.is_production = False
+            other.save(update_fields=["is_production"])
+        environment.is_production = True
+        environment.save(update_fields=["is_production"])
+        audit_record(
+            product=environment.product,
+            actor=actor,
+            action="environment.mark_production",
+            target=environment.slug,
+            before={"production": [o.slug for o in others]},
+            after={"production": [environment.slug]},
+        )
+    return environment
+
+
+def environment_unmark_production(*, environment: Environment, actor: Actor) -> Environment:
+    if not environment.is_production:
+        return environment
+    with transaction.atomic():
+        environment.is_production = False
+        environment.save(update_fields=["is_production"])
+        audit_record(
+            product=environment.product,
+            actor=actor,
+            action="environment.unmark_production",
+            target=environment.slug,
+            before={"production": [environment.slug]},
+            after={"production": []},
+        )
+    return environment
+
+
+# --- spec differences ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between two JSON documents at a readable path."""
+
+    path: str
+    change: str  # added | removed | changed
+    before: Any = None
+    after: Any = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "change": self.change,
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+def _item_key(item: Any) -> str | None:
+    # Sequences and events are matched by tag (an event's tag defaults to its event), so
+    # inserting a step reads as one addition, not as every later step changing.
+    if isinstance(item, Mapping):
+        key = item.get("tag") or item.get("event") or item.get("name")
+        if isinstance(key, str) and key:
+            return key
+    return None
+
+
+def _keyed(items: list[Any]) -> dict[str, Any] | None:
+    keys = [_item_key(item) for item in items]
+    if any(k is None for k in keys) or len(set(keys)) != len(keys):
+        return None
+    return {str(k): item for k, item in zip(keys, items, strict=True)}
+
+
+def json_diff(before: Any, after: Any, path: str = "") -> list[Change]:
+    """Differences between two JSON values, as paths such as
+    ``sequences[main_sequence].events[validate_user].retries``."""
+    if before == after:
+        return []
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        out: list[Change] = []
+        for key in sorted(set(before) | set(after), key=str):
+            child = f"{path}.{key}" if path else str(key)
+            if key not in before:
+                out.append(Change(child, "added", after=after[key]))
+            elif key not in after:
+                out.append(Change(child, "removed", before=before[key]))
+            else:
+                out.extend(json_diff(before[key], after[key], child))
+        return out
+    if isinstance(before, list) and isinstance(after, list):
+        old, new = _keyed(before), _keyed(after)
+        if old is not None and new is not None:
+            out = []
+            for key in [*old, *(k for k in new if k not in old)]:
+                child = f"{path}[{key}]"
+                if key not in new:
+                    out.append(Change(child, "removed", before=old[key]))
+                elif key not in old:
+                    out.append(Change(child, "added", after=new[key]))
+                else:
+                    out.extend(json_diff(old[key], new[key], child))
+            if [k for k in old if k in new] != [k for k in new if k in old]:
+                out.append(Change(f"{path} (order)", "changed", list(old), list(new)))
+            return out
+        if all(not isinstance(v, Mapping | list) for v in [*before, *after]):
+            return [Change(path or "$", "changed", before, after)]
+        out = []
+        for index in range(max(len(before), len(after))):
+            child = f"{path}[{index}]"
+            if index >= len(before):
+                out.append(Change(child, "added", after=after[index]))
+            elif index >= len(after):
+                out.append(Change(child, "removed", before=before[index]))
+            else:
+                out.extend(json_diff(before[index], after[index], child))
+        return out
+    return [Change(path or "$", "changed", before, after)]
+
+
+def _changes_json(changes: list[Change]) -> dict[str, Any]:
+    counts = {"added": 0, "removed": 0, "changed": 0}
+    for change in changes:
+        counts[change.change] += 1
+    return {"changes": [c.as_json() for c in changes], "summary": counts}
+
+
+# --- configuration differences ------------------------------------------------------------
+
+
+def _secret_looking(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_LOOKING)
+
+
+def _shown(value: Any) -> Any:
+    """A config value as a diff may show it: secret-looking keys masked, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: (MASK if _secret_looking(str(k)) else _shown(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
+
+
+def _masked_changes(changes: list[Change]) -> list[Change]:
+    out = []
+    for change in changes:
+        if any(_secret_looking(part) for part in change.path.replace("[", ".").split(".")):
+            out.append(
+                Change(
+                    change.path,
+                    change.change,
+                    MASK if change.before is not None else None,
+                    MASK if change.after is not None else None,
+                )
+            )
+        else:
+            out.append(
+                Change(change.path, change.change, _shown(change.before), _shown(change.after))
+            )
+    return out
+
+
+def _secrets_of(config: ComponentConfig | None) -> dict[str, str] | None:
+    if config is None:
+        return {}
+    try:
+        return secrets_decrypt(config.secrets_encrypted)
+    except SecretsUnreadable:
+        return None
+
+
+def _secret_rows(a: dict[str, str] | None, b: dict[str, str] | None) -> list[dict[str, Any]]:
+    # Values are compared here and dropped: only names and flags leave this function.
+    if a is None or b is None:
+        return [{"name": "*", "in_a": a is not None, "in_b": b is not None, "unreadable": True}]
+    rows = []
+    for name in sorted(set(a) | set(b)):
+        in_a, in_b = name in a, name in b
+        differs = in_a != in_b or not hmac.compare_digest(
+            a.get(name, "").encode(), b.get(name, "").encode()
+        )
+        if differs:
+            rows.append({"name": name, "in_a": in_a, "in_b": in_b, "differs": True})
+    return rows
+
+
+def _used_components(version: WorkflowVersion | None) -> set[str]:
+    used: set[str] = set()
+    plan = version.plan if version is not None else None
+    for sequence in (plan or {}).get("sequences", []):
+        for step in sequence.get("events", []):
+            for part in (step, step.get("rollback") or {}):
+                app = part.get("app") if isinstance(part, Mapping) else None
+                if isinstance(app, str) and app:
+                    used.add(app)
+    return used
+
+
+def config_diff(
+    *, product: Product, a: Environment, b: Environment, only: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """Per component, how its configuration in ``a`` differs from ``b``: config, variables
+    and constants value by value (secret-looking keys masked), secrets by name only
+    (``in_a``, ``in_b``, ``differs``). Components configured the same way are left out."""
+    components = list(Component.objects.filter(product=product).order_by("kind", "tag"))
+    configs = {
+        (c.component_id, c.environment_id): c
+        for c in ComponentConfig.objects.filter(component__product=product, environment__in=[a, b])
+    }
+    out = []
+    for component in components:
+        if only is not None and component.tag not in only:
+            continue
+        left, right = configs.get((component.pk, a.pk)), configs.get((component.pk, b.pk))
+        entry: dict[str, Any] = {
+            "component": component.tag,
+            "kind": component.kind,
+            "configured_in_a": left is not None,
+            "configured_in_b": right is not None,
+        }
+        differs = (left is None) != (right is None)
+        for field in ("config", "variables", "constants"):
+            changes = json_diff(
+                getattr(left, field) if left else {}, getattr(right, field) if right else {}
+            )
+            entry[field] = [c.as_json() for c in _masked_changes(changes)]
+            differs = differs or bool(changes)
+        entry["secrets"] = _secret_rows(_secrets_of(left), _secrets_of(right))
+        differs = differs or bool(entry["secrets"])
+        if differs:
+            out.append(entry)
+    return out
+
+
+def environment_diff(*, product: Product, a: Environment, b: Environment) -> dict[str, Any]:
+    """What differs between two environments: component configuration and, per workflow,
+    whether it is active and which version is live."""
+    workflows = []
+    for workflow in selectors.workflow_list(product=product):
+        rows = {r.environment.pk: r for r in selectors.activation_rows(workflow=workflow)}
+        left, right = rows.get(a.pk), rows.get(b.pk)
+        if left is None or right is None:
+            continue
+        if (left.active, left.version) != (right.active, right.version):
+            workflows.append(
+                {
+                    "workflow": workflow.tag,
+                    "a": {"active": left.active, "version": left.version},
+                    "b": {"active": right.active, "version": right.version},
+                }
+            )
+    return {
+        "a": a.slug,
+        "b": b.slug,
+        "components": config_diff(product=product, a=a, b=b),
+        "workflows": workflows,
+    }
+
+
+# --- promotion ----------------------------------------------------------------------------
+
+
+def _activation(workflow: Workflow, environment: Environment) -> Activation | None:
+    return (
+        Activation.objects.select_related("version")
+        .filter(workflow=workflow, environment=environment)
+        .first()
+    )
+
+
+def live_version(*, workflow: Workflow, environment: Environment) -> WorkflowVersion | None:
+    """The version runs would use in ``environment`` if the workflow is active there."""
+    activation = _activation(workflow, environment)
+    return activation.live_version() if activation is not None else None
+
+
+def _promoted_version(
+    workflow: Workflow, version: int | None, from_env: Environment
+) -> WorkflowVersion:
+    source = _activation(workflow, from_env)
+    live = source.live_version() if source is not None and source.active else None
+    if version is None:
+        if live is None:
+            raise ValidationError(
+                {
+                    "from_env": f"'{workflow.tag}' is not active in '{from_env.slug}': "
+                    "nothing to promote"
+                }
+            )
+        return live
+    chosen = workflow.versions.filter(state=VersionState.PUBLISHED, number=version).first()
+    if chosen is None:
+        raise ValidationError({"version": f"there is no published version {version}"})
+    if live is None or live.pk != chosen.pk:
+        where = f"v{live.number} is live there" if live is not None else "it is not active there"
+        raise ValidationError(
+            {"version": f"v{version} is not the version live in '{from_env.slug}' ({where})"}
+        )
+    return chosen
+
+
+def _targets(
+    product: Product, from_env: Environment, to_env: Environment, through: bool
+) -> list[Environment]:
+    if from_env.pk == to_env.pk:
+        raise ValidationError({"to_env": "promote to another environment than the source"})
+    if not through:
+        return [to_env]
+    ordered = list(selectors.environment_list(product=product))
+    i, j = ordered.index(from_env), ordered.index(to_env)
+    if j < i:
+        raise ValidationError({"through": "'through' needs a target after the source"})
+    return ordered[i + 1 : j + 1]
+
+
+def _unconfigured(product: Product, environment: Environment) -> set[str]:
+    """Tags of the product's components that have no configuration in ``environment``."""
+    configured = ComponentConfig.objects.filter(environment=environment).values("component_id")
+    return set(
+        Component.objects.filter(product=product)
+        .exclude(pk__in=configured)
+        .values_list("tag", flat=True)
+    )
+
+
+def promotion_preview(
+    *,
+    workflow: Workflow,
+    version: int | None,
+    from_env: Environment,
+    to_env: Environment,
+    through: bool = False,
+) -> dict[str, Any]:
+    """What promoting would change in ``to_env`` (and, with ``through``, in the
+    environments between): the spec differences from the version live there now, and the
+    configuration differences of the components the promoted version uses, and which of
+    those have no configuration at all in the target (``unconfigured``)."""
+    promoted = _promoted_version(workflow, version, from_env)
+    targets = _targets(workflow.product, from_env, to_env, through)
+    used = _used_components(promoted)
+    environments = []
+    for target in targets:
+        activation = _activation(workflow, target)
+        current = activation.live_version() if activation is not None else None
+        spec_changes = json_diff(current.spec if current is not None else {}, promoted.spec)
+        environments.append(
+            {
+                "env": target.slug,
+                "is_production": target.is_production,
+                "before": {
+                    "active": bool(activation and activation.active),
+                    "version": current.number if current is not None else None,
+                    "pinned": bool(activation and activation.version_id),
+                    "managed_by": activation.managed_by if activation else "",
+                },
+                "after": {
+                    "active": True,
+                    "version": promoted.number,
+                    "pinned": True,
+                    "managed_by": "user",
+                },
+                "spec_diff": {
+                    "from_version": current.number if current is not None else None,
+                    "to_version": promoted.number,
+                    **_changes_json(spec_changes),
+                },
+                "config_diff": config_diff(
+                    product=workflow.product, a=from_env, b=target, only=used
+                ),
+                "unconfigured": sorted(used & _unconfigured(workflow.product, target)),
+            }
+        )
+    return {
+        "workflow": workflow.tag,
+        "version": promoted.number,
+        "from_env": from_env.slug,
+        "to_env": to_env.slug,
+        "components_used": sorted(used),
+        "environments": environments,
+    }
+
+
+def version_promote(
+    *,
+    workflow: Workflow,
+    version: int | None,
+    from_env: Environment,
+    to_env: Environment,
+    actor: Actor,
+    through: bool = False,
+) -> list[Activation]:
+    """Make the version live in ``from_env`` live (pinned, active) in ``to_env`` — and in
+    every environment between them with ``through`` — in one transaction, audited as one
+    promotion per target. ``version``, when given, must be the one live in ``from_env``."""
+    with transaction.atomic():
+        preview = promotion_preview(
+            workflow=workflow, version=version, from_env=from_env, to_env=to_env, through=through
+        )
+        promoted = workflow.versions.get(state=VersionState.PUBLISHED, number=preview["version"])
+        activations = []
+        for target, row in zip(
+            _targets(workflow.product, from_env, to_env, through),
+            preview["environments"],
+            strict=True,
+        ):
+            activations.append(
+                services.activation_set(
+                    workflow=workflow,
+                    environment=target,
+                    active=True,
+                    version=promoted,
+                    actor=actor,
+                )
+            )
+            audit_record(
+                product=workflow.product,
+                actor=actor,
+                action="workflow.promote",
+                target=f"{workflow.tag}@{target.slug}",
+                before=row["before"],
+                after={**row["after"], "from_env": from_env.slug},
+            )
+    return activations
+
+
+# --- the activation matrix ----------------------------------------------------------------
+
+
+def activation_matrix(*, product: Product) -> dict[str, Any]:
+    """Workflows x environments: per cell whether the workflow is active there, the live
+    version, whether it is pinned and who decided (``user``, ``code`` or '' = nobody)."""
+    environments = list(selectors.environment_list(product=product))
+    rows = []
+    for workflow in selectors.workflow_list(product=product):
+        cells = {
+            row.environment.slug: {
+                "active": row.active,
+                "live_version": row.version,
+                "pinned": row.pinned,
+                "managed_by": row.managed_by,
+            }
+            for row in selectors.activation_rows(workflow=workflow)
+        }
+        rows.append(
+            {
+                "tag": workflow.tag,
+                "name": workflow.name,
+                "source": workflow.source,
+                "latest_version": getattr(workflow, "latest_number", None),
+                "cells": cells,
+            }
+        )
+    return {
+        "environments": [
+            {"slug": e.slug, "name": e.name, "order": e.order, "is_production": e.is_production}
+            for e in environments
+        ],
+        "workflows": rows,
+    }
