@@ -6,6 +6,8 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime.errors import ExpressionError
 from runtime.expressions import (
@@ -501,3 +503,60 @@ def test_a_custom_scope_only_needs_lookup() -> None:
             return f"{ref.kind}:{'/'.join(ref.args)}:{ref.path}"
 
     assert resolve("$Step{a}{b.c} $Secret{k}", Fixed()) == "Step:a:b.c Secret:k:"
+
+
+# ----------------------------------------------------------------- fuzzing
+
+# Text built from the language's own pieces, so the fuzzer reaches deep into the parser.
+PIECES = st.sampled_from(
+    [
+        "$Input", "$Step", "$Sequence", "$Secret", "$Now", "$Add", "$Concat", "$Filter",
+        "$Nope", "$", "$$", "{", "}", "(", ")", "[", "]", ",", ".", "'", '"', "\\", "a", "b.c",
+        "0", "-1", "2.5", " ", "==", "===", "!=", ">", "<=", "&&", "||", "!", "true", "null",
+    ]
+)  # fmt: skip
+FUZZ = st.one_of(st.text(max_size=40), st.lists(PIECES, max_size=25).map("".join))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=FUZZ)
+def test_parsing_any_text_either_works_or_raises_an_expression_error(text: str) -> None:
+    scope = DictScope(input={"a": 1, "b": {"c": [1, 2]}})
+    for parse_fn in (parse, parse_condition):
+        try:
+            parsed = parse_fn(text)
+        except ExpressionError as exc:
+            assert exc.position is not None and 0 <= exc.position <= len(text)
+            continue
+        try:
+            if isinstance(parsed, Condition):
+                assert evaluate_condition(parsed, scope) in (True, False)
+            else:
+                parsed.evaluate(scope)
+        except ExpressionError:
+            pass  # e.g. $Add('x', 1): a run-time type error, reported as such
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=60).filter(lambda t: "$" not in t))
+def test_text_without_a_dollar_is_returned_unchanged(text: str) -> None:
+    assert resolve(text, DictScope()) is text
+    assert parse(text).is_static
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES)
+def test_an_exact_reference_returns_the_value_itself(value: object) -> None:
+    scope = DictScope(input={"v": value}, steps={"s": value})
+    assert resolve("$Input{v}", scope) == value
+    assert resolve("$Step{s}", scope) == value
+    assert resolve("$Default($Input{v}, 'd')", scope) == ("d" if value is None else value)
