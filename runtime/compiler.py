@@ -165,6 +165,7 @@ class Plan(_Frozen):
 # pydantic adds the union member it tried to the location ('timeout', 'int'); drop it.
 _UNION_TAG = re.compile(r"^(int|float|str|bool|none|dict|list|constrained-\w+|[\w-]+\[.*\])$")
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_DURATION_FIELDS = frozenset({"timeout", "retry_delay"})
 _STEP_KINDS = frozenset({"Step", "Sequence"})
 _DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*([.:][A-Za-z_]\w*)$")
 
@@ -191,7 +192,12 @@ def validation_issues(exc: ValidationError, prefix: str = "") -> list[Issue]:
         messages = merged.setdefault(path or "$", [])
         if err["msg"] not in messages:
             messages.append(err["msg"])
-    return [Issue(path=p, message=" or ".join(m)) for p, m in merged.items()]
+    issues = []
+    for path, messages in merged.items():
+        if path.rsplit(".", 1)[-1] in _DURATION_FIELDS and len(messages) > 1:
+            messages = ["a duration is a number of ms or a string like '5m'"]
+        issues.append(Issue(path=path, message=" or ".join(messages)))
+    return issues
 
 
 # Where an issue is: a path, or (base path, keys below it) formatted only when reported, so

@@ -786,7 +786,7 @@ def test_validation_errors_are_mapped_to_json_paths() -> None:
     found = dict(issues_of(spec))
     assert found["sequences[0].events[0].type"].startswith("Input should be 'ACTION'")
     assert found["sequences[0].events[0].timeout"] == (
-        "Input should be a valid integer or Input should be a valid string"
+        "a duration is a number of ms or a string like '5m'"
     )
     assert found["sequences[0].events[0].colour"] == "Extra inputs are not permitted"
     assert "should match pattern" in found["sequences[1].tag"]
