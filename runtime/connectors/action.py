@@ -109,6 +109,8 @@ def _component(call: ConnectorCall) -> Component:
 
 def _action(component: Component, event: str) -> dict[str, Any]:
     action = component.events.get(event)
+    if action is None and event.startswith(f"{component.tag}:"):
+        action = component.events.get(event.split(":", 1)[1])
     if not isinstance(action, dict):
         raise StepError(f"app '{component.tag}' has no action '{event}'", retryable=False)
     return action

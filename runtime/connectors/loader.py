@@ -95,14 +95,20 @@ def connector_call(
     step: str = "",
 ) -> ConnectorCall:
     """Build the :class:`ConnectorCall` for a step in an environment: loads the step's
-    component (if any) and the environment's host allow-list."""
+    component (if any) and the environment's host allow-list.
+
+    Without ``app``, an event ``'tag:name'`` of a component kind (``'orders-db:create'``,
+    ``'order-events:created'``) names its component; a QUOTA or FALLBACK event without a
+    colon is the component's own tag (the seed's ``ctx.quota.execute({quota: ...})``)."""
+    kind = EventType(type)
+    app = app or _app_from_event(kind, event)
     component = (
         component_for(product_id=environment.product_id, environment_id=environment.pk, tag=app)
         if app
         else None
     )
     return ConnectorCall(
-        type=EventType(type),
+        type=kind,
         event=event,
         input=input,
         app=app,
@@ -116,3 +122,24 @@ def connector_call(
         product_id=environment.product_id,
         environment_id=environment.pk,
     )
+
+
+_PREFIXED = {
+    EventType.DB_ACTION,
+    EventType.PUBLISH,
+    EventType.NOTIFICATION,
+    EventType.STORAGE,
+    EventType.QUOTA,
+    EventType.FALLBACK,
+    EventType.ACTION,
+}
+
+
+def _app_from_event(kind: EventType, event: str) -> str | None:
+    if kind not in _PREFIXED:
+        return None
+    if ":" in event:
+        return event.split(":", 1)[0] or None
+    if kind in {EventType.QUOTA, EventType.FALLBACK}:
+        return event or None
+    return None
