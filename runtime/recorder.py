@@ -1033,6 +1033,9 @@ class PendingCall:
         return rec.step_result(tag)
 
 
+SAME_AS_COMPONENT = "<component>"
+
+
 @dataclass(frozen=True)
 class CallShape:
     """How a ctx connector method maps onto an event: its type, which argument names the
@@ -1071,8 +1074,10 @@ CALL_SHAPES: dict[str, CallShape] = {
         for m in ("upload", "download", "delete")
     },
     "messaging.produce": CallShape(EventType.PUBLISH, "broker"),
-    "quota.execute": CallShape(EventType.QUOTA, "quota", None, "execute"),
-    "fallback.execute": CallShape(EventType.FALLBACK, "fallback", None, "execute"),
+    # The seed names only the component: the event is the component itself (its quota /
+    # its chain of providers).
+    "quota.execute": CallShape(EventType.QUOTA, "quota", None, SAME_AS_COMPONENT),
+    "fallback.execute": CallShape(EventType.FALLBACK, "fallback", None, SAME_AS_COMPONENT),
 }
 CONNECTOR_NAMESPACES = frozenset(label.split(".")[0] for label in CALL_SHAPES)
 CALL_OPTION_KEYS = ("retries", "retry_delay", "timeout", "backoff")
@@ -1111,6 +1116,8 @@ def split_call(label: str, spec: Any, kwargs: Mapping[str, Any]) -> SplitCall:
             raise ValueError(f"ctx.{label} needs {key!r}")
     app = args.pop(shape.component)
     event = args.pop(shape.event_key) if shape.event_key else shape.fixed_event
+    if event == SAME_AS_COMPONENT:
+        event = app
     tag = args.pop("tag", None)
     options = {key: args.pop(key) for key in CALL_OPTION_KEYS if key in args}
     data = args.pop("input", None)
@@ -2185,7 +2192,7 @@ def build_sequences(
     for result, scenario_clause in recordings:
         for node in result.nodes.values():
             parts = ([scenario_clause] if scenario_clause else []) + list(node.clauses)
-            clause = " && ".join(_group(p) if len(parts) > 1 else p for p in parts) or None
+            clause = " && ".join(f"({p})" if "||" in p else p for p in parts) or None
             existing = merged.get(node.tag)
             if existing is None:
                 merged[node.tag] = _Merged(
