@@ -13,6 +13,7 @@ Importing this module never imports Django.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import json
 import pkgutil
@@ -491,17 +492,26 @@ def _merge_outputs(recordings: list[tuple[RecordingResult, str | None]], site: S
 # --- discovery --------------------------------------------------------------------------
 
 
-def discover(modules: Iterable[str] | None = None) -> list[WorkflowDefinition]:
+def discover(
+    modules: Iterable[str] | None = None, *, errors: list[tuple[str, Exception]] | None = None
+) -> list[WorkflowDefinition]:
     """Import every module that defines workflows and return the registry's contents.
 
     With ``modules`` given, imports exactly those (a package imports all its modules).
     Otherwise: the ``workflows`` module of every installed Django app plus the modules
-    listed in the ``TRELLIS_WORKFLOW_MODULES`` setting.
+    listed in the ``TRELLIS_WORKFLOW_MODULES`` setting. With ``errors``, a module that
+    fails (a RecordingError, an ImportError) is reported there and the others still load;
+    without it, the first failure raises.
     """
     if modules is None:
         modules = _configured_modules()
     for name in modules:
-        _import_tree(name)
+        try:
+            _import_tree(name)
+        except Exception as exc:
+            if errors is None:
+                raise
+            errors.append((name, exc))
     return registry.all()
 
 
