@@ -179,6 +179,12 @@ else:
 # CODE steps may only call functions from these packages (plus runtime.connectors.code's
 # built-ins): a spec author must never be able to name os:system.
 TRELLIS_CODE_PACKAGES = env_list("TRELLIS_CODE_PACKAGES", ["workflows", "tests"])
+# Code-first workflows: their CODE steps call runtime.workflows, which only runs functions
+# registered by workflows.define() for the run's own workflow.
+TRELLIS_CODE_PACKAGES.append("runtime.workflows")
+# Modules defining code-first workflows, besides every installed app's `workflows` module
+# (`manage.py sync_workflows` imports them), e.g. TRELLIS_WORKFLOW_MODULES=examples.
+TRELLIS_WORKFLOW_MODULES = env_list("TRELLIS_WORKFLOW_MODULES", [])
 
 # --- Channels -------------------------------------------------------------------------
 # Live run updates cross processes (worker -> web). Scale-out: channels-redis. Embedded:
