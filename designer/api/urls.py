@@ -10,7 +10,7 @@ from typing import Any
 
 from django.urls import URLPattern, path
 
-from designer.api import auth, components, governance, products, workflows
+from designer.api import auth, component_config, components, governance, products, workflows
 
 
 def route(pattern: str, view: Any, name: str) -> list[URLPattern]:
@@ -39,6 +39,11 @@ urlpatterns: list[Any] = [
     *route(P + "audit/", products.AuditListApi.as_view(), "api-audit"),
     *route(P + "components/", components.ComponentListApi.as_view(), "api-components"),
     *route(P + "components/<slug:tag>/", components.ComponentDetailApi.as_view(), "api-component"),
+    *route(
+        P + "components/<slug:tag>/config/<slug:env>",
+        component_config.ComponentConfigApi.as_view(),
+        "api-component-config",
+    ),
     *route(P + "workflows/", workflows.WorkflowListApi.as_view(), "api-workflows"),
     *route(W, workflows.WorkflowDetailApi.as_view(), "api-workflow"),
     *route(W + "draft", workflows.DraftApi.as_view(), "api-draft"),
