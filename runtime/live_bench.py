@@ -279,3 +279,8 @@ def measure_push_latency(
         "push_idle_cpu_pct": round(idle, 2),
         "push_idle_cpu_subscribed_pct": round(idle_subscribed, 2),
     }
+
+
+def bench_extra(bench: Any) -> dict[str, Any]:
+    """The bench command's hook (``EXTRAS``): push latency on the bench's database."""
+    return dict(measure_push_latency())

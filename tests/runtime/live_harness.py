@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +62,7 @@ class LiveStack:
         self.base = base
         self.base.mkdir(parents=True, exist_ok=True)
         self.processes: list[subprocess.Popen[Any]] = []
+        self.clusters: list[subprocess.Popen[Any]] = []
         self.pg_admin_url: str | None = None
         self.pg_name: str | None = None
         self.redis_url: str | None = None
@@ -145,6 +147,14 @@ class LiveStack:
         self.processes.remove(self.server)
 
     def close(self) -> None:
+        for cluster in self.clusters:
+            # qcluster forks workers: stop its whole process group (only ours).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(cluster.pid, signal.SIGTERM)
+            with contextlib.suppress(Exception):
+                cluster.wait(timeout=15)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(cluster.pid, signal.SIGKILL)
         for process in self.processes:
             if process.poll() is None:
                 process.terminate()
@@ -214,6 +224,24 @@ class LiveStack:
 
     def new_run(self, env: str = "dev") -> int:
         return int(self._ask({"op": "run", "env": env})["run"])
+
+    def engine_run(self, steps: int) -> int:
+        """Start a run of a ``steps``-step workflow through the engine (needs a qcluster)."""
+        return int(self._ask({"op": "engine-run", "steps": steps})["run"])
+
+    def start_qcluster(self) -> subprocess.Popen[Any]:
+        """A real ``manage.py qcluster`` on the stack's database (its own process group)."""
+        env = self.env | {"TRELLIS_WORKERS": "1", "TRELLIS_QUEUE_POLL": "0.02"}
+        worker = subprocess.Popen(
+            [PYTHON, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.base / "qcluster.log", "a"),
+            start_new_session=True,
+        )
+        self.clusters.append(worker)
+        return worker
 
     def append(
         self,
@@ -367,6 +395,49 @@ def _append_silently(run_id: int, kind: str, data: dict[str, Any]) -> int:
     return int(seq)
 
 
+NOOP = "runtime.connectors.code:noop"
+
+
+def _start_workflow_run(steps: int) -> dict[str, Any]:
+    """Publish a workflow of ``steps`` CODE no-op steps, active in dev, and start a run
+    of it through the engine (a qcluster executes it)."""
+    from django.utils import timezone
+
+    from designer.models import Activation, Environment, Product, Workflow, WorkflowVersion
+    from runtime.compiler import compile_spec, spec_checksum
+    from runtime.services import run_start
+
+    spec = {
+        "sequences": [
+            {
+                "tag": "main",
+                "events": [{"type": "CODE", "event": NOOP, "tag": f"s{n}"} for n in range(steps)],
+            }
+        ]
+    }
+    product = Product.objects.get(slug="acme")
+    workflow, _ = Workflow.objects.get_or_create(
+        product=product, tag="engine", defaults={"name": "engine"}
+    )
+    version, _ = WorkflowVersion.objects.get_or_create(
+        workflow=workflow,
+        number=1,
+        defaults={
+            "state": "published",
+            "spec": spec,
+            "plan": compile_spec(spec).model_dump(mode="json"),
+            "checksum": spec_checksum(spec),
+            "published_at": timezone.now(),
+        },
+    )
+    environment = Environment.objects.get(product__slug="acme", slug="dev")
+    Activation.objects.update_or_create(
+        workflow=workflow, environment=environment, defaults={"active": True, "version": version}
+    )
+    run = run_start(workflow=workflow, environment=environment, input={})
+    return {"run": run.pk}
+
+
 def _writer() -> None:
     from runtime.live_bench import append_entry
 
@@ -374,6 +445,9 @@ def _writer() -> None:
         command = json.loads(line)
         if command["op"] == "run":
             print(json.dumps(_new_run(command["env"])), flush=True)
+            continue
+        if command["op"] == "engine-run":
+            print(json.dumps(_start_workflow_run(command["steps"])), flush=True)
             continue
         written = []
         for n in range(command["count"]):

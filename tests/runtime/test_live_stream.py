@@ -140,6 +140,21 @@ def test_a_server_restart_loses_nothing(stack: LiveStack) -> None:
     assert seqs(got) + seqs(missed) == list(range(1, 8))
 
 
+def test_a_run_executed_by_a_real_qcluster_streams_every_step(stack: LiveStack) -> None:
+    stack.start_qcluster()
+    run = stack.engine_run(steps=3)
+    with stack.connect(f"/ws/runs/{run}/?after=0") as ws:
+        got = []
+        while not got or not got[-1]["kind"].startswith(("run_completed", "run_failed")):
+            message = receive(ws, timeout=30)
+            if message["type"] == "entry":
+                got.append(message)
+    assert seqs(got) == list(range(1, len(got) + 1))
+    assert got[-1]["kind"] == "run_completed"
+    completed = [m["step"] for m in got if m["kind"] == "step_completed"]
+    assert completed == ["s0", "s1", "s2"]
+
+
 # -- who may subscribe ---------------------------------------------------------------------------
 
 
