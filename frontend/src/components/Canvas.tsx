@@ -59,6 +59,9 @@ export function Canvas({ announceReady = false, minimap = true, testId = 'canvas
   const flow = useReactFlow();
   const zoom = useFlowStore(zoomClass);
   const wrapper = useRef<HTMLDivElement>(null);
+  // Fit once on open, and only a graph that has something: fitting the first dropped node
+  // would move the view under the user's next drop.
+  const fitOnInit = useRef(nodes.length > 0).current;
 
   useEffect(() => {
     if (fitRequest > 0) requestAnimationFrame(() => void flow.fitView({ ...FIT_OPTIONS, duration: 250 }));
@@ -150,7 +153,7 @@ export function Canvas({ announceReady = false, minimap = true, testId = 'canvas
         onlyRenderVisibleElements
         minZoom={0.03}
         maxZoom={2}
-        fitView
+        fitView={fitOnInit}
         fitViewOptions={FIT_OPTIONS}
         connectionRadius={28}
       >

@@ -51,7 +51,7 @@ function ComponentGroup({ component, query }: { component: ComponentInfo; query:
         {component.name} <span className="muted">· {component.kind}</span>
       </div>
       {events.map((e) => (
-        <PaletteItem key={e.tag} event={componentEvent(component, e.tag)} title={e.tag} subtitle={e.description || `${component.tag} · ${type}`} testId={`palette-${component.tag}-${e.tag}`} />
+        <PaletteItem key={e.tag} event={componentEvent(component, e.tag)} title={e.tag} subtitle={e.description && e.description !== e.tag ? e.description : `${component.tag} · ${type}`} testId={`palette-${component.tag}-${e.tag}`} />
       ))}
     </div>
   );

@@ -9,7 +9,7 @@ export const CARD_WIDTH = 264;
 export const CARD_HEADER = 46;
 export const EVENT_ROW = 30;
 export const CARD_PADDING = 10;
-const GAP_ALONG = 110; // between levels
+const GAP_ALONG = 80; // between levels
 const GAP_ACROSS = 36; // between cards of one level
 
 export function cardHeight(seq: Pick<SequenceSpec, 'events'>): number {

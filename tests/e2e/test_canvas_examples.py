@@ -1,0 +1,86 @@
+"""The seed's examples on the canvas: main_sequence and order fulfillment render with the
+levels and parent edges the compiler gives them."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import login, open_canvas, shot
+from tests.e2e.harness import Server, create_workflow, fixture_spec
+
+
+def levels_on_canvas(page: Page) -> dict[str, int]:
+    cards = page.locator(".seq-card")
+    return {
+        cards.nth(i).get_attribute("data-tag") or "": int(
+            cards.nth(i).get_attribute("data-level") or -1
+        )
+        for i in range(cards.count())
+    }
+
+
+def edges_on_canvas(page: Page) -> set[str]:
+    ids = page.locator(".react-flow__edge").evaluate_all(
+        "els => els.map(e => e.getAttribute('data-testid'))"
+    )
+    return {i.removeprefix("rf__edge-") for i in ids}
+
+
+def test_main_sequence_is_one_root_with_its_two_events_in_order(page: Page, server: Server) -> None:
+    create_workflow(server.api(), "main-sequence", "Main sequence", fixture_spec("main_sequence"))
+    login(page)
+    open_canvas(page, "main-sequence")
+    expect(page.locator(".seq-card")).to_have_count(1)
+    assert levels_on_canvas(page) == {"main_sequence": 0}
+    rows = page.get_by_test_id("seq-main_sequence").locator(".event-tag")
+    expect(rows).to_have_text(["validate_user", "send_welcome_email"])
+    assert edges_on_canvas(page) == set()
+    # The compiler (through the validate endpoint) agrees: no problems.
+    expect(page.get_by_test_id("validation-state")).to_have_attribute("data-state", "ok")
+    shot(page, "example-main-sequence")
+
+
+def test_order_fulfillment_has_five_levels_and_the_parent_edges(page: Page, server: Server) -> None:
+    api = server.api()
+    create_workflow(
+        api, "order-fulfillment", "Order fulfillment", fixture_spec("order_fulfillment")
+    )
+    summary = api.post(
+        "/products/acme/workflows/order-fulfillment/validate",
+        json={"spec": fixture_spec("order_fulfillment")},
+    )
+    assert summary.status_code == 200, summary.text
+    login(page)
+    open_canvas(page, "order-fulfillment")
+    expect(page.locator(".seq-card")).to_have_count(6)
+    levels = levels_on_canvas(page)
+    assert levels == {
+        "validate": 0,
+        "payment": 1,
+        "reserve-inventory": 2,
+        "create-order": 3,
+        "send-confirmation": 4,
+        "queue-fulfillment": 4,
+    }
+    # The same levels as the server's compiler.
+    for level, tags in enumerate(summary.json()["levels"]):
+        assert {t: level for t in tags}.items() <= levels.items()
+    assert edges_on_canvas(page) == {
+        "validate->payment",
+        "payment->reserve-inventory",
+        "reserve-inventory->create-order",
+        "create-order->send-confirmation",
+        "create-order->queue-fulfillment",
+    }
+    # Levels are columns, left to right; the two leaves share the last column.
+    x = {
+        tag: page.get_by_test_id(f"seq-{tag}").bounding_box()["x"]  # type: ignore[index]
+        for tag in levels
+    }
+    order = ["validate", "payment", "reserve-inventory", "create-order", "send-confirmation"]
+    assert [x[t] for t in order] == sorted(x[t] for t in order)
+    assert abs(x["send-confirmation"] - x["queue-fulfillment"]) < 1
+    payment = page.get_by_test_id("seq-payment")
+    expect(payment.locator(".event-tag")).to_have_text(["payment", "payment-complete"])
+    expect(page.get_by_test_id("validation-state")).to_have_attribute("data-state", "ok")
+    shot(page, "example-order-fulfillment")
