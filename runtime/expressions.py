@@ -75,6 +75,17 @@ _REF_SHAPES: dict[str, tuple[int, int, int]] = {
     "Now": (0, 0, 0),
 }
 REF_KINDS = frozenset(_REF_SHAPES)
+
+
+def _groups_pattern(most: int) -> re.Pattern[str]:
+    """Up to ``most`` brace groups, each read until its closing brace: ``{a}{b.c}``."""
+    pattern = ""
+    for _ in range(most):
+        pattern = r"(?:\{([^}]*)\}" + pattern + ")?"
+    return re.compile(pattern)
+
+
+_REF_GROUPS = {kind: _groups_pattern(most) for kind, (_, most, _) in _REF_SHAPES.items()}
 _REF_USAGE = {
     "Input": "$Input{path}",
     "Step": "$Step{tag}{path}",
@@ -194,7 +205,9 @@ class _Node:
         return []
 
 
-@dataclass(frozen=True, eq=True)
+# Not frozen: a frozen dataclass costs 3x to build and the parser builds one per reference.
+# Refs live in cached templates, so treat them as immutable all the same.
+@dataclass(eq=True, unsafe_hash=True, slots=True)
 class Ref(_Node):
     """A reference: ``$Step{validate}{a.b}`` is ``Ref('Step', ('validate',), 'a.b')``.
 
@@ -666,28 +679,29 @@ class _Parser:
 
     def reference(self, kind: str, start: int) -> Ref:
         least, most, n_args = _REF_SHAPES[kind]
-        groups: list[tuple[str, int]] = []
         text = self.text
-        while len(groups) < most and self.pos < self.n and text[self.pos] == "{":
-            close = text.find("}", self.pos + 1)
-            if close < 0:
-                self.error(f"unclosed '{{' in ${kind}: write {_REF_USAGE[kind]}")
-            raw = text[self.pos + 1 : close]
-            stripped = raw.strip()
-            lead = len(raw) - len(raw.lstrip()) if stripped else 0
-            groups.append((stripped, self.pos + 1 + lead))
-            self.pos = close + 1
-        if len(groups) < least:
+        match = _REF_GROUPS[kind].match(text, self.pos)
+        assert match is not None  # every group is optional: it always matches
+        end = match.end()
+        values = [g for g in match.groups() if g is not None]
+        if len(values) < most and end < self.n and text[end] == "{":
+            self.error(f"unclosed '{{' in ${kind}: write {_REF_USAGE[kind]}", end)
+        self.pos = end
+        if len(values) < least:
             self.error(f"${kind} is written {_REF_USAGE[kind]}", start)
-        for value, where in groups[:n_args]:
+        args = tuple(v.strip() for v in values[:n_args])
+        for k, value in enumerate(args):
             if not value:
-                self.error(f"empty name in ${kind}: write {_REF_USAGE[kind]}", where)
-        args = tuple(value for value, _ in groups[:n_args])
-        path, where = groups[n_args] if len(groups) > n_args else ("", self.pos)
-        if kind in ("State", "Run") and not path:
-            self.error(f"empty key in ${kind}: write {_REF_USAGE[kind]}", where)
-        segments = _parse_path(path, where, text)
-        return Ref(kind, args, path, start, segments)
+                self.error(f"empty name in ${kind}: write {_REF_USAGE[kind]}", match.start(k + 1))
+        path = values[n_args].strip() if len(values) > n_args else ""
+        if not path:
+            if kind in ("State", "Run"):
+                where = match.start(n_args + 1) if len(values) > n_args else end
+                self.error(f"empty key in ${kind}: write {_REF_USAGE[kind]}", where)
+            return Ref(kind, args, "", start, ())
+        raw = values[n_args]
+        where = match.start(n_args + 1) + len(raw) - len(raw.lstrip())
+        return Ref(kind, args, path, start, _parse_path(path, where, text))
 
     def call(self, name: str, start: int) -> _Call:
         op = OPERATORS[name]
@@ -864,13 +878,17 @@ class Template:
     def __init__(self, text: str, parts: tuple[str | _Node, ...]) -> None:
         self.text = text
         self.parts = parts
-        self.exact: _Node | None = (
-            parts[0] if len(parts) == 1 and isinstance(parts[0], _Node) else None
-        )
-        self.refs: tuple[Ref, ...] = tuple(
-            r for p in parts if isinstance(p, _Node) for r in p.refs()
-        )
-        self.has_secret = any(r.kind == "Secret" for r in self.refs)
+        first = parts[0]
+        self.exact: _Node | None = first if len(parts) == 1 and not isinstance(first, str) else None
+        refs: list[Ref] = []
+        for part in parts:
+            if not isinstance(part, str):
+                refs.extend(part.refs())
+        self.refs: tuple[Ref, ...] = tuple(refs)
+        self.has_secret = False
+        for ref in refs:
+            if ref.kind == "Secret":
+                self.has_secret = True
 
     @property
     def is_static(self) -> bool:
