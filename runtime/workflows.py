@@ -12,6 +12,7 @@ Importing this module never imports Django.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import importlib.util
 import inspect
@@ -540,9 +541,26 @@ def _import_tree(name: str) -> None:
             importlib.import_module(info.name)
 
 
+# Definitions in use by a caller that did not register them (runtime.testing runs
+# `define(..., register=False)` workflows): found first.
+_IN_USE: contextvars.ContextVar[Mapping[str, WorkflowDefinition] | None] = contextvars.ContextVar(
+    "trellis_workflows_in_use", default=None
+)
+
+
+@contextmanager
+def using(*definitions: WorkflowDefinition) -> Iterator[None]:
+    """Make ``definitions`` findable by :func:`run_code_step` inside the block."""
+    token = _IN_USE.set({**(_IN_USE.get() or {}), **{d.key: d for d in definitions}})
+    try:
+        yield
+    finally:
+        _IN_USE.reset(token)
+
+
 def find(key: str, module: str | None = None) -> WorkflowDefinition:
     """The definition of ``product/tag``, importing its module if this process has not."""
-    definition = registry.get_key(key)
+    definition = (_IN_USE.get() or {}).get(key) or registry.get_key(key)
     if definition is None and module:
         try:
             importlib.import_module(module)
