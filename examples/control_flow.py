@@ -77,6 +77,9 @@ rollback_workflow = workflows.define(
     name="Fraud-guarded payment",
     # Record the rollback branch: the rollback step gets $Step{fraud-check}{score} > 0.8.
     branch_overrides={"fraud-check": {"score": 0.9}},
+    # The recorded path returns after the rollback, which ends the run rolled back; a run
+    # that completes took the other path, so its output is given here.
+    output={"success": True, "chargeId": "$Step{payment}{id}"},
     handler=fraud_guarded,
 )
 

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from runtime.errors import StepError
 from runtime.recorder import (
+    MISSING,
     CodeStep,
     RecordingError,
     RecordingResult,
@@ -165,6 +166,7 @@ def define(
     record_scenarios: Iterable[Mapping[str, Any]] | None = None,
     input_schema: Mapping[str, Any] | None = None,
     triggers: Iterable[Mapping[str, Any]] | None = None,
+    output: Any = MISSING,
     register: bool = True,
     **aliases: Any,
 ) -> WorkflowDefinition:
@@ -185,6 +187,9 @@ def define(
     - ``record_scenarios``: ``[{"type": "a"}, {"type": "b"}]`` — one recording per
       scenario; each step gets ``$Input{type} == 'a'``, joined with ``||`` when several
       scenarios record it.
+    - ``output``: the run's output mapping, when the value the handler returns on the
+      recorded path is not the right one for every run (an early return in a branch that
+      was not recorded, a return after ``trigger_rollback``).
 
     Raises :class:`RecordingError` naming the line for anything that cannot be recorded.
     The camelCase names of the seed (``branchOverrides``, ``recordInput``,
@@ -218,6 +223,7 @@ def define(
         record_scenarios=record_scenarios,
         input_schema=input_schema,
         triggers=triggers,
+        output=output,
         register=register,
         site=site,
     )
@@ -267,6 +273,7 @@ def _define(
     record_scenarios: Iterable[Mapping[str, Any]] | None = None,
     input_schema: Mapping[str, Any] | None = None,
     triggers: Iterable[Mapping[str, Any]] | None = None,
+    output: Any = MISSING,
     register: bool = True,
     site: Site | None = None,
 ) -> WorkflowDefinition:
@@ -302,7 +309,11 @@ def _define(
         recordings.append((result, scenario_condition(scenario, site) if scenario else None))
     _check_overrides_used(overrides, recordings, site)
     sequences = build_sequences(recordings, site=site)
-    output = _merge_outputs(recordings, site)
+    recorded_output = _merge_outputs(recordings, site)
+    if output is MISSING:
+        output = recorded_output
+    else:
+        output = _json_value(output, "output", site)
 
     code_steps: dict[str, CodeStep] = {}
     input_paths: set[str] = set()
@@ -366,6 +377,13 @@ def _json_mapping(value: Any, what: str, site: Site | None) -> dict[str, Any]:
         raise RecordingError(f"define(): {what} must be a dict", site=site)
     try:
         return json.loads(json.dumps(dict(value)))  # type: ignore[no-any-return]
+    except (TypeError, ValueError) as exc:
+        raise RecordingError(f"define(): {what} must be JSON: {exc}", site=site) from None
+
+
+def _json_value(value: Any, what: str, site: Site | None) -> Any:
+    try:
+        return json.loads(json.dumps(value))
     except (TypeError, ValueError) as exc:
         raise RecordingError(f"define(): {what} must be JSON: {exc}", site=site) from None
 
