@@ -9,6 +9,7 @@ Messages name the host and path, never the query string or headers (they may hol
 from __future__ import annotations
 
 import fnmatch
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,25 @@ from urllib.parse import urlsplit
 import httpx
 
 from runtime.errors import StepError, StepTimeout
+
+
+class _NoQueryStrings(logging.Filter):
+    """httpx logs every request's full URL at INFO; a query string may carry an API key."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and isinstance(record.args, tuple):
+            record.args = tuple(
+                _strip_query(a) if isinstance(a, str | httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+def _strip_query(value: str | httpx.URL) -> str:
+    text = str(value)
+    return text.split("?", 1)[0] + ("?•••" if "?" in text else "")
+
+
+logging.getLogger("httpx").addFilter(_NoQueryStrings())
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
