@@ -11,14 +11,18 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from designer import selectors, services
 from designer.models import (
     Activation,
+    AuditEntry,
     Component,
     ComponentConfig,
     Environment,
@@ -580,6 +584,43 @@ def version_promote(
                 after={**row["after"], "from_env": from_env.slug},
             )
     return activations
+
+
+# --- the audit log -----------------------------------------------------------------------
+
+
+def _moment(raw: str, field: str, *, end: bool) -> datetime:
+    # A date means the whole day: since=2026-01-02 from its start, until=… to its end.
+    text = raw.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day + timedelta(days=1) if end else day, time.min)
+        else:
+            moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(
+            {field: "a date (2026-01-31) or a date and time (2026-01-31T12:00:00Z)"}
+        ) from None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, timezone.get_current_timezone())
+    return moment
+
+
+def audit_between(entries: QuerySet[AuditEntry], params: Mapping[str, str]) -> QuerySet[AuditEntry]:
+    """Audit entries narrowed by the ``since`` / ``until`` query parameters (dates or
+    ISO date-times; ``until`` of a date includes that whole day)."""
+    since, until = params.get("since", "")[:40], params.get("until", "")[:40]
+    if since:
+        entries = entries.filter(at__gte=_moment(since, "since", end=False))
+    if until:
+        moment = _moment(until, "until", end=True)
+        entries = (
+            entries.filter(at__lt=moment)
+            if len(until.strip()) == 10
+            else entries.filter(at__lte=moment)
+        )
+    return entries
 
 
 # --- the activation matrix ----------------------------------------------------------------

@@ -197,6 +197,8 @@ class AuditListApi(ApiView):
             OpenApiParameter("action", str, description="Action prefix, e.g. 'activation'."),
             OpenApiParameter("actor", str, description="Username."),
             OpenApiParameter("target", str, description="Part of the target."),
+            OpenApiParameter("since", str, description="From this date (or ISO date-time)."),
+            OpenApiParameter("until", str, description="To this date, inclusive."),
             OpenApiParameter("limit", int),
             OpenApiParameter("offset", int),
         ],
@@ -211,6 +213,7 @@ class AuditListApi(ApiView):
             actor=request.query_params.get("actor", "")[:150],
             target=request.query_params.get("target", "")[:300],
         )
+        entries = governance.audit_between(entries, request.query_params)
         paginator = AuditPagination()
         page = paginator.paginate_queryset(entries, request, view=self)
         return paginator.get_paginated_response(AuditOut(page, many=True).data)
