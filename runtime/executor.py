@@ -30,26 +30,38 @@ compensates per the rollback strategy under the run's own lease, then ends the r
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import json
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from runtime import engine
 from runtime.brokers import TaskCall, enqueue_now, is_orm_broker
 from runtime.compiler import Plan, PlanStep, compile_spec
 from runtime.errors import ExpressionError, RunRefused, StepError, StepTimeout, TrellisError
 from runtime.expressions import DictScope, Ref, evaluate_condition, resolve, resolve_redacted
-from runtime.journal import Entry, db_datetime, journal_insert, json_dumps, json_param, seq_allocate
+from runtime.journal import (
+    Entry,
+    db_datetime,
+    journal_insert,
+    json_dumps,
+    json_param,
+    raw_execute,
+    seq_allocate,
+    vendor,
+)
 from runtime.models import RUN_FINISHED, Run, SequenceRun, Signal, StepRun
 from runtime.spec import EventType, duration_ms
 
@@ -160,15 +172,13 @@ def sql_update(
     if where:
         sql += f" AND {where}"
         args.extend(params)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, args)
-        return int(cursor.rowcount)
+    return int(raw_execute(sql, args).rowcount)
 
 
 def lock_run(run_id: int) -> dict[str, Any]:
     """Lock the run row for this transaction and read what decisions need."""
     qs = Run.objects.filter(pk=run_id)
-    if connection.vendor == "postgresql":
+    if vendor() == "postgresql":
         qs = qs.select_for_update()
     row = qs.values("status", "stop_reason", "state", "last_seq", "parent_run_id").first()
     if row is None:
@@ -214,6 +224,29 @@ STEP_FIELDS = (
     "rollback_status",
     "rollback_attempt",
 )
+
+
+def step_rows(run_id: int) -> list[dict[str, Any]]:
+    """Every StepRun of a run as dicts of STEP_FIELDS (raw SQL: this runs once per task)."""
+    cursor = raw_execute(
+        f"SELECT {', '.join(STEP_FIELDS)} FROM runtime_steprun WHERE run_id = %s",  # noqa: S608
+        [run_id],
+    )
+    out = []
+    for values in cursor.fetchall():
+        row = dict(zip(STEP_FIELDS, values, strict=True))
+        for key in ("attempts", "output", "error", "wait"):
+            row[key] = json_load(row[key])
+        if row["attempts"] is None:
+            row["attempts"] = []
+        finished = row["finished_at"]
+        if isinstance(finished, str):
+            parsed = parse_datetime(finished)
+            row["finished_at"] = (
+                parsed.replace(tzinfo=UTC) if parsed and not parsed.tzinfo else parsed
+            )
+        out.append(row)
+    return out
 
 
 class RunScope:
@@ -268,8 +301,7 @@ class RunContext:
         if run is None:
             return None
         plan = plan_for_version(run.version_id)
-        steps = list(StepRun.objects.filter(run_id=run_id).values(*STEP_FIELDS))
-        return cls(run, plan, steps)
+        return cls(run, plan, step_rows(run_id))
 
     def refresh_steps(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
@@ -344,24 +376,85 @@ def _abandon_pool() -> None:
 def run_bounded(
     fn: Callable[[], Any], *, timeout_s: float | None, renew: Callable[[], None] | None
 ) -> Any:
-    """Run ``fn`` in the step thread; renew the lease while waiting; raise StepTimeout
-    when it takes longer than ``timeout_s`` (the thread is then abandoned, not killed)."""
+    """Run ``fn`` and keep the lease alive while it runs.
+
+    Without a timeout it runs right here (no thread hop: the hot path) while the heartbeat
+    thread renews the lease if it takes long. With one, it runs in the step thread and
+    raises StepTimeout when it takes longer than ``timeout_s`` (the thread is then
+    abandoned, not killed: Python cannot kill a thread).
+    """
+    if not timeout_s:
+        with _heartbeat.watch(renew):
+            return fn()
     future = _step_pool().submit(fn)
-    deadline = time.monotonic() + timeout_s if timeout_s else None
+    deadline = time.monotonic() + timeout_s
     while True:
-        wait = RENEW_S
-        if deadline is not None:
-            wait = min(wait, max(0.0, deadline - time.monotonic()))
+        wait = min(RENEW_S, max(0.0, deadline - time.monotonic()))
         try:
             return future.result(timeout=wait)
         except concurrent.futures.TimeoutError:
-            if deadline is not None and time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 _abandon_pool()
                 raise StepTimeout(
                     f"step timed out after {timeout_s:.3g} s", retryable=True
                 ) from None
             if renew is not None:
                 renew()
+
+
+class _Heartbeat:
+    """One daemon thread per process renewing the lease of a step that runs long.
+
+    ``watch`` only sets two attributes (no lock, no wake-up), so fast steps pay nothing;
+    the thread looks once a second and renews when the current step is older than RENEW_S.
+    """
+
+    def __init__(self) -> None:
+        self.renew: Callable[[], None] | None = None
+        self.since = 0.0
+        self.renewed = 0.0
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def watch(self, renew: Callable[[], None] | None) -> Iterator[None]:
+        if renew is None:
+            yield
+            return
+        self.ensure_thread()
+        self.since = self.renewed = time.monotonic()
+        self.renew = renew
+        try:
+            yield
+        finally:
+            self.renew = None
+
+    def ensure_thread(self) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(
+                    target=self.loop, name="lease-heartbeat", daemon=True
+                )
+                self.thread.start()
+
+    def loop(self) -> None:
+        while True:
+            time.sleep(1.0)
+            renew = self.renew
+            if renew is None or time.monotonic() - self.renewed < RENEW_S:
+                continue
+            try:
+                renew()
+                self.renewed = time.monotonic()
+            except Exception:
+                logger.exception("lease renewal failed")
+            finally:
+                connection.close()  # this thread's own connection
+
+
+_heartbeat = _Heartbeat()
 
 
 # --- Driving sequences --------------------------------------------------------------------------
@@ -400,6 +493,8 @@ class SequenceDriver:
         self.seq_tag = ""
         self.deadline = ctx.run.deadline_at
         self.max_concurrency = ctx.plan.options.max_concurrency
+        self.renewed_at = time.monotonic()
+        self.lock_sql = " FOR UPDATE" if vendor() == "postgresql" else ""
 
     # ---- commits
 
@@ -408,54 +503,51 @@ class SequenceDriver:
         pending: Pending,
         *,
         seq_values: dict[str, Any] | None = None,
-        run_sql: str = "",
-        run_params: Iterable[Any] = (),
         release: bool = False,
         after: Callable[[], None] | None = None,
     ) -> None:
-        """One transaction: allocate journal seqs (run lock), fence our lease, write steps,
-        insert the journal. Raises LeaseLost (rolled back) when the lease is gone."""
+        """One transaction: take journal seqs (the run's row lock) only while we still own
+        the sequence's lease (fenced), write the steps, insert the journal.
+
+        Raises LeaseLost (nothing written) when another worker took the sequence over.
+        """
         now = timezone.now()
+        n = len(pending.entries)
+        stamp = db_datetime(now)
         with transaction.atomic():
-            # Waking sequences move the run back to running.
-            status_sql = (
-                ", status = CASE WHEN status IN ('pending', 'waiting') THEN 'running' "
-                "ELSE status END, started_at = COALESCE(started_at, %s)"
-            )
-            last, _status, stop = seq_allocate(
-                self.run_id,
-                len(pending.entries),
-                extra_sql=status_sql + run_sql,
-                extra_params=[db_datetime(now), *run_params],
-            )
+            # Waking sequences move the run (back) to running. On PostgreSQL the fence
+            # locks our sequence row, so a worker taking over an expired lease waits for
+            # this commit and then sees what it wrote.
+            row = raw_execute(
+                "UPDATE runtime_run SET last_seq = last_seq + %s, "  # noqa: S608 (no user text)
+                "status = CASE WHEN status IN ('pending', 'waiting') THEN 'running' "
+                "ELSE status END, started_at = COALESCE(started_at, %s) "
+                "WHERE id = %s AND EXISTS (SELECT 1 FROM runtime_sequencerun "
+                f"WHERE id = %s AND lease_owner = %s{self.lock_sql}) "
+                "RETURNING last_seq, stop_reason",
+                [n, stamp, self.run_id, self.seq_id, self.token],
+            ).fetchone()
+            if row is None:
+                raise LeaseLost()
+            last, stop = row
+            self.ctx.stop_reason = stop
             values: dict[str, Any] = dict(seq_values or {})
             if release:
                 values.update(lease_owner="", lease_until=None)
-            else:
+            elif time.monotonic() - self.renewed_at > RENEW_S:
                 values["lease_until"] = now + timedelta(seconds=LEASE_S)
-            if not sql_update(
-                "runtime_sequencerun",
-                self.seq_id,
-                values,
-                where="lease_owner = %s",
-                params=[self.token],
-            ):
-                raise LeaseLost()
+            if values:
+                sql_update("runtime_sequencerun", self.seq_id, values)
+                self.renewed_at = time.monotonic()
             for pk, step_values in pending.steps:
                 sql_update("runtime_steprun", pk, step_values)
             run = self.ctx.run
             journal_insert(
-                self.run_id,
-                run.workflow_id,
-                run.environment_id,
-                last - len(pending.entries) + 1,
-                pending.entries,
-                now,
-            )
+                self.run_id, run.workflow_id, run.environment_id, last - n + 1,
+                pending.entries, now,
+            )  # fmt: skip
             if after is not None:
                 after()
-        self.ctx.stop_reason = stop
-        self.ctx.run_info["status"] = "running"
 
     def renew(self) -> None:
         """Extend our lease while a long step runs (autocommit)."""
@@ -474,6 +566,7 @@ class SequenceDriver:
         next_seq: tuple[int, str] | None = (seq_id, seq_tag)
         while next_seq is not None:
             self.seq_id, self.seq_tag = next_seq
+            self.renewed_at = time.monotonic()
             try:
                 next_seq = self.drive_one()
             except Stop as stop:
@@ -611,9 +704,17 @@ class SequenceDriver:
             pending.entries.append(("log", step.tag, log))
         self.complete(step, st, output, pending)
         self.begin_following(step, pending)
+        if self.sequence_done(step):
+            return  # committed together with the sequence's completion
         self.commit(pending)
         pending.entries.clear()
         pending.steps.clear()
+
+    def sequence_done(self, step: PlanStep) -> bool:
+        events = self.ctx.plan.sequence(step.sequence).events
+        return all(
+            self.ctx.steps[e.tag].status in engine.STEP_FINISHED for e in events[step.index + 1 :]
+        )
 
     def begin_following(self, step: PlanStep, pending: Pending) -> None:
         """Fold the start (or skip) of the following steps into the same commit."""
@@ -820,8 +921,13 @@ class SequenceDriver:
         """The sequence is done: decide what starts next, in the same transaction."""
         result: list[tuple[int, str] | None] = [None]
         finished_run: list[bool] = []
+        last_out: list[bool] = []
 
         def decide() -> None:
+            if self.ctx.stop_reason:
+                # Winding down: start nothing; the last sequence out compensates.
+                last_out.append(_take_finalize(self.run_id, self.token, exclude_seq=self.seq_id))
+                return
             pending_after = self.schedule_next(exclude=self.seq_tag)
             result[0] = pending_after[0]
             finished_run.append(pending_after[1])
@@ -833,11 +939,32 @@ class SequenceDriver:
             release=True,
             after=decide,
         )
+        if last_out:
+            raise Stop("finalize" if last_out[0] else "stopped")
         if finished_run and finished_run[0]:
             return None
         if result[0] is None:
             return self.steal()
         return result[0]
+
+    def refresh(self) -> None:
+        """Load what other tasks of this run committed: finished steps and the state."""
+        ctx = self.ctx
+        rows = raw_execute(
+            "SELECT tag, status, output FROM runtime_steprun WHERE run_id = %s AND status IN "
+            "('completed', 'failed_allowed', 'skipped', 'rolled_back', 'failed')",
+            [self.run_id],
+        ).fetchall()
+        for tag, status, output in rows:
+            st = ctx.steps.get(tag)
+            if st is None or st.status == status:
+                continue
+            st.status = status
+            st.output = json_load(output)
+            ctx.record_output(st)
+        row = raw_execute("SELECT state FROM runtime_run WHERE id = %s", [self.run_id]).fetchone()
+        ctx.state.clear()
+        ctx.state.update(json_load(row[0]) or {} if row else {})
 
     def schedule_next(self, *, exclude: str) -> tuple[tuple[int, str] | None, bool]:
         """Inside a commit (run locked): start ready sequences, keep one for this task.
@@ -846,73 +973,94 @@ class SequenceDriver:
         """
         ctx = self.ctx
         plan = ctx.plan
-        rows = list(SequenceRun.objects.filter(run_id=self.run_id).values("id", "tag", "status"))
-        ids = {r["tag"]: r["id"] for r in rows}
-        statuses = {r["tag"]: r["status"] for r in rows}
+        rows = raw_execute(
+            "SELECT id, tag, status FROM runtime_sequencerun WHERE run_id = %s", [self.run_id]
+        ).fetchall()
+        ids = {tag: pk for pk, tag, _ in rows}
+        statuses = {tag: status for _, tag, status in rows}
         statuses[exclude] = "completed"
-        if len(plan.sequences) > 1:
+        fresh: list[bool] = []
+
+        def ensure_fresh() -> None:
             # Other tasks may have completed steps this one has not seen.
-            known = {t for t, s in ctx.steps.items() if s.status in engine.STEP_FINISHED}
-            fresh = StepRun.objects.filter(run_id=self.run_id).exclude(tag__in=known)
-            ctx.refresh_steps(fresh.values(*STEP_FIELDS))
-            state = Run.objects.filter(pk=self.run_id).values_list("state", flat=True).first()
-            ctx.state.clear()
-            ctx.state.update(state or {})
+            if not fresh and len(plan.sequences) > 1:
+                self.refresh()
+                fresh.append(True)
+
+        def should_skip(tag: str) -> bool:
+            ensure_fresh()
+            return _skip_holds(ctx, plan.sequence(tag).skip_if)
+
         decision = engine.schedule(
-            plan.sequences,
-            statuses,
-            max_concurrency=self.max_concurrency,
-            should_skip=lambda tag: _skip_holds(ctx, plan.sequence(tag).skip_if),
+            plan.sequences, statuses, max_concurrency=self.max_concurrency, should_skip=should_skip
         )
+        if decision.start or decision.all_done:
+            ensure_fresh()
         now = timezone.now()
+        stamp = db_datetime(now)
         entries: list[Entry] = []
         for tag in decision.skipped:
-            SequenceRun.objects.filter(pk=ids[tag]).update(status="skipped", finished_at=now)
-            StepRun.objects.filter(run_id=self.run_id, sequence=tag).update(
-                status="skipped", finished_at=now
+            raw_execute(
+                "UPDATE runtime_sequencerun SET status = 'skipped', finished_at = %s WHERE id = %s",
+                [stamp, ids[tag]],
             )
-            for s in ctx.steps.values():
-                if s.sequence == tag:
-                    s.status = "skipped"
+            raw_execute(
+                "UPDATE runtime_steprun SET status = 'skipped', finished_at = %s "
+                "WHERE run_id = %s AND sequence = %s",
+                [stamp, self.run_id, tag],
+            )
+            for st in ctx.steps.values():
+                if st.sequence == tag:
+                    st.status = "skipped"
             entries.append(("sequence_skipped", tag, {"skip_if": plan.sequence(tag).skip_if}))
         keep: tuple[int, str] | None = None
-        fan_out: list[TaskCall] = []
+        fan_out: list[int] = []
         for tag in decision.start:
             entries.append(("sequence_started", tag, {}))
             if keep is None:
                 keep = (ids[tag], tag)
-                SequenceRun.objects.filter(pk=ids[tag]).update(
-                    status="running",
-                    started_at=now,
-                    lease_owner=self.token,
-                    lease_until=now + timedelta(seconds=LEASE_S),
-                )
+                sql_update(
+                    "runtime_sequencerun",
+                    ids[tag],
+                    {"status": "running", "started_at": now, "lease_owner": self.token,
+                     "lease_until": now + timedelta(seconds=LEASE_S)},
+                )  # fmt: skip
             else:
-                SequenceRun.objects.filter(pk=ids[tag]).update(status="running", started_at=now)
-                fan_out.append((DRIVE, (ids[tag],)))
+                fan_out.append(ids[tag])
+        if fan_out:
+            marks = ", ".join(["%s"] * len(fan_out))
+            raw_execute(
+                "UPDATE runtime_sequencerun SET status = 'running', started_at = %s "  # noqa: S608
+                f"WHERE id IN ({marks})",
+                [stamp, *fan_out],
+            )
         done = decision.all_done
         if done:
             entries.extend(_complete_run(ctx))
         if entries:
             self.append_now(entries)
-        enqueue(fan_out)
+        enqueue([(DRIVE, (pk,)) for pk in fan_out])
         if done:
             _after_run_end(ctx.run)
         return keep, done
 
     def steal(self) -> tuple[int, str] | None:
-        """Help with this run's fanned-out sequences nobody has picked up yet."""
+        """Help with this run's fanned-out sequences nobody has picked up yet: their
+        queued tasks will find them taken and return."""
         now = timezone.now()
-        candidates = SequenceRun.objects.filter(
-            run_id=self.run_id, status="running", lease_owner=""
-        )
-        for row in candidates.values("id", "tag")[:5]:
-            taken = SequenceRun.objects.filter(
-                pk=row["id"], status="running", lease_owner=""
-            ).update(lease_owner=self.token, lease_until=now + timedelta(seconds=LEASE_S))
-            if taken:
-                return (row["id"], row["tag"])
-        return None
+        skip_locked = " FOR UPDATE SKIP LOCKED" if vendor() == "postgresql" else ""
+        row = raw_execute(
+            "UPDATE runtime_sequencerun SET lease_owner = %s, lease_until = %s "  # noqa: S608
+            "WHERE id = (SELECT id FROM runtime_sequencerun WHERE run_id = %s "
+            f"AND status = 'running' AND lease_owner = '' ORDER BY id LIMIT 1{skip_locked}) "
+            "AND status = 'running' AND lease_owner = '' RETURNING id, tag",
+            [self.token, db_datetime(now + timedelta(seconds=LEASE_S)), self.run_id],
+        ).fetchone()
+        if row is None:
+            return None
+        if len(self.ctx.plan.sequences) > 1:
+            self.refresh()
+        return (int(row[0]), str(row[1]))
 
     # ---- engine steps: SLEEP, WAIT_SIGNAL, FEATURE, CHECKPOINT, SET_STATE, ROLLBACK
 
@@ -1124,6 +1272,13 @@ class SequenceDriver:
         self.wind_down(
             "rollback", {"step": step.tag, "code": "rollback", "message": reason}, pending=pending
         )
+
+
+def json_load(value: Any) -> Any:
+    """A JSON column read with raw SQL (text on SQLite and with Django's psycopg loaders)."""
+    if isinstance(value, str | bytes | bytearray):
+        return json.loads(value)
+    return value
 
 
 def _skip_holds(ctx: RunContext, text: str | None) -> bool:
@@ -1605,7 +1760,7 @@ def sweep_kick() -> bool:
     now = timezone.now()
     with transaction.atomic():
         beat, _ = EngineBeat.objects.get_or_create(name="sweep")
-        if connection.vendor == "postgresql":
+        if vendor() == "postgresql":
             beat = EngineBeat.objects.select_for_update().get(pk=beat.pk)
         if beat.beat_at is not None and (now - beat.beat_at).total_seconds() < BEAT_STALE_S:
             return False
@@ -1622,7 +1777,7 @@ def sweep_tick(token: str) -> None:
 
     with transaction.atomic():
         qs = EngineBeat.objects.filter(name="sweep", token=token)
-        if connection.vendor == "postgresql":
+        if vendor() == "postgresql":
             qs = qs.select_for_update()
         if not qs.update(beat_at=timezone.now()):
             return  # a newer chain replaced this one

@@ -9,14 +9,15 @@ to ``runtime.live.publish`` (the live view), once per transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
 from runtime.models import JournalEntry, Run
@@ -26,21 +27,74 @@ logger = logging.getLogger("trellis.journal")
 Entry = tuple[str, str, dict[str, Any] | None]  # (kind, step, data)
 
 
-def json_dumps(value: Any) -> str:
-    """Compact JSON as stored in JSON columns (Django's encoder handles dates/decimals)."""
+def _json_default(value: Any) -> Any:
     from django.core.serializers.json import DjangoJSONEncoder
 
-    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"))
+    return DjangoJSONEncoder().default(value)  # dates, decimals, UUIDs; TypeError otherwise
+
+
+def json_dumps(value: Any) -> str:
+    """Compact JSON as stored in JSON columns."""
+    return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=512)
+def _qmark(sql: str) -> str:
+    return sql.replace("%s", "?")
+
+
+def raw_execute(sql: str, params: Sequence[Any]) -> Any:
+    """Execute SQL with ``%s`` placeholders in the current transaction; returns a cursor.
+
+    On SQLite this goes straight to the sqlite3 connection: Django's cursor wrapper costs
+    more than the statement itself on the one-transaction-per-step hot path.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if vendor() == "sqlite":
+        if db.connection is None:
+            db.ensure_connection()
+        return db.connection.execute(_qmark(sql), params)
+    cursor = db.cursor()
+    cursor.execute(sql, params)
+    return cursor
+
+
+_vendors: dict[str, str] = {}
+
+
+def vendor() -> str:
+    """The database vendor (one alias per process; looked up once: the proxy is slow)."""
+    found = _vendors.get("default")
+    if found is None:
+        found = _vendors["default"] = connections[DEFAULT_DB_ALIAS].vendor
+    return found
 
 
 def json_param() -> str:
     """Placeholder for a JSON value in raw SQL: PostgreSQL wants an explicit jsonb cast."""
-    return "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    return "%s::jsonb" if vendor() == "postgresql" else "%s"
 
 
 def db_datetime(value: datetime) -> Any:
     """A datetime as the backend stores it (naive UTC text on SQLite), for raw SQL."""
+    if vendor() == "sqlite" and value.tzinfo is not None:
+        # What Django's adapt_datetimefield_value gives, without its per-call overhead.
+        return str(value.astimezone(UTC).replace(tzinfo=None))
     return connection.ops.adapt_datetimefield_value(value)
+
+
+def raw_executemany(sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """``executemany`` with ``%s`` placeholders in the current transaction."""
+    if not rows:
+        return
+    db = connections[DEFAULT_DB_ALIAS]
+    if vendor() == "sqlite":
+        if db.connection is None:
+            db.ensure_connection()
+        db.connection.executemany(_qmark(sql), rows)
+        return
+    with db.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def seq_allocate(
@@ -51,13 +105,11 @@ def seq_allocate(
     ``extra_sql`` may add assignments (", status = …") and must not reference parameters
     other than ``extra_params``. Must run inside a transaction.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE runtime_run SET last_seq = last_seq + %s{extra_sql} "  # noqa: S608 (no user text)
-            "WHERE id = %s RETURNING last_seq, status, stop_reason",
-            [count, *extra_params, run_id],
-        )
-        row = cursor.fetchone()
+    row = raw_execute(
+        f"UPDATE runtime_run SET last_seq = last_seq + %s{extra_sql} "  # noqa: S608 (no user text)
+        "WHERE id = %s RETURNING last_seq, status, stop_reason",
+        [count, *extra_params, run_id],
+    ).fetchone()
     if row is None:
         raise Run.DoesNotExist(f"run {run_id} does not exist")
     return tuple(row)
@@ -96,12 +148,11 @@ def journal_insert(
             }
         )
     values = ", ".join([placeholder] * len(entries))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO runtime_journalentry (run_id, seq, kind, step, data, at) "  # noqa: S608
-            f"VALUES {values}",
-            params,
-        )
+    raw_execute(
+        "INSERT INTO runtime_journalentry (run_id, seq, kind, step, data, at) "  # noqa: S608
+        f"VALUES {values}",
+        params,
+    )
     publish_on_commit(published)
     return published
 

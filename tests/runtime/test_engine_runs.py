@@ -122,13 +122,17 @@ def test_retries_then_succeeds(product: Product, env_dev: Environment, side_effe
     step = StepRun.objects.get(run=run, tag="f")
     assert step.attempt == 3
     assert [a["status"] for a in step.attempts] == ["failed", "failed", "completed"]
-    assert [k for k in journal_kinds(run) if k[0] == "step_retrying"] == [("step_retrying", "f")] * 2
+    assert [k for k in journal_kinds(run) if k[0] == "step_retrying"] == [
+        ("step_retrying", "f")
+    ] * 2
 
 
 def test_a_long_retry_delay_parks_the_step(
     product: Product, env_dev: Environment, side_effects: Any
 ) -> None:
-    body = spec(seq("m", code("flaky", tag="f", input={"failures": 1}, retries=1, retry_delay="1s")))
+    body = spec(
+        seq("m", code("flaky", tag="f", input={"failures": 1}, retries=1, retry_delay="1s"))
+    )
     run = start(product, env_dev, body)
     drain()
     run.refresh_from_db()
@@ -150,7 +154,11 @@ def test_allow_fail_lets_the_run_go_on(product: Product, env_dev: Environment) -
 def test_failure_compensates_newest_first_and_ends_rolled_back(
     product: Product, env_dev: Environment, side_effects: Any
 ) -> None:
-    undo = {"type": "CODE", "event": "tests.runtime.steps:record", "input": {"undo": "$Step{a}{step}"}}
+    undo = {
+        "type": "CODE",
+        "event": "tests.runtime.steps:record",
+        "input": {"undo": "$Step{a}{step}"},
+    }
     body = spec(
         seq(
             "m",
@@ -162,7 +170,12 @@ def test_failure_compensates_newest_first_and_ends_rolled_back(
     )
     run = run_until_done(start(product, env_dev, body))
     assert run.status == "rolled_back", run.error
-    assert statuses(run) == {"a": "rolled_back", "b": "rolled_back", "c": "completed", "d": "failed"}
+    assert statuses(run) == {
+        "a": "rolled_back",
+        "b": "rolled_back",
+        "c": "completed",
+        "d": "failed",
+    }
     kinds = journal_kinds(run)
     rolled = [s for k, s in kinds if k == "step_rolled_back"]
     assert rolled == ["b", "a"]
@@ -183,7 +196,9 @@ def test_a_failing_rollback_is_retried_and_the_run_fails_visibly(
     assert StepRun.objects.get(run=run, tag="a").rollback_status == "failed"
 
 
-def test_strategy_none_compensates_nothing(product: Product, env_dev: Environment, side_effects: Any) -> None:
+def test_strategy_none_compensates_nothing(
+    product: Product, env_dev: Environment, side_effects: Any
+) -> None:
     undo = {"type": "CODE", "event": "tests.runtime.steps:record"}
     body = spec(
         seq("m", code("add", tag="a", rollback=undo), code("boom", tag="b")),
@@ -275,9 +290,12 @@ def test_wait_signal_times_out(product: Product, env_dev: Environment) -> None:
     assert "before the timeout" in run.error["message"]
 
 
-def test_an_undeclared_or_malformed_signal_is_refused(product: Product, env_dev: Environment) -> None:
+def test_an_undeclared_or_malformed_signal_is_refused(
+    product: Product, env_dev: Environment
+) -> None:
     body = spec(
-        seq("m", {"type": "WAIT_SIGNAL", "event": "go"}), signals={"go": {"input": {"n": "integer"}}}
+        seq("m", {"type": "WAIT_SIGNAL", "event": "go"}),
+        signals={"go": {"input": {"n": "integer"}}},
     )
     run = start(product, env_dev, body)
     with pytest.raises(RunRefused) as undeclared:

@@ -1,0 +1,332 @@
+"""``python manage.py bench [--json]``: W1/W2/W3 on real qcluster workers.
+
+- W1: one run of 100 sequential no-op CODE steps — ms per step, end to end (start → done).
+- W2: 200 runs x 10 steps with 2 worker processes — runs/s and steps/s.
+- W3: one step fanning out to 50 parallel sequences that join — seconds.
+
+It never touches your data: the command re-runs itself (``--inner``) against a temporary
+database in a temporary TRELLIS_VAR_DIR (SQLite), or a temporary PostgreSQL database and
+queue name when DATABASE_URL/REDIS_URL are set (mode "scale"), starts its own qcluster
+subprocess(es) there, and removes everything afterwards.
+
+Extending: other measurements add a callable to ``EXTRAS`` — ``fn(bench: Bench) -> dict``
+whose keys are merged into the JSON (e.g. ``push_p50_ms``); ``Bench.worker(n)`` starts a
+qcluster with n worker processes, ``Bench.w2(workers=n)`` measures W2 on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+ROOT = Path(settings.BASE_DIR)
+NOOP = "runtime.connectors.code:noop"
+
+# Extra measurements: "module:function" taking the Bench, returning JSON keys.
+EXTRAS: list[str] = []
+
+
+def _step(tag: str) -> dict[str, Any]:
+    return {"type": "CODE", "event": NOOP, "tag": tag}
+
+
+def spec_w1(n: int = 100) -> dict[str, Any]:
+    return {"sequences": [{"tag": "main", "events": [_step(f"s{i}") for i in range(n)]}]}
+
+
+def spec_w2(n: int = 10) -> dict[str, Any]:
+    return {"sequences": [{"tag": "main", "events": [_step(f"s{i}") for i in range(n)]}]}
+
+
+def spec_w3(fan: int = 50) -> dict[str, Any]:
+    sequences: list[dict[str, Any]] = [{"tag": "root", "events": [_step("root")]}]
+    for i in range(fan):
+        sequences.append({"tag": f"p{i}", "parents": ["root"], "events": [_step(f"p{i}")]})
+    sequences.append(
+        {"tag": "join", "parents": [f"p{i}" for i in range(fan)], "events": [_step("join")]}
+    )
+    return {"sequences": sequences}
+
+
+class Bench:
+    """The inner side: a fresh database, workflows, and qcluster subprocesses on it."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.workflows: dict[str, Any] = {}
+        self.env: Any = None
+
+    def setup(self) -> None:
+        from django.utils import timezone
+
+        from designer.models import Activation, Environment, Product, Workflow, WorkflowVersion
+        from runtime.compiler import compile_spec, spec_checksum
+
+        call_command("migrate", verbosity=0, interactive=False)
+        product = Product.objects.create(slug="bench", name="Bench")
+        self.env = Environment.objects.create(product=product, slug="dev", name="dev")
+        for tag, spec in (
+            ("w0", spec_w2(2)),
+            ("w1", spec_w1()),
+            ("w2", spec_w2()),
+            ("w3", spec_w3()),
+        ):
+            wf = Workflow.objects.create(product=product, tag=tag, name=tag)
+            version = WorkflowVersion.objects.create(
+                workflow=wf,
+                state="published",
+                number=1,
+                spec=spec,
+                plan=compile_spec(spec).model_dump(mode="json"),
+                checksum=spec_checksum(spec),
+                published_at=timezone.now(),
+            )
+            Activation.objects.create(
+                workflow=wf, environment=self.env, active=True, version=version
+            )
+            self.workflows[tag] = wf
+
+    # ---- workers
+
+    def worker(self, workers: int) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, TRELLIS_WORKERS=str(workers), PYTHONUNBUFFERED="1")
+        log = open(Path(settings.VAR_DIR) / "qcluster-bench.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            self.stop(proc)
+        self.procs.clear()
+
+    @contextmanager
+    def cluster(self, workers: int) -> Iterator[None]:
+        proc = self.worker(workers)
+        try:
+            # Warm up: every worker process imports the engine and caches the plans.
+            for _ in range(workers * 3):
+                self.wait([self.start("w0")], timeout=60)
+            for tag in ("w1", "w2", "w3"):
+                self.wait([self.start(tag)], timeout=60)
+            yield
+        finally:
+            self.stop(proc)
+
+    # ---- runs
+
+    def start(self, tag: str) -> int:
+        from runtime.services import run_start
+
+        return int(run_start(workflow=self.workflows[tag], environment=self.env, input={}).pk)
+
+    def wait(self, run_ids: list[int], *, timeout: float = 120.0, every: float = 0.001) -> float:
+        """Poll until every run ended; returns the time it happened (perf_counter)."""
+        from runtime.models import RUN_FINISHED, Run
+
+        end = time.perf_counter() + timeout
+        pending = set(run_ids)
+        while pending:
+            done = set(
+                Run.objects.filter(pk__in=pending, status__in=list(RUN_FINISHED)).values_list(
+                    "pk", flat=True
+                )
+            )
+            pending -= done
+            if not pending:
+                break
+            if time.perf_counter() > end:
+                raise RuntimeError(f"{len(pending)} runs did not finish in {timeout} s")
+            time.sleep(every)
+        now = time.perf_counter()
+        bad = Run.objects.filter(pk__in=run_ids).exclude(status="completed").count()
+        if bad:
+            raise RuntimeError(f"{bad} bench runs did not complete")
+        return now
+
+    def w1(self, repeat: int = 3) -> float:
+        samples = []
+        self.w1_breakdown: list[dict[str, float]] = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            run_id = self.start("w1")
+            t1 = self.wait([run_id], every=0.0005)
+            samples.append((t1 - t0) * 1000 / 100)
+            self.w1_breakdown.append(self.breakdown(run_id))
+        return statistics.median(samples)
+
+    def breakdown(self, run_id: int) -> dict[str, float]:
+        """From the journal: queue pickup (start → first step) and in-worker ms per step."""
+        from runtime.models import JournalEntry
+
+        rows = list(JournalEntry.objects.filter(run_id=run_id).order_by("seq").values("kind", "at"))
+        started = rows[0]["at"]
+        first = next(r["at"] for r in rows if r["kind"] == "step_started")
+        done = rows[-1]["at"]
+        steps = sum(1 for r in rows if r["kind"] == "step_completed") or 1
+        return {
+            "pickup_ms": round((first - started).total_seconds() * 1000, 2),
+            "exec_ms_per_step": round((done - first).total_seconds() * 1000 / steps, 3),
+        }
+
+    def w2(self, runs: int = 200) -> dict[str, float]:
+        t0 = time.perf_counter()
+        ids = [self.start("w2") for _ in range(runs)]
+        t1 = self.wait(ids, every=0.005)
+        seconds = t1 - t0
+        return {
+            "seconds": seconds,
+            "runs_per_s": runs / seconds,
+            "steps_per_s": runs * 10 / seconds,
+        }
+
+    def w3(self, repeat: int = 3) -> float:
+        samples = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            t1 = self.wait([self.start("w3")], every=0.001)
+            samples.append(t1 - t0)
+        return statistics.median(samples)
+
+    def run_all(self) -> dict[str, Any]:
+        from django.db import connection
+
+        mode = str(getattr(settings, "TRELLIS_MODE", "embedded"))
+        result: dict[str, Any] = {"mode": mode, "database": connection.vendor}
+        with self.cluster(workers=2):
+            result["w1_ms_per_step"] = round(self.w1(), 3)
+            result["w1_breakdown"] = self.w1_breakdown
+            w2 = self.w2()
+            result["w2_steps_per_s"] = round(w2["steps_per_s"], 1)
+            result["w2_runs_per_s"] = round(w2["runs_per_s"], 1)
+            result["w2_seconds"] = round(w2["seconds"], 3)
+            result["w2_start_s"] = round(w2["start_s"], 3)
+            result["w2_workers"] = 2
+            result["w3_s"] = round(self.w3(), 3)
+        for path in EXTRAS:
+            module, _, name = path.partition(":")
+            fn: Callable[[Bench], dict[str, Any]] = getattr(
+                __import__(module, fromlist=[name]), name
+            )
+            result.update(fn(self))
+        return result
+
+
+def _scratch_env(tmp: Path) -> tuple[dict[str, str], Callable[[], None]]:
+    """Environment for the inner run: temporary var dir, database and queue name."""
+    env = dict(os.environ, TRELLIS_VAR_DIR=str(tmp), TRELLIS_LOG_LEVEL="WARNING")
+    env.pop("SQLITE_PATH", None)
+    env["TRELLIS_QUEUE_NAME"] = f"bench-{uuid.uuid4().hex[:8]}"
+    cleanup: Callable[[], None] = lambda: None  # noqa: E731
+    url = os.environ.get("DATABASE_URL", "")
+    if url:
+        import psycopg
+
+        base, _, _ = url.rpartition("/")
+        name = f"trellis_bench_{uuid.uuid4().hex[:8]}"
+        admin = f"{base}/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        env["DATABASE_URL"] = f"{base}/{name}"
+
+        def drop() -> None:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        cleanup = drop
+    return env, cleanup
+
+
+def table(result: dict[str, Any]) -> str:
+    rows = [
+        ("mode", result.get("mode"), ""),
+        ("W1 100 sequential steps", result.get("w1_ms_per_step"), "ms/step (target < 1)"),
+        ("W2 200 runs x 10 steps", result.get("w2_steps_per_s"), "steps/s (target >= 1000)"),
+        ("W2 runs", result.get("w2_runs_per_s"), "runs/s"),
+        ("W3 fan-out 50 + join", result.get("w3_s"), "s (target < 0.5)"),
+    ]
+    known = {
+        "mode", "database", "w1_ms_per_step", "w1_breakdown", "w2_steps_per_s",
+        "w2_runs_per_s", "w3_s", "w2_seconds", "w2_workers", "w2_start_s",
+    }  # fmt: skip
+    rows += [(key, value, "") for key, value in result.items() if key not in known]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {value!s:>10}  {unit}" for name, value, unit in rows)
+
+
+class Command(BaseCommand):
+    help = "Benchmark the engine on real workers (W1/W2/W3) without touching your data."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.add_argument("--inner", action="store_true", help="(internal)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["inner"]:
+            bench = Bench()
+            try:
+                bench.setup()
+                result = bench.run_all()
+            finally:
+                bench.stop_all()
+            self.stdout.write(json.dumps(result))
+            return
+        tmp = Path(tempfile.mkdtemp(prefix="trellis-bench-"))
+        env, cleanup = _scratch_env(tmp)
+        try:
+            out = subprocess.run(
+                [sys.executable, str(ROOT / "manage.py"), "bench", "--inner"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            cleanup()
+        if out.returncode != 0:
+            log = tmp / "qcluster-bench.log"
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.stderr.write(
+                out.stdout[-3000:] + out.stderr[-5000:] + "\n--- qcluster log ---\n" + tail
+            )
+            raise SystemExit(1)
+        shutil.rmtree(tmp, ignore_errors=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        if options["json"]:
+            self.stdout.write(json.dumps(result))
+        else:
+            self.stdout.write(table(result))
