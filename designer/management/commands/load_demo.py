@@ -84,7 +84,7 @@ def _demo_user() -> tuple[Any, str | None]:
     """The demo user and its password: generated once, kept in TRELLIS_VAR_DIR."""
     user_model = get_user_model()
     user, created = user_model.objects.get_or_create(
-        username=DEMO_USERNAME, defaults={"is_staff": True, "email": "demo@localhost"}
+        username=DEMO_USERNAME, defaults={"is_staff": True, "email": "demo@acme.example"}
     )
     path = _password_file()
     stored = path.read_text().strip() if path.exists() else ""
@@ -150,7 +150,7 @@ def _components(
             # The console backend prints the email in the worker's output: nothing leaves
             # the machine until someone configures a real SMTP server here.
             lambda env: {
-                "email": {"backend": "console", "from": f"Acme {env} <noreply@localhost>"}
+                "email": {"backend": "console", "from": f"Acme {env} <noreply@acme.example>"}
             },
         ),
     ]
