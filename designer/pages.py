@@ -20,4 +20,5 @@ urlpatterns: list[Any] = [
     path("p/<slug:slug>/", views.workflows, name="product"),
     path("p/<slug:slug>/w/<slug:tag>/", views.canvas, name="canvas"),
     path("p/<slug:slug>/runs/<int:run_id>/", views.run_monitor, name="run-monitor"),
+    path("p/<slug:slug>/w/<slug:tag>/runs/", views.runs, name="runs"),
 ]

@@ -83,3 +83,20 @@ def run_monitor(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     return _shell(
         request, page="run", title=f"Run {run_id}", product=product, role=role, run_id=run_id
     )
+
+
+@login_required
+def runs(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
+    # A workflow's runs list and start form (frontend/src/monitor/RunsPage.tsx).
+    product, role = _product(request, slug)
+    workflow = Workflow.objects.filter(product=product, tag=tag).first()
+    if workflow is None:
+        raise Http404("No such workflow.")
+    return _shell(
+        request,
+        page="runs",
+        title=f"Runs of {workflow.name}",
+        product=product,
+        role=role,
+        workflow=workflow,
+    )

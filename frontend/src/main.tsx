@@ -11,6 +11,7 @@ import { CanvasPage } from './pages/CanvasPage';
 import { ProductsPage } from './pages/ProductsPage';
 import { RunMonitorPage } from './pages/RunMonitorPage';
 import { WorkflowsPage } from './pages/WorkflowsPage';
+import { RunsPage } from './monitor/RunsPage';
 
 const boot = readBootstrap();
 const api = new Api(boot.apiBase, boot.csrfToken);
@@ -23,6 +24,8 @@ function Page() {
       return <CanvasPage />;
     case 'run':
       return <RunMonitorPage />;
+    case 'runs':
+      return <RunsPage />;
     default:
       return <ProductsPage />;
   }

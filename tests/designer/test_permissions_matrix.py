@@ -78,6 +78,9 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("p/<slug:slug>/runs/<int:run_id>", "GET"): [
         Row(Role.VIEWER, "/p/acme/runs/{dev_run}/", page=True)
     ],
+    ("p/<slug:slug>/w/<slug:tag>/runs", "GET"): [
+        Row(Role.VIEWER, "/p/acme/w/onboard/runs/", page=True)
+    ],
     # --- auth, schema, products -------------------------------------------------------------
     ("api/v1/auth/token", "POST"): [
         Row(ANYONE, "/api/v1/auth/token", {"username": "alice", "password": "pw-alice"})

@@ -1,0 +1,156 @@
+// The run drawn on its workflow's canvas: one card per sequence, one row per step with its
+// live state, duration and attempts. Its own node type (read-only, no editing handlers).
+
+import {
+  Background,
+  BackgroundVariant,
+  Controls,
+  Handle,
+  MarkerType,
+  Position,
+  ReactFlow,
+  ReactFlowProvider,
+  type Edge,
+  type Node,
+  type NodeProps,
+} from '@xyflow/react';
+import { memo, useMemo } from 'react';
+
+import { CARD_WIDTH, cardHeight, nodePositions } from '../lib/layout';
+import { computeLevels } from '../lib/levels';
+import { stepTag, type SequenceSpec, type WorkflowSpec } from '../lib/spec';
+import { durationMs, formatDuration, stepLabel, type RunView, type StepView } from './model';
+
+type CardData = {
+  seq: SequenceSpec;
+  status: string;
+  steps: (StepView | undefined)[];
+  horizontal: boolean;
+  selected: string | null;
+  now: number;
+  onSelect(tag: string): void;
+};
+
+type CardNode = Node<CardData, 'monitorSequence'>;
+
+function Card({ data }: NodeProps<CardNode>) {
+  const { seq, status, steps, horizontal, selected, now, onSelect } = data;
+  return (
+    <div className={`seq-card mon-card seq-${status || 'pending'}`} data-testid={`mon-seq-${seq.tag}`} data-status={status || 'pending'}>
+      <Handle type="target" position={horizontal ? Position.Left : Position.Top} className="seq-handle" isConnectable={false} />
+      <div className="seq-header">
+        <span className="seq-tag">{seq.tag}</span>
+        <span className={`mon-seq-status status-${status || 'pending'}`}>{status || 'pending'}</span>
+      </div>
+      <div className="event-rows">
+        {seq.events.map((event, i) => {
+          const tag = stepTag(event);
+          const step = steps[i];
+          const st = step?.status ?? 'pending';
+          const ms = step ? durationMs(step.startedAt, step.finishedAt, now) : null;
+          return (
+            <div
+              key={`${i}:${tag}`}
+              className={`event-row nodrag mon-step status-${st}${selected === tag ? ' selected' : ''}`}
+              data-testid={`mon-step-${tag}`}
+              data-status={st}
+              data-attempt={step?.attempt ?? 0}
+              onClick={(e) => {
+                e.stopPropagation();
+                onSelect(tag);
+              }}
+              title={`${tag}: ${step ? stepLabel(step) : 'pending'}`}
+            >
+              <span className={`status-dot status-${st}`} />
+              <span className="event-text">
+                <span className="event-tag">{tag}</span>
+                <span className="event-sub">{step ? stepLabel(step) : 'pending'}</span>
+              </span>
+              <span className="mon-step-meta">
+                {ms !== null && st !== 'pending' && st !== 'skipped' ? <span>{formatDuration(ms)}</span> : null}
+                {step && step.attempt > 1 ? <span className="mini-badge">×{step.attempt}</span> : null}
+              </span>
+            </div>
+          );
+        })}
+      </div>
+      <Handle type="source" position={horizontal ? Position.Right : Position.Bottom} className="seq-handle" isConnectable={false} />
+    </div>
+  );
+}
+
+const nodeTypes = { monitorSequence: memo(Card) };
+
+export interface MonitorCanvasProps {
+  spec: WorkflowSpec;
+  view: RunView;
+  selected: string | null;
+  now: number;
+  onSelect(tag: string): void;
+}
+
+function CanvasInner({ spec, view, selected, now, onSelect }: MonitorCanvasProps) {
+  const positions = useMemo(() => nodePositions(spec, computeLevels(spec.sequences)), [spec]);
+  const nodes: CardNode[] = useMemo(
+    () =>
+      spec.sequences.map((seq) => ({
+        id: seq.tag,
+        type: 'monitorSequence' as const,
+        position: positions.get(seq.tag) ?? { x: 0, y: 0 },
+        width: CARD_WIDTH,
+        height: cardHeight(seq),
+        draggable: false,
+        connectable: false,
+        data: {
+          seq,
+          status: view.sequences[seq.tag] ?? '',
+          steps: seq.events.map((e) => view.steps[stepTag(e)]),
+          horizontal: spec.layout.direction === 'LR',
+          selected,
+          now,
+          onSelect,
+        },
+      })),
+    [spec, positions, view, selected, now, onSelect],
+  );
+  const edges: Edge[] = useMemo(
+    () =>
+      spec.sequences.flatMap((seq) =>
+        (seq.parents ?? []).map((parent) => ({
+          id: `${parent}->${seq.tag}`,
+          source: parent,
+          target: seq.tag,
+          markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 },
+          animated: view.sequences[seq.tag] === 'started',
+        })),
+      ),
+    [spec, view.sequences],
+  );
+  return (
+    <ReactFlow
+      nodes={nodes}
+      edges={edges}
+      nodeTypes={nodeTypes}
+      fitView
+      fitViewOptions={{ padding: 0.15, maxZoom: 1.1 }}
+      nodesDraggable={false}
+      nodesConnectable={false}
+      elementsSelectable={false}
+      proOptions={{ hideAttribution: true }}
+      minZoom={0.1}
+    >
+      <Background variant={BackgroundVariant.Dots} gap={18} size={1} />
+      <Controls showInteractive={false} />
+    </ReactFlow>
+  );
+}
+
+export function MonitorCanvas(props: MonitorCanvasProps) {
+  return (
+    <div className="mon-canvas" data-testid="mon-canvas">
+      <ReactFlowProvider>
+        <CanvasInner {...props} />
+      </ReactFlowProvider>
+    </div>
+  );
+}

@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+
+import { parseSpec } from '../../lib/spec';
+import { applyEntries, applyEntry, applySnapshot, compareRuns, emptyRun, formatDuration, stepLabel, timeline, type Entry } from '../model';
+
+const spec = parseSpec({
+  sequences: [
+    { tag: 'main', events: [{ type: 'CODE', event: 'x:a', tag: 'validate' }, { type: 'CODE', event: 'x:b', tag: 'pay', retries: 2 }] },
+    { tag: 'ship', parents: ['main'], events: [{ type: 'WAIT_SIGNAL', event: 'shipped', tag: 'wait' }] },
+  ],
+});
+
+let seq = 0;
+function e(kind: string, step = '', data: unknown = {}, at = `2025-01-01T00:00:0${Math.min(9, seq)}.000Z`): Entry {
+  seq += 1;
+  return { run: 1, seq, kind, step, data: data as Entry['data'], at };
+}
+
+describe('the run model', () => {
+  it('starts with every step of the spec pending', () => {
+    const view = emptyRun(1, spec);
+    expect(Object.keys(view.steps)).toEqual(['validate', 'pay', 'wait']);
+    expect(view.steps.pay!.maxAttempts).toBe(3);
+    expect(view.steps.validate!.status).toBe('pending');
+  });
+
+  it('follows a run through retries, a wait and completion', () => {
+    seq = 0;
+    let view = emptyRun(1, spec);
+    view = applyEntries(view, [
+      e('run_started', '', { input: { order: 7 }, version: 2 }),
+      e('sequence_started', 'main'),
+      e('step_started', 'validate', { attempt: 1 }),
+      e('step_completed', 'validate', { attempt: 1, output: { ok: true } }),
+      e('step_started', 'pay', { attempt: 1 }),
+      e('step_retrying', 'pay', { attempt: 1, error: { message: 'boom' }, delay_ms: 10 }),
+    ]);
+    expect(view.status).toBe('running');
+    expect(view.input).toEqual({ order: 7 });
+    expect(view.version).toBe(2);
+    expect(view.steps.validate!.status).toBe('completed');
+    expect(view.steps.validate!.output).toEqual({ ok: true });
+    expect(view.steps.pay!.status).toBe('retrying');
+    expect(stepLabel(view.steps.pay!)).toBe('retrying 2/3');
+    view = applyEntries(view, [
+      e('step_started', 'pay', { attempt: 2 }),
+      e('step_completed', 'pay', { attempt: 2, output: 1 }),
+      e('sequence_completed', 'main'),
+      e('step_waiting', 'wait', { signals: ['shipped'], until: null }),
+      e('run_waiting'),
+    ]);
+    expect(view.steps.pay!.attempts.map((a) => a.status)).toEqual(['failed', 'completed']);
+    expect(view.steps.wait!.status).toBe('waiting');
+    expect(stepLabel(view.steps.wait!)).toBe('waiting: signal shipped');
+    expect(view.status).toBe('waiting');
+    expect(view.sequences.main).toBe('completed');
+    view = applyEntries(view, [
+      e('signal_received', '', { name: 'shipped', payload: { box: 1 }, by: 'otto' }),
+      e('step_completed', 'wait', { output: { box: 1 } }),
+      e('run_completed', '', { output: { done: true } }),
+    ]);
+    expect(view.status).toBe('completed');
+    expect(view.output).toEqual({ done: true });
+    expect(view.signals).toEqual([{ name: 'shipped', payload: { box: 1 }, at: expect.any(String), by: 'otto' }]);
+    expect(view.lastSeq).toBe(14);
+  });
+
+  it('ignores an entry it has already applied', () => {
+    let view = applyEntry(emptyRun(1), { run: 1, seq: 1, kind: 'step_started', step: 'a', data: { attempt: 1 }, at: '' });
+    const again = applyEntry(view, { run: 1, seq: 1, kind: 'step_started', step: 'a', data: { attempt: 1 }, at: '' });
+    expect(again).toBe(view);
+    view = applyEntry(view, { run: 1, seq: 2, kind: 'step_failed', step: 'a', data: { error: 'x', allowed: true }, at: '' });
+    expect(view.steps.a!.status).toBe('failed_allowed');
+  });
+
+  it('keeps the log, state and checkpoints', () => {
+    seq = 0;
+    const view = applyEntries(emptyRun(1), [
+      e('log', 'a', { level: 'warning', message: 'slow' }),
+      e('state_set', 'a', { values: { n: 1 } }),
+      e('state_set', 'b', { values: { m: 2 } }),
+      e('checkpoint', 'c', { name: 'paid', data: { id: 3 } }),
+    ]);
+    expect(view.log).toEqual([{ seq: 1, at: expect.any(String), step: 'a', level: 'warning', message: 'slow' }]);
+    expect(view.state).toEqual({ n: 1, m: 2 });
+    expect(view.checkpoints[0]).toMatchObject({ name: 'paid', step: 'c', data: { id: 3 } });
+  });
+
+  it('marks the steps of a skipped sequence skipped and rollbacks rolled back', () => {
+    seq = 0;
+    const view = applyEntries(emptyRun(1, spec), [
+      e('sequence_skipped', 'ship'),
+      e('step_completed', 'validate', {}),
+      e('rollback_started', '', { steps: ['validate'] }),
+      e('step_rolled_back', 'validate', {}),
+      e('run_rolled_back', '', { error: { message: 'no' } }),
+    ]);
+    expect(view.steps.wait!.status).toBe('skipped');
+    expect(view.steps.validate!.status).toBe('rolled_back');
+    expect(view.status).toBe('rolled_back');
+    expect(view.error).toEqual({ message: 'no' });
+  });
+
+  it('takes a snapshot as the new truth', () => {
+    const view = applySnapshot(emptyRun(1, spec), {
+      run: { id: 1, status: 'running', input: { a: 1 }, state: { s: 1 }, environment_slug: 'dev', version: 3 },
+      steps: [{ tag: 'validate', sequence: 'main', status: 'completed', attempt: 1, output: 5, attempts: [{ n: 1, status: 'completed' }] }],
+      sequences: [{ tag: 'main', status: 'started' }],
+      last_seq: 41,
+    });
+    expect(view.lastSeq).toBe(41);
+    expect(view.steps.validate!.status).toBe('completed');
+    expect(view.steps.pay!.status).toBe('pending');
+    expect(view.environment).toBe('dev');
+    expect(view.version).toBe(3);
+    expect(applyEntry(view, { run: 1, seq: 41, kind: 'run_completed', step: '', data: {}, at: '' }).status).toBe('running');
+  });
+
+  it('draws the timeline from step starts and ends', () => {
+    const view = applySnapshot(emptyRun(1, spec), {
+      run: { id: 1, status: 'completed', started_at: '2025-01-01T00:00:00Z', finished_at: '2025-01-01T00:00:03Z' },
+      steps: [
+        { tag: 'pay', status: 'completed', started_at: '2025-01-01T00:00:01Z', finished_at: '2025-01-01T00:00:03Z' },
+        { tag: 'validate', status: 'completed', started_at: '2025-01-01T00:00:00Z', finished_at: '2025-01-01T00:00:01Z' },
+      ],
+    });
+    expect(timeline(view)).toEqual([
+      { tag: 'validate', status: 'completed', start: 0, end: 1000 },
+      { tag: 'pay', status: 'completed', start: 1000, end: 3000 },
+    ]);
+  });
+
+  it('compares two runs step by step', () => {
+    const a = applySnapshot(emptyRun(1, spec), { steps: [{ tag: 'pay', status: 'completed', output: 1 }] });
+    const b = applySnapshot(emptyRun(2, spec), { steps: [{ tag: 'pay', status: 'failed' }] });
+    const rows = compareRuns(a, b);
+    expect(rows.find((r) => r.tag === 'pay')!.same).toBe(false);
+    expect(rows.find((r) => r.tag === 'validate')!.same).toBe(true);
+  });
+
+  it('formats durations', () => {
+    expect(formatDuration(12)).toBe('12 ms');
+    expect(formatDuration(1500)).toBe('1.50 s');
+    expect(formatDuration(125_000)).toBe('2 min 5 s');
+    expect(formatDuration(null)).toBe('');
+  });
+});
