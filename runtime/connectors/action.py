@@ -20,7 +20,9 @@ Auth shapes (values named ``*_secret`` are names of the component's secrets):
 ``{"type": "oauth2", "token_url", "client_id" | "client_id_secret", "client_secret_secret",
 "scope"?, "audience"?}`` (client credentials; the token is cached until it expires).
 
-The step input is ``{params, query, body, headers}``. The result is the parsed JSON body
+The step input is ``{params, query, body, headers}``; an input with none of these keys (the
+seed's ``{userId: ...}``) is the body (the query string for GET/HEAD/DELETE) and also fills
+path parameters. The result is the parsed JSON body
 as is (so ``$Step{pay}{id}`` reads the API's own field); an empty body gives
 ``{"status": 204}``, a non-JSON body ``{"status", "content_type", "text"}`` (or
 ``content_base64`` for binary content).
@@ -43,6 +45,7 @@ from runtime.http import HttpResponse, http_request, where
 from runtime.spec import EventType, duration_ms
 
 RETRYABLE_4XX = frozenset({408, 429})
+_INPUT_KEYS = frozenset({"params", "query", "body", "headers"})
 _TEXT_TYPES = ("text/", "application/xml", "application/javascript", "application/x-www-form")
 _ERROR_BODY_CHARS = 2000
 
@@ -54,9 +57,14 @@ def action_run(call: ConnectorCall) -> Any:
     action = _action(component, call.event)
     config = component.config
     data = call.input if isinstance(call.input, dict) else {}
+    method = str(action.get("method", "GET")).upper()
+    if data and not set(data) & _INPUT_KEYS:
+        # The seed's shorthand ``input: {userId: ...}``: the fields are the body (the query
+        # for methods without one) and fill path parameters.
+        where_to = "query" if method in {"GET", "HEAD", "DELETE", "OPTIONS"} else "body"
+        data = {"params": data, where_to: data}
 
     url = _url(component, action, data.get("params"), call.event)
-    method = str(action.get("method", "GET")).upper()
     headers = _headers(config.get("headers"), action.get("headers"), data.get("headers"))
     query = {**_dict(config.get("query")), **_dict(action.get("query")), **_dict(data.get("query"))}
     body = _body(action.get("body"), data.get("body"))

@@ -278,3 +278,11 @@ def test_the_same_action_reaches_each_environments_base_url(
 def test_an_unknown_action_is_a_clear_error(http_peer: HttpPeer) -> None:
     with pytest.raises(StepError, match="app 'stripe' has no action 'nope'"):
         call(app(http_peer.url), "nope")
+
+
+def test_the_seeds_shorthand_input_is_the_body_or_the_query(http_peer: HttpPeer) -> None:
+    posted = call(app(http_peer.url), "echo", {"id": "u1", "userId": 7})
+    assert posted["path"] == "/charges/u1"
+    assert posted["body"] == {"currency": "usd", "id": "u1", "userId": 7}
+    got = call(app(http_peer.url), "get-echo", {"userId": 7})
+    assert got["query"] == {"userId": "7"} and got["body"] is None
