@@ -182,13 +182,21 @@ def _handler(state: PeerState, name: str) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that aborts a 50 MB download on purpose is not an error here.
+        pass
+
+
 class HttpPeer:
     """A threaded HTTP server on 127.0.0.1 recording what it receives."""
 
     def __init__(self, name: str = "peer") -> None:
         self.state = PeerState()
         self.server = bind_in_range(
-            lambda port: ThreadingHTTPServer(("127.0.0.1", port), _handler(self.state, name))
+            lambda port: _Server(("127.0.0.1", port), _handler(self.state, name))
         )
         self.port = self.server.server_address[1]
         self.server.daemon_threads = True
