@@ -39,7 +39,7 @@ ROOT = Path(settings.BASE_DIR)
 NOOP = "runtime.connectors.code:noop"
 
 # Extra measurements: "module:function" taking the Bench, returning JSON keys.
-EXTRAS: list[str] = []
+EXTRAS: list[str] = ["runtime.live_bench:bench_extra"]  # push_p50_ms, push_p95_ms, idle CPU
 
 
 def _step(tag: str) -> dict[str, Any]:
