@@ -556,7 +556,8 @@ def activation_set(
         raise ValidationError({"active": "publish a version before activating the workflow"})
     with transaction.atomic():
         activation = (
-            Activation.objects.select_for_update()
+            # of=self: PostgreSQL cannot lock the nullable side of the version join.
+            Activation.objects.select_for_update(of=("self",))
             .select_related("version")
             .filter(workflow=workflow, environment=environment)
             .first()
