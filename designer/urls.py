@@ -7,6 +7,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("designer.api.urls")),
+    path("api/v1/", include("runtime.urls")),  # runs (owner: engine engineer)
     path("demo/", include("designer.demo")),  # the demo workflow's stand-in service
     # Pages (login, products, workflows, canvas, run monitor): owner canvas engineer.
     path("", include("designer.pages")),

@@ -464,11 +464,11 @@ def run_resume(
         cutoff = marker.finished_at if marker else None
     copy: dict[str, tuple[str, Any]] = {}
     for s in steps:
-        if s.status != "completed":
+        if s.status not in ("completed", "skipped"):
             continue
         if cutoff is not None and (s.finished_at is None or s.finished_at > cutoff):
             continue
-        copy[s.tag] = ("completed", s.output)
+        copy[s.tag] = (s.status, s.output)
     for tag in skip or []:
         copy[tag] = ("skipped", None)
     return run_start(
@@ -502,13 +502,13 @@ def run_fork(
     start = target.started_at
     copy: dict[str, tuple[str, Any]] = {}
     for s in steps:
-        if s.tag == step or s.status != "completed" or s.finished_at is None:
+        if s.tag == step or s.status not in ("completed", "skipped") or s.finished_at is None:
             continue
         if start is not None and s.finished_at > start:
             continue
         if start is None and s.index >= target.index and s.sequence == target.sequence:
             continue
-        copy[s.tag] = ("completed", outputs.get(s.tag, s.output))
+        copy[s.tag] = (s.status, outputs.get(s.tag, s.output))
     for tag, value in outputs.items():
         if tag != step and tag not in copy:
             raise RunRefused(

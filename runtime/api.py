@@ -1,0 +1,254 @@
+"""The runs REST API (/api/v1/runs…): thin views over runtime.services and selectors.
+
+Reading needs the viewer role in the run's product; starting and acting on a run needs
+operator (admin in a production environment). Every refusal is a 4xx naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from designer.api.base import ApiView
+from designer.models import Role
+from designer.permissions import require_role
+from runtime import selectors, services
+from runtime.errors import RunRefused
+from runtime.models import Run
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "workflow": {
+            "id": run.workflow_id,
+            "tag": run.workflow.tag,
+            "product": run.workflow.product.slug,
+        },
+        "version": run.version.number,
+        "environment": run.environment.slug,
+        "status": run.status,
+        "input": run.input,
+        "output": run.output,
+        "error": run.error,
+        "state": run.state,
+        "idempotency_key": run.idempotency_key,
+        "parent_run": run.parent_run_id,
+        "parent_step": run.parent_step,
+        "parent_close_policy": run.parent_close_policy,
+        "origin": run.origin_id,
+        "origin_kind": run.origin_kind,
+        "cancel_requested": run.cancel_requested,
+        "stop_reason": run.stop_reason,
+        "last_seq": run.last_seq,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "deadline_at": run.deadline_at,
+        "wake_at": run.wake_at,
+    }
+
+
+def _body(request: Request) -> dict[str, Any]:
+    data = request.data
+    if data is None or data == "":
+        return {}
+    if not isinstance(data, dict):
+        raise RunRefused("the request body must be a JSON object", field="$")
+    return data
+
+
+def _int(value: Any, field: str, default: int) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise RunRefused(f"{field} must be a whole number", field=field) from None
+    if number < 0:
+        raise RunRefused(f"{field} cannot be negative", field=field)
+    return number
+
+
+def _string_list(value: Any, field: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RunRefused(f"{field} must be a list of step tags", field=field)
+    return value
+
+
+class RunListApi(ApiView):
+    """GET: runs you can see (filters: workflow, env, status, product, parent).
+    POST: start a run {workflow, env, input, idempotency_key?} → 202 (200 when the key
+    was used before: the existing run)."""
+
+    def get(self, request: Request) -> Response:
+        q = request.query_params
+        qs = selectors.runs_list(
+            user=request.user,
+            workflow=q.get("workflow"),
+            env=q.get("env"),
+            status=q.get("status"),
+            product=q.get("product"),
+            parent=q.get("parent"),
+        )
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(qs, request, view=self) or []
+        return paginator.get_paginated_response([run_json(r) for r in page])
+
+    def post(self, request: Request) -> Response:
+        body = _body(request)
+        unknown = set(body) - {"workflow", "env", "input", "idempotency_key"}
+        if unknown:
+            name = sorted(unknown)[0]
+            raise RunRefused(f"unknown field '{name}'", field=name)
+        if "workflow" not in body:
+            raise RunRefused("workflow is required: '<product>/<tag>' or an id", field="workflow")
+        workflow = selectors.workflow_for(user=request.user, ref=body["workflow"])
+        env = selectors.environment_for(product=workflow.product, slug=body.get("env"))
+        require_role(request.user, workflow.product, Role.OPERATOR, environment=env)
+        key = body.get("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not key or len(key) > 200):
+            raise RunRefused(
+                "idempotency_key must be a string of 1-200 characters", field="idempotency_key"
+            )
+        input_ = body.get("input", {})
+        run = services.run_start(
+            workflow=workflow, environment=env, input=input_, idempotency_key=key, user=request.user
+        )
+        reused = run.reused
+        run = selectors.run_for(user=request.user, run_id=run.pk)
+        code = status.HTTP_200_OK if reused else status.HTTP_202_ACCEPTED
+        return Response(run_json(run), status=code)
+
+
+class RunDetailApi(ApiView):
+    """A run with its sequences, steps and the first page of its journal
+    (``?after_seq=N&limit=M`` pages through the journal)."""
+
+    def get(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_for(user=request.user, run_id=run_id)
+        after = _int(request.query_params.get("after_seq"), "after_seq", 0)
+        limit = _int(request.query_params.get("limit"), "limit", selectors.JOURNAL_PAGE)
+        journal = selectors.run_journal(run=run, after_seq=after, limit=limit)
+        data = run_json(run)
+        data["sequences"] = selectors.run_sequences(run=run)
+        data["steps"] = selectors.run_steps(run=run)
+        data["journal"] = journal
+        data["journal_next"] = (
+            journal[-1]["seq"] if journal and journal[-1]["seq"] < run.last_seq else None
+        )
+        return Response(data)
+
+
+class RunJournalApi(ApiView):
+    def get(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_for(user=request.user, run_id=run_id)
+        after = _int(request.query_params.get("after_seq"), "after_seq", 0)
+        limit = _int(request.query_params.get("limit"), "limit", selectors.JOURNAL_PAGE)
+        entries = selectors.run_journal(run=run, after_seq=after, limit=limit)
+        return Response({"run": run.pk, "last_seq": run.last_seq, "entries": entries})
+
+
+class RunSignalApi(ApiView):
+    """Send a declared signal; the body is its payload (validated against its schema)."""
+
+    def post(self, request: Request, run_id: str, name: str) -> Response:
+        run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
+        signal = services.run_signal(run=run, name=name, payload=_body(request), user=request.user)
+        return Response(
+            {"id": signal.pk, "run": run.pk, "name": name, "payload": signal.payload},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class RunCancelApi(ApiView):
+    def post(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
+        reason = _body(request).get("reason", "")
+        if not isinstance(reason, str):
+            raise RunRefused("reason must be a string", field="reason")
+        run = services.run_cancel(run=run, user=request.user, reason=reason)
+        return Response(run_json(run), status=status.HTTP_202_ACCEPTED)
+
+
+class RunQueryApi(ApiView):
+    def get(self, request: Request, run_id: str, name: str) -> Response:
+        run = selectors.run_for(user=request.user, run_id=run_id)
+        return Response(
+            {"run": run.pk, "query": name, "result": services.run_query(run=run, name=name)}
+        )
+
+    post = get
+
+
+class RunReplayApi(ApiView):
+    def post(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
+        new = services.run_replay(run=run, user=request.user)
+        return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
+
+
+class RunRestartApi(ApiView):
+    """{input?, merge? (default true: merged into the old input)}"""
+
+    def post(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
+        body = _body(request)
+        merge = body.get("merge", True)
+        if not isinstance(merge, bool):
+            raise RunRefused("merge must be true or false", field="merge")
+        new = services.run_restart(run=run, input=body.get("input"), merge=merge, user=request.user)
+        return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
+
+
+class RunResumeApi(ApiView):
+    """{skip?: [step tags], checkpoint?: name}"""
+
+    def post(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
+        body = _body(request)
+        checkpoint = body.get("checkpoint")
+        if checkpoint is not None and not isinstance(checkpoint, str):
+            raise RunRefused("checkpoint must be a checkpoint name", field="checkpoint")
+        new = services.run_resume(
+            run=run,
+            skip=_string_list(body.get("skip"), "skip"),
+            checkpoint=checkpoint,
+            user=request.user,
+        )
+        return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
+
+
+class RunForkApi(ApiView):
+    """Replay from a step: {step, outputs?: {earlier step tag: output}}"""
+
+    def post(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
+        body = _body(request)
+        step = body.get("step")
+        if not isinstance(step, str) or not step:
+            raise RunRefused("step is required: the tag of the step to replay from", field="step")
+        outputs = body.get("outputs") or {}
+        if not isinstance(outputs, dict):
+            raise RunRefused("outputs must map step tags to outputs", field="outputs")
+        new = services.run_fork(run=run, step=step, outputs=outputs, user=request.user)
+        return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
+
+
+class RunRelatedApi(ApiView):
+    def get(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_for(user=request.user, run_id=run_id)
+        return Response({"run": run.pk, **selectors.run_related(run=run)})
+
+
+class RunCompareApi(ApiView):
+    def get(self, request: Request, run_id: str, other_id: str) -> Response:
+        a = selectors.run_for(user=request.user, run_id=run_id)
+        b = selectors.run_for(user=request.user, run_id=other_id)
+        return Response(selectors.runs_compare(a=a, b=b))
