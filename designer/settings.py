@@ -231,6 +231,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "designer.api.errors.exception_handler",
+    # JSON only, with caps on size and nesting that turn would-be 500s into 400s naming
+    # the field (designer/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["designer.api.parsers.JSONBodyParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
