@@ -14,6 +14,7 @@ protocol, so the same live ctx serves the engine and ``runtime.testing``.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -28,6 +29,7 @@ from runtime.recorder import (
     CALL_SHAPES,
     MISSING,
     RecordingContext,
+    RecordingError,
     contains_recorded,
     split_call,
 )
@@ -92,8 +94,19 @@ def wrap(value: Any) -> Any:
     return value
 
 
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, LiveCall):
+        return value.result()
+    if isinstance(value, Mapping):
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_unwrap(v) for v in value]
+    return value
+
+
 def to_json(value: Any, what: str) -> Any:
     """A step function's result as JSON, or a non-retryable StepError saying why not."""
+    value = _unwrap(value)
     if contains_recorded(value):
         raise StepError(f"{what} returned a recorded value outside recording", retryable=False)
     try:
@@ -110,27 +123,61 @@ def to_json(value: Any, what: str) -> Any:
 
 
 class LiveCall:
-    """A connector call in a code step: runs when awaited (in the engine's thread)."""
+    """A connector call in a code step. In an ``async def`` it runs when awaited (on the
+    engine's thread, where Django's connection is); in a plain ``def`` it runs at once
+    and reads like its result (``ctx.action.run(...).id``)."""
 
     def __init__(self, ctx: LiveContext, label: str, spec: Any, kwargs: Mapping[str, Any]) -> None:
         self._ctx = ctx
         self._label = label
+        self._done = False
+        self._value: Any = None
         try:
             self._split = split_call(label, spec, kwargs)
         except ValueError as exc:
             raise StepError(str(exc), retryable=False) from None
+        if _loop_running():
+            ctx._pending.append(self)
+        else:
+            self.result()
 
     def __await__(self) -> Generator[Any, None, Any]:
+        if self in self._ctx._pending:
+            self._ctx._pending.remove(self)
+        if self._done:
+            return _ready(self._value).__await__()
         return self._ctx._run_sync(self.result).__await__()
 
     def result(self) -> Any:
-        """Run the call synchronously (for plain ``def`` step functions)."""
-        split = self._split
-        app = None if split.app is None else str(split.app)
-        out = self._ctx._runtime.call(
-            split.shape.type, str(split.event), app, dict(split.payload), dict(split.options)
-        )
-        return wrap(out)
+        """The call's result (runs it the first time)."""
+        if not self._done:
+            split = self._split
+            app = None if split.app is None else str(split.app)
+            out = self._ctx._runtime.call(
+                split.shape.type, str(split.event), app, dict(split.payload), dict(split.options)
+            )
+            self._value, self._done = wrap(out), True
+        return self._value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.result(), name)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.result()[key]
+
+
+async def _ready(value: Any) -> Any:
+    return value
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class _LiveNamespace:
@@ -229,22 +276,28 @@ class _LiveTransform:
 
 
 class _LiveLog:
-    def __init__(self, runtime: StepRuntime) -> None:
-        self._runtime = runtime
+    """Log lines are kept and handed to the runner when the function returns (on the
+    engine's thread, which journals them with the step)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, Any]] = []
+
+    def _add(self, level: str, message: Any, data: Any) -> None:
+        self.lines.append((level, str(message), _unwrap(data)))
 
     def debug(self, message: Any, data: Any = None) -> None:
-        self._runtime.log("debug", str(message), data)
+        self._add("debug", message, data)
 
     def info(self, message: Any, data: Any = None) -> None:
-        self._runtime.log("info", str(message), data)
+        self._add("info", message, data)
 
     def warn(self, message: Any, data: Any = None) -> None:
-        self._runtime.log("warning", str(message), data)
+        self._add("warning", message, data)
 
     warning = warn
 
     def error(self, message: Any, data: Any = None) -> None:
-        self._runtime.log("error", str(message), data)
+        self._add("error", message, data)
 
 
 class LiveContext:
@@ -271,7 +324,8 @@ class LiveContext:
         self.quota = _LiveNamespace(self, "quota")
         self.fallback = _LiveNamespace(self, "fallback")
         self.transform = _LiveTransform()
-        self.log = _LiveLog(runtime)
+        self.log = _LiveLog()
+        self._pending: list[LiveCall] = []
 
     @property
     def state(self) -> Any:
@@ -287,10 +341,23 @@ class LiveContext:
         self._state[key] = value
 
     def variable(self, app: str, key: str) -> Any:
-        return wrap(self._runtime.lookup("variable", app, key))
+        return wrap(self._lookup("variable", app, key))
 
     def constant(self, app: str, key: str) -> Any:
-        return wrap(self._runtime.lookup("constant", app, key))
+        return wrap(self._lookup("constant", app, key))
+
+    def _lookup(self, kind: str, app: str, key: str) -> Any:
+        # Literal names were declared by the recorder and resolved by the engine.
+        table = self._runtime.run_info().get(f"{kind}s") or {}
+        if app in table and key in table[app]:
+            return table[app][key]
+        if _loop_running():
+            raise StepError(
+                f"ctx.{kind}({app!r}, {key!r}) in an async step function needs literal names "
+                "(so the recorder declares it) or a plain def",
+                retryable=False,
+            )
+        return self._runtime.lookup(kind, app, key)
 
     def secret(self, key: str) -> Any:
         return self._runtime.lookup("secret", None, key)
@@ -430,11 +497,27 @@ def run_step_function(
     else:
         args = (live,) if count >= 1 else ()
     what = f"the {'rollback' if rollback else 'step'} function {getattr(fn, '__qualname__', fn)}"
-    out = bound(*args)
-    if isinstance(out, LiveCall):
-        out = out.result()
-    elif inspect.isawaitable(out):
-        out = _drive(out)
+    try:
+        out = bound(*args)
+        if isinstance(out, LiveCall):
+            out = out.result()
+        elif inspect.isawaitable(out):
+            out = _drive(out)
+        if live._pending:
+            raise StepError(
+                f"ctx.{live._pending[0]._label}(...) was not awaited in {what}", retryable=False
+            )
+    except RecordingError as exc:
+        # A recorded value hidden where the worker cannot put the real one back (inside
+        # an object, a list of functions...): retrying cannot help.
+        raise StepError(
+            f"{what} used a value recorded at define time: {exc.message}. Capture run-time "
+            "values directly (a variable or default argument of the step function, or ctx)",
+            retryable=False,
+        ) from None
+    finally:
+        for level, message, data in live.log.lines:
+            runtime.log(level, message, data)
     return to_json(out, what)
 
 
@@ -469,6 +552,8 @@ class BareRuntime:
             "id": run.get("id"),
             "completed_steps": run.get("completed_steps") or [],
             "current_step": run.get("current_step"),
+            "variables": self.data.get("variables") or {},
+            "constants": self.data.get("constants") or {},
         }
 
     def call(

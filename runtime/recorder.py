@@ -1942,6 +1942,20 @@ def _live_needs(fn: Callable[..., Any]) -> dict[str, Any]:
             "completed_steps": "$Run{completed_steps}",
             "current_step": "$Run{current_step}",
         }
+    # ctx.variable('app', 'key') / ctx.constant(...) with literal names: resolved by the
+    # engine like any $Variable, so the step function never queries configuration itself.
+    for call in ast.walk(node) if node is not None else ():
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr in {"variable", "constant"}
+            and len(call.args) == 2
+            and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in call.args)
+        ):
+            app, key = (a.value for a in call.args)  # type: ignore[attr-defined]
+            kind = "Variable" if call.func.attr == "variable" else "Constant"
+            table = needs.setdefault(f"{call.func.attr}s", {}).setdefault(app, {})
+            table[key] = ref_text(kind, (app,), key)
     return needs
 
 

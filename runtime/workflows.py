@@ -127,9 +127,11 @@ class WorkflowRegistry:
 
     @contextmanager
     def isolated(self) -> Iterator[WorkflowRegistry]:
-        """Definitions made inside the block are forgotten afterwards (for tests)."""
+        """An empty registry inside the block; the previous contents come back afterwards
+        (for tests)."""
         with self._lock:
             saved = dict(self._items)
+            self._items = {}
         try:
             yield self
         finally:
