@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from designer import views
 
@@ -21,4 +21,5 @@ urlpatterns: list[Any] = [
     path("p/<slug:slug>/w/<slug:tag>/", views.canvas, name="canvas"),
     path("p/<slug:slug>/runs/<int:run_id>/", views.run_monitor, name="run-monitor"),
     path("p/<slug:slug>/w/<slug:tag>/runs/", views.runs, name="runs"),
+    path("", include("designer.governance_pages")),  # activation, environments, members, audit
 ]

@@ -4,6 +4,7 @@ import './styles.css';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 
+import { adminPage } from './admin';
 import { Api } from './api';
 import { AppContext } from './appContext';
 import { readBootstrap } from './bootstrap';
@@ -27,7 +28,7 @@ function Page() {
     case 'runs':
       return <RunsPage />;
     default:
-      return <ProductsPage />;
+      return adminPage(boot.page) ?? <ProductsPage />;
   }
 }
 

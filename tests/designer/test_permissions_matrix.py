@@ -57,6 +57,7 @@ class Row:
     url: str  # may name {dev_run}, {prd_run}
     body: dict[str, Any] | None = None
     page: bool = False
+    prd: bool = False  # acts in the production environment (the prd rule applies)
 
 
 # (route with its trailing slash removed, METHOD) → the rows that exercise it. Routes are
@@ -81,6 +82,10 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("p/<slug:slug>/w/<slug:tag>/runs", "GET"): [
         Row(Role.VIEWER, "/p/acme/w/onboard/runs/", page=True)
     ],
+    ("p/<slug:slug>/activation", "GET"): [Row(Role.VIEWER, "/p/acme/activation/", page=True)],
+    ("p/<slug:slug>/environments", "GET"): [Row(Role.VIEWER, "/p/acme/environments/", page=True)],
+    ("p/<slug:slug>/members", "GET"): [Row(Role.VIEWER, "/p/acme/members/", page=True)],
+    ("p/<slug:slug>/audit", "GET"): [Row(Role.ADMIN, "/p/acme/audit/", page=True)],
     # --- auth, schema, products -------------------------------------------------------------
     ("api/v1/auth/token", "POST"): [
         Row(ANYONE, "/api/v1/auth/token", {"username": "alice", "password": "pw-alice"})
@@ -205,6 +210,61 @@ TABLE: dict[tuple[str, str], list[Row]] = {
         Row(Role.ADMIN, W + "promote", {"from_env": "dev", "to_env": "prd"}),
         Row(Role.ADMIN, W + "promote?preview=1", {"from_env": "dev", "to_env": "staging"}),
     ],
+    # --- runs (the prd rule: acting in production needs admin) -------------------------------
+    ("api/v1/runs", "GET"): [Row(USER, "/api/v1/runs")],
+    ("api/v1/runs", "POST"): [
+        Row(RUN, "/api/v1/runs", {"workflow": "acme/onboard", "env": "dev", "input": {}}),
+        Row(RUN, "/api/v1/runs", {"workflow": "acme/onboard", "env": "prd"}, prd=True),
+    ],
+    ("api/v1/runs/<str:run_id>", "GET"): [Row(Role.VIEWER, "/api/v1/runs/{prd_run}")],
+    ("api/v1/runs/<str:run_id>/journal", "GET"): [
+        Row(Role.VIEWER, "/api/v1/runs/{prd_run}/journal")
+    ],
+    ("api/v1/runs/<str:run_id>/signals/<str:name>", "POST"): [
+        Row(RUN, "/api/v1/runs/{dev_run}/signals/approve", {"ok": True}),
+        Row(RUN, "/api/v1/runs/{prd_run}/signals/approve", {"ok": True}, prd=True),
+    ],
+    ("api/v1/runs/<str:run_id>/cancel", "POST"): [
+        Row(RUN, "/api/v1/runs/{dev_run}/cancel", {}),
+        Row(RUN, "/api/v1/runs/{prd_run}/cancel", {}, prd=True),
+    ],
+    ("api/v1/runs/<str:run_id>/query/<str:name>", "GET"): [
+        Row(Role.VIEWER, "/api/v1/runs/{prd_run}/query/progress")
+    ],
+    ("api/v1/runs/<str:run_id>/query/<str:name>", "POST"): [
+        Row(Role.VIEWER, "/api/v1/runs/{prd_run}/query/progress", {})
+    ],
+    ("api/v1/runs/<str:run_id>/replay", "POST"): [
+        Row(RUN, "/api/v1/runs/{dev_run}/replay", {}),
+        Row(RUN, "/api/v1/runs/{prd_run}/replay", {}, prd=True),
+    ],
+    ("api/v1/runs/<str:run_id>/restart", "POST"): [
+        Row(RUN, "/api/v1/runs/{dev_run}/restart", {"input": {"user_id": "u2"}}),
+        Row(RUN, "/api/v1/runs/{prd_run}/restart", {}, prd=True),
+    ],
+    ("api/v1/runs/<str:run_id>/resume", "POST"): [
+        Row(RUN, "/api/v1/runs/{dev_run}/resume", {}),
+        Row(RUN, "/api/v1/runs/{prd_run}/resume", {}, prd=True),
+    ],
+    ("api/v1/runs/<str:run_id>/fork", "POST"): [
+        Row(RUN, "/api/v1/runs/{dev_run}/fork", {"step": "send_welcome_email"}),
+        Row(RUN, "/api/v1/runs/{prd_run}/fork", {"step": "send_welcome_email"}, prd=True),
+    ],
+    ("api/v1/runs/<str:run_id>/replay-from-step", "POST"): [
+        Row(RUN, "/api/v1/runs/{dev_run}/replay-from-step", {"step": "send_welcome_email"}),
+        Row(
+            RUN,
+            "/api/v1/runs/{prd_run}/replay-from-step",
+            {"step": "send_welcome_email"},
+            prd=True,
+        ),
+    ],
+    ("api/v1/runs/<str:run_id>/related", "GET"): [
+        Row(Role.VIEWER, "/api/v1/runs/{prd_run}/related")
+    ],
+    ("api/v1/runs/<str:run_id>/compare/<str:other_id>", "GET"): [
+        Row(Role.VIEWER, "/api/v1/runs/{dev_run}/compare/{prd_run}")
+    ],
 }
 
 # WebSocket routes (runtime/routing.py): everyone who may read the product may watch.
@@ -298,7 +358,12 @@ def world(
     services.component_create(product=product, kind="app", tag="billing", actor=None)
     services.workflow_create(product=product, tag="unused", name="Unused")
     workflow = services.workflow_create(product=product, tag="onboard", name="Onboard")
-    version = services.workflow_publish(workflow=workflow, author=None, spec=main_sequence())
+    spec = {
+        **main_sequence(),
+        "signals": {"approve": {"input": {"ok": "boolean"}}},
+        "queries": {"progress": {"output": {"status": "$Run{status}"}}},
+    }
+    version = services.workflow_publish(workflow=workflow, author=None, spec=spec)
     services.draft_save(workflow=workflow, spec=two_level_spec(), author=None)
     runs = {}
     for slug in ("dev", "prd"):
@@ -370,10 +435,6 @@ def call(who: str, method: str, row: Row, world: dict[str, Any]) -> Any:
     return getattr(client, method.lower())(url, row.body, format="json")
 
 
-def _is_production(row: Row, world: dict[str, Any]) -> bool:
-    return "{prd_run}" in row.url or "env=prd" in row.url or '"prd"' in str(row.body)
-
-
 CASES = [(route, method, row) for (route, method), rows in TABLE.items() for row in rows]
 
 
@@ -385,7 +446,7 @@ CASES = [(route, method, row) for (route, method), rows in TABLE.items() for row
 def test_each_caller_gets_what_the_table_says(
     world: dict[str, Any], route: str, method: str, row: Row
 ) -> None:
-    production = row.need == RUN and _is_production(row, world)
+    production = row.need == RUN and row.prd
     wrong = []
     for who in WHO:
         # Each call in a savepoint that is rolled back: every caller sees the same world.

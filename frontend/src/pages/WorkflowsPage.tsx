@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useState, type FormEvent } from 'react';
 
+import { AdminNav } from '../admin';
 import { ApiError, type Environment, type WorkflowSummary } from '../api';
 import { useApi, useBootstrap } from '../appContext';
 import { roleAtLeast } from '../bootstrap';
@@ -108,6 +109,7 @@ export function WorkflowsPage() {
     <div className="page">
       <TopBar crumbs={[{ label: 'Products', href: '/' }, { label: product.name }]} />
       <main className="content">
+        <AdminNav current="workflows" product={product.slug} role={product.role} />
         <div className="content-head row">
           <div>
             <h1>Workflows</h1>
