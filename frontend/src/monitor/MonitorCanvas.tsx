@@ -135,7 +135,9 @@ function CanvasInner({ spec, view, selected, now, onSelect }: MonitorCanvasProps
       fitViewOptions={{ padding: 0.15, maxZoom: 1.1 }}
       nodesDraggable={false}
       nodesConnectable={false}
-      elementsSelectable={false}
+      elementsSelectable
+      nodesFocusable={false}
+      edgesFocusable={false}
       proOptions={{ hideAttribution: true }}
       minZoom={0.1}
     >

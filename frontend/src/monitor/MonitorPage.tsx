@@ -211,9 +211,9 @@ export function MonitorPage() {
             <button className="button" data-testid="action-restart" onClick={() => setPanel(panel === 'restart' ? null : 'restart')}>
               Restart with input…
             </button>
-            {finished && view.status !== 'completed' ? (
+            {finished ? (
               <button className="button" data-testid="action-resume" onClick={() => setPanel(panel === 'resume' ? null : 'resume')}>
-                Resume…
+                Resume / replay from…
               </button>
             ) : null}
           </>
@@ -246,7 +246,14 @@ export function MonitorPage() {
               onSubmit={(input) => act('Restart', () => runs.restart(runId, input))}
             />
           ) : null}
-          {panel === 'resume' ? <ResumePanel view={view} busy={busy} onResume={(from) => act('Resume', () => runs.resume(runId, from))} /> : null}
+          {panel === 'resume' ? (
+            <ResumePanel
+              view={view}
+              busy={busy}
+              onResume={(from) => act('Resume', () => runs.resume(runId, from))}
+              onFork={(step, outputs) => act('Replay from step', () => runs.fork(runId, step, outputs))}
+            />
+          ) : null}
         </div>
       ) : null}
       <div className="mon-body">
@@ -421,58 +428,79 @@ function QueryPanel({ names, run }: { names: string[]; run(name: string): Promis
   );
 }
 
-function ResumePanel({ view, busy, onResume }: { view: RunView; busy: boolean; onResume(from: { step?: string; checkpoint?: string; outputs?: Record<string, unknown> }): void }) {
+function ResumePanel({ view, busy, onResume, onFork }: { view: RunView; busy: boolean; onResume(from: { skip?: string[]; checkpoint?: string }): void; onFork(step: string, outputs: Record<string, unknown>): void }) {
+  const tags = Object.keys(view.steps);
   const failed = Object.values(view.steps).find((s) => s.status === 'failed');
-  const [mode, setMode] = useState<'step' | 'checkpoint'>(view.checkpoints.length ? 'checkpoint' : 'step');
-  const [step, setStep] = useState(failed?.tag ?? Object.keys(view.steps)[0] ?? '');
+  const [mode, setMode] = useState<'failure' | 'checkpoint' | 'step'>(view.checkpoints.length ? 'checkpoint' : 'failure');
+  const [skip, setSkip] = useState<string[]>([]);
   const [checkpoint, setCheckpoint] = useState(view.checkpoints[view.checkpoints.length - 1]?.name ?? '');
+  const [step, setStep] = useState(failed?.tag ?? tags[0] ?? '');
   const [outputs, setOutputs] = useState('');
   const [error, setError] = useState('');
   return (
     <form
       className="mon-form"
+      data-testid="resume-form"
       onSubmit={(e) => {
         e.preventDefault();
-        let edited: Record<string, unknown> | undefined;
-        if (outputs.trim()) {
-          try {
-            edited = rec(JSON.parse(outputs));
-          } catch {
-            setError('edited outputs must be a JSON object {step: output}');
-            return;
+        if (mode === 'step') {
+          let edited: Record<string, unknown> = {};
+          if (outputs.trim()) {
+            try {
+              edited = rec(JSON.parse(outputs));
+            } catch {
+              setError('edited outputs must be a JSON object {step: output}');
+              return;
+            }
           }
-        }
-        onResume(mode === 'step' ? { step, outputs: edited } : { checkpoint, outputs: edited });
+          onFork(step, edited);
+        } else if (mode === 'checkpoint') onResume({ checkpoint, skip });
+        else onResume({ skip });
       }}
     >
       <div className="segmented">
-        <button type="button" className={mode === 'step' ? 'active' : ''} onClick={() => setMode('step')}>
-          From a step
+        <button type="button" className={mode === 'failure' ? 'active' : ''} onClick={() => setMode('failure')}>
+          From the failure
         </button>
         <button type="button" className={mode === 'checkpoint' ? 'active' : ''} disabled={!view.checkpoints.length} onClick={() => setMode('checkpoint')}>
           From a checkpoint
         </button>
+        <button type="button" className={mode === 'step' ? 'active' : ''} onClick={() => setMode('step')}>
+          Replay from a step
+        </button>
       </div>
-      {mode === 'step' ? (
-        <select value={step} onChange={(e) => setStep(e.target.value)}>
-          {Object.keys(view.steps).map((t) => (
-            <option key={t}>{t}</option>
-          ))}
-        </select>
-      ) : (
+      {mode === 'checkpoint' ? (
         <select value={checkpoint} onChange={(e) => setCheckpoint(e.target.value)}>
           {view.checkpoints.map((c) => (
             <option key={c.name}>{c.name}</option>
           ))}
         </select>
+      ) : null}
+      {mode !== 'step' ? (
+        <label className="mon-field">
+          <span>Skip these steps</span>
+          <select multiple value={skip} onChange={(e) => setSkip([...e.target.selectedOptions].map((o) => o.value))}>
+            {tags.map((t) => (
+              <option key={t}>{t}</option>
+            ))}
+          </select>
+        </label>
+      ) : (
+        <>
+          <select value={step} onChange={(e) => setStep(e.target.value)}>
+            {tags.map((t) => (
+              <option key={t}>{t}</option>
+            ))}
+          </select>
+          <label className="mon-field">
+            <span>Edited outputs of earlier steps (optional JSON: {'{"step": output}'})</span>
+            <textarea className="mono" rows={3} value={outputs} onChange={(e) => setOutputs(e.target.value)} />
+          </label>
+        </>
       )}
-      <label className="mon-field">
-        <span>Edited step outputs (optional JSON: {'{"step": output}'})</span>
-        <textarea className="mono" rows={3} value={outputs} onChange={(e) => setOutputs(e.target.value)} />
-      </label>
       {error ? <em className="mon-error">{error}</em> : null}
       <button type="submit" className="button primary" disabled={busy}>
-        Resume
+        {mode === 'step' ? 'Replay from step' : 'Resume'}
       </button>
     </form>
   );

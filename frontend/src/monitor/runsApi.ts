@@ -128,26 +128,29 @@ export class RunsApi {
     await this.api.request('POST', `/runs/${id}/cancel`, reason ? { reason } : {});
   }
 
+  /** A declared query's answer (the server wraps it as {run, query, result}). */
   async query(id: number, name: string): Promise<unknown> {
-    const path = `/runs/${id}/query/${encodeURIComponent(name)}`;
-    try {
-      return await this.api.request('GET', path);
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 405) return this.api.request('POST', path, {});
-      throw e;
-    }
+    const body = await this.api.request('GET', `/runs/${id}/query/${encodeURIComponent(name)}`);
+    return isRec(body) && 'result' in body ? body.result : body;
   }
 
   async replay(id: number): Promise<number> {
     return idOf(await this.api.request('POST', `/runs/${id}/replay`, {}));
   }
 
+  /** A new run with this input (replacing the old one, not merged into it). */
   async restart(id: number, input: unknown): Promise<number> {
-    return idOf(await this.api.request('POST', `/runs/${id}/restart`, { input }));
+    return idOf(await this.api.request('POST', `/runs/${id}/restart`, { input, merge: false }));
   }
 
-  async resume(id: number, from: { step?: string; checkpoint?: string; outputs?: Record<string, unknown> }): Promise<number> {
+  /** A new run going on from where this one failed (or from a checkpoint), skipping `skip`. */
+  async resume(id: number, from: { skip?: string[]; checkpoint?: string }): Promise<number> {
     return idOf(await this.api.request('POST', `/runs/${id}/resume`, from));
+  }
+
+  /** Replay from a step, with edited outputs for the steps before it. */
+  async fork(id: number, step: string, outputs: Record<string, unknown>): Promise<number> {
+    return idOf(await this.api.request('POST', `/runs/${id}/fork`, { step, outputs }));
   }
 }
 
