@@ -891,6 +891,8 @@ def _active_clauses() -> tuple[_Clause, ...]:
 
 def _reduce(deps: set[str], nodes: Mapping[str, Any]) -> tuple[str, ...]:
     """Drop dependencies implied by others (``x`` when ``y`` already waits for ``x``)."""
+    if len(deps) <= 1:
+        return tuple(deps)  # the common case: a straight run of steps
 
     def ancestors(tag: str) -> set[str]:
         seen: set[str] = set()
@@ -1741,7 +1743,7 @@ def _step_args(fn: Callable[..., Any], kind: str, ctx: Any, result: Any) -> tupl
     return (result, ctx)[: min(count, 2)]
 
 
-_AST_CACHE: dict[str, tuple[str, ast.Module | None]] = {}
+_AST_CACHE: dict[str, tuple[str, dict[tuple[str, int], list[Any]]]] = {}
 _AST_LOCK = threading.Lock()
 
 
@@ -1751,6 +1753,23 @@ def _function_node(fn: Callable[..., Any]) -> ast.AST | None:
     if code is None:
         return None
     return _code_node(code, getattr(fn, "__globals__", None))
+
+
+_FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+
+
+def _index_functions(tree: ast.Module) -> dict[tuple[str, int], list[_FunctionNode]]:
+    """Every def and lambda of a module by (name, first line) — what a code object knows."""
+    index: dict[tuple[str, int], list[_FunctionNode]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Lambda):
+            key = ("<lambda>", node.lineno)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            key = (node.name, min([node.lineno, *(d.lineno for d in node.decorator_list)]))
+        else:
+            continue
+        index.setdefault(key, []).append(node)
+    return index
 
 
 def _code_node(code: types.CodeType, module_globals: Any) -> ast.AST | None:
@@ -1763,16 +1782,17 @@ def _code_node(code: types.CodeType, module_globals: Any) -> ast.AST | None:
         cached = _AST_CACHE.get(filename)
         if cached is None or cached[0] != source:
             try:
-                tree: ast.Module | None = ast.parse(source)
+                index = _index_functions(ast.parse(source))
             except SyntaxError:
-                tree = None
-            _AST_CACHE[filename] = (source, tree)
+                index = {}
+            _AST_CACHE[filename] = (source, index)
         else:
-            tree = cached[1]
-    if tree is None:
-        return None
-    # Real source spans of the function's instructions (RESUME and friends have empty
-    # spans at column 0); they pick the right lambda when a line holds several.
+            index = cached[1]
+    candidates = index.get((code.co_name, code.co_firstlineno), [])
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    # Several on one line (lambdas): the real source spans of the function's instructions
+    # pick the innermost one holding them (RESUME and friends have empty spans).
     positions = [
         (line, col)
         for line, end_line, col, end_col in code.co_positions()
@@ -1783,20 +1803,7 @@ def _code_node(code: types.CodeType, module_globals: Any) -> ast.AST | None:
     ]
     best: ast.AST | None = None
     best_span = None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Lambda):
-            if code.co_name != "<lambda>":
-                continue
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            if node.name != code.co_name:
-                continue
-            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            if first != code.co_firstlineno:
-                continue
-        else:
-            continue
-        if isinstance(node, ast.Lambda) and node.lineno != code.co_firstlineno:
-            continue
+    for node in candidates:
         start = (node.lineno, node.col_offset)
         end = (node.end_lineno or node.lineno, node.end_col_offset or 0)
         if positions and not all(start <= p <= end for p in positions):
@@ -2227,8 +2234,17 @@ def build_sequences(
     _check_acyclic(merged)
     state_keys = list(dict.fromkeys(k for result, _ in recordings for k in result.state_keys))
     for item in merged.values():
-        item.event = _fill_live(item.event, item.tag, _ancestors(item.tag, merged), state_keys)
+        if _wants_live(item.event):
+            item.event = _fill_live(item.event, item.tag, _ancestors(item.tag, merged), state_keys)
     return _chains(merged)
+
+
+def _wants_live(event: Mapping[str, Any]) -> bool:
+    def has(data: Any) -> bool:
+        return isinstance(data, Mapping) and isinstance(data.get("ctx"), Mapping)
+
+    rollback = event.get("rollback")
+    return has(event.get("input")) or (isinstance(rollback, Mapping) and has(rollback.get("input")))
 
 
 def _ancestors(tag: str, merged: Mapping[str, _Merged]) -> list[str]:
