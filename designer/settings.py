@@ -179,6 +179,9 @@ else:
 # CODE steps may only call functions from these packages (plus runtime.connectors.code's
 # built-ins): a spec author must never be able to name os:system.
 TRELLIS_CODE_PACKAGES = env_list("TRELLIS_CODE_PACKAGES", ["workflows", "tests"])
+# A worker that stops renewing its lease on a run's sequence (crashed) loses it after this
+# many seconds; another worker then continues the run.
+TRELLIS_LEASE_S = env_float("TRELLIS_LEASE_S", 10.0)
 # Code-first workflows: their CODE steps call runtime.workflows, which only runs functions
 # registered by workflows.define() for the run's own workflow.
 TRELLIS_CODE_PACKAGES.append("runtime.workflows")

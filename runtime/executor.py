@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -67,8 +68,10 @@ from runtime.spec import EventType, duration_ms
 
 logger = logging.getLogger("trellis.executor")
 
-LEASE_S = 10.0  # a lease not renewed for this long is taken over
-RENEW_S = 3.0  # a worker renews its lease this often while a step runs
+# A lease not renewed for this long is taken over (TRELLIS_LEASE_S); a worker renews its
+# lease every third of that while a step runs.
+LEASE_S = float(getattr(settings, "TRELLIS_LEASE_S", 10.0))
+RENEW_S = LEASE_S / 3
 REKICK_S = 15.0  # the sweep re-enqueues the same stuck item at most this often
 
 # Event types whose work is done by a connector (possibly slow, bounded by a timeout).
@@ -1749,11 +1752,12 @@ SWEEP_EVERY_S = 2.0
 BEAT_STALE_S = 8.0
 
 
-def sweep_kick() -> bool:
+def sweep_kick(*, force: bool = False) -> bool:
     """Start a chain of sweep ticks unless a live one beat recently (idempotent).
 
-    Called when a qcluster worker starts and by a django-q2 Schedule every minute, so a
-    chain that died with a killed worker comes back.
+    The django-q2 Schedule calls it every minute; a starting worker calls it with
+    ``force`` (the previous chain may have died with a killed worker while its tick was
+    in flight): the new token retires any older chain at its next tick.
     """
     from runtime.models import EngineBeat
 
@@ -1762,7 +1766,8 @@ def sweep_kick() -> bool:
         beat, _ = EngineBeat.objects.get_or_create(name="sweep")
         if vendor() == "postgresql":
             beat = EngineBeat.objects.select_for_update().get(pk=beat.pk)
-        if beat.beat_at is not None and (now - beat.beat_at).total_seconds() < BEAT_STALE_S:
+        fresh = beat.beat_at is not None and (now - beat.beat_at).total_seconds() < BEAT_STALE_S
+        if fresh and not force:
             return False
         beat.token = uuid.uuid4().hex
         beat.beat_at = now
@@ -1838,3 +1843,19 @@ def sweep_once(*, limit: int = 500) -> dict[str, int]:
         enqueue_now(children)
         counts["children"] = len(children)
     return counts
+
+
+def sweep_schedule_ensure() -> None:
+    """The django-q2 Schedule that restarts a dead sweep chain every minute (idempotent)."""
+    from django_q.models import Schedule
+
+    if not Schedule.objects.filter(name="trellis-sweep").exists():
+        Schedule.objects.get_or_create(
+            name="trellis-sweep",
+            defaults={
+                "func": "runtime.tasks.sweep_kick",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+                "repeats": -1,
+            },
+        )
