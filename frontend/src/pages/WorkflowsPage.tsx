@@ -176,6 +176,12 @@ export function WorkflowsPage() {
                   <td>
                     {w.latestVersion ? `v${w.latestVersion}` : <span className="muted">unpublished</span>}
                     {w.hasDraft ? <span className="draft-dot" title="Has unpublished changes" /> : null}
+                    {w.latestVersion ? (
+                      <a className="link small" href={`/p/${encodeURIComponent(product.slug)}/w/${encodeURIComponent(w.tag)}/runs/`} data-testid={`runs-${w.tag}`}>
+                        {' '}
+                        runs
+                      </a>
+                    ) : null}
                   </td>
                   <td>
                     <span className="env-pills">
