@@ -140,7 +140,8 @@ SPEC: dict[str, Any] = {
                 {
                     "type": "ACTION", "app": "stripe", "event": "create-charge", "tag": "payment",
                     "condition": AVAILABLE, "retries": 3,
-                    "input": {"body": {"amount": "$Input{amount}", "customer": "$Input{customerId}"}},
+                    "input": {"body": {"amount": "$Input{amount}",
+                                       "customer": "$Input{customerId}"}},
                     "rollback": {
                         "type": "ACTION", "app": "stripe", "event": "refund",
                         "input": {"body": {"chargeId": "$Step{payment}{id}"}},
@@ -173,7 +174,8 @@ SPEC: dict[str, Any] = {
                 {
                     "type": "ACTION", "app": "warehouse", "event": "new-order",
                     "tag": "queue-fulfillment", "condition": AVAILABLE,
-                    "input": {"body": {"orderId": "$Step{create-order}{id}", "items": "$Input{items}"}},
+                    "input": {"body": {"orderId": "$Step{create-order}{id}",
+                                       "items": "$Input{items}"}},
                 },
             ],
         }
