@@ -163,7 +163,8 @@ SPEC: dict[str, Any] = {
                 {
                     "type": "ACTION", "app": "orders-api", "event": "create", "tag": "create-order",
                     "condition": AVAILABLE,
-                    "input": {"body": {"customer_id": "$Input{customerId}", "total": "$Input{amount}",
+                    "input": {"body": {"customer_id": "$Input{customerId}",
+                                       "total": "$Input{amount}",
                                        "payment_id": "$Step{payment}{id}", "status": "processing"}},
                 },
                 {
