@@ -512,6 +512,8 @@ class Recording:
         self.code_steps: dict[str, CodeStep] = {}
         self.children: dict[asyncio.Task[Any] | None, list[_TaskInfo]] = {}
         self.unawaited: dict[int, PendingCall] = {}
+        # ctx.step / ctx.sleep ... coroutines created but not awaited (yet).
+        self.unstarted: dict[int, tuple[str, Site | None, Coroutine[Any, Any, Any], object]] = {}
         self.auto_counts: dict[str, int] = {}
         self.input_paths: set[str] = set()
         self.used_overrides: set[str] = set()
@@ -1465,7 +1467,26 @@ class RecordingContext:
         """Record a step. ``fn`` is one connector call (the step becomes that event) or
         any Python (a CODE event that runs ``fn`` for real in the worker)."""
         site = user_site(2)
-        return self._step(tag, fn, rollback, options, kwargs, site)
+        return self._deferred(
+            f"ctx.step({tag!r}, ...)",
+            site,
+            lambda: self._step(tag, fn, rollback, options, kwargs, site),
+        )
+
+    def _deferred(
+        self, label: str, site: Site | None, make: Callable[[], Coroutine[Any, Any, Any]]
+    ) -> Coroutine[Any, Any, Any]:
+        """A coroutine that records when awaited; one never awaited is reported."""
+        rec = self._rec
+        key = object()
+
+        async def run() -> Any:
+            rec.unstarted.pop(id(key), None)
+            return await make()
+
+        coro = run()
+        rec.unstarted[id(key)] = (label, site, coro, key)
+        return coro
 
     async def _step(
         self,
@@ -1546,12 +1567,22 @@ class RecordingContext:
         return {"type": EventType.CODE.value, "event": CODE_STEP_EVENT, "input": payload}
 
     # control flow ---------------------------------------------------------------------------
-    async def _control(
+    def _control(
         self, tag: str, event: dict[str, Any], site: Site | None, what: str
-    ) -> Recorded:
-        self._rec.check_writable(what, site)
-        self._rec.record(tag, event, site=site)
-        return self._rec.step_result(tag)
+    ) -> Coroutine[Any, Any, Any]:
+        async def control() -> Recorded:
+            self._rec.check_writable(what, site)
+            self._rec.record(tag, event, site=site)
+            return self._rec.step_result(tag)
+
+        label = {
+            "sleep": "ctx.sleep(...)",
+            "wait for a signal": "ctx.wait_for_signal(...)",
+            "save a checkpoint": "ctx.checkpoint(...)",
+            "trigger a rollback": "ctx.trigger_rollback(...)",
+            "start a child workflow": "ctx.workflow(...)",
+        }.get(what, what)
+        return self._deferred(label, site, control)
 
     def sleep(self, duration: int | str, *, tag: str | None = None) -> Coroutine[Any, Any, Any]:
         """Park the run for ``duration`` (ms, or '5s', '5m', '1h', '1d')."""
@@ -2045,7 +2076,17 @@ def run_coroutine(factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
         loop = asyncio.new_event_loop()
         loop.set_task_factory(_task_factory)  # type: ignore[arg-type]
         try:
-            return loop.run_until_complete(factory())
+            result = loop.run_until_complete(factory())
+            left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            if left:
+                for task in left:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+                raise RecordingError(
+                    "the handler returned while a task it started was still running; await "
+                    "it (e.g. with asyncio.gather) so its steps are part of the workflow"
+                )
+            return result
         finally:
             loop.close()
 
@@ -2113,6 +2154,9 @@ def record_handler(
         ) from exc
     for pending in rec.unawaited.values():
         raise RecordingError(f"{pending.describe()} was never awaited", site=pending._site)
+    for label, where, coro, _ in list(rec.unstarted.values()):
+        coro.close()
+        raise RecordingError(f"{label} was never awaited (missing `await`?)", site=where)
     spec_output = rec.to_spec(output, _handler_site(handler) or site, "the handler's return value")
     return RecordingResult(
         nodes=rec.nodes,

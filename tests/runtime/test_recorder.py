@@ -757,3 +757,27 @@ def test_importing_runtime_workflows_does_not_import_django() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_step_never_awaited_is_refused() -> None:
+    async def handler(ctx: Any) -> None:
+        ctx.step("forgotten", lambda: ctx.action.run(app="x", event="y"))  # no await
+        await ctx.sleep("1s")
+
+    with pytest.raises(RecordingError) as err:
+        record(handler)
+    assert "ctx.step('forgotten', ...) was never awaited" in err.value.message
+    assert err.value.site is not None
+    assert err.value.site.lineno == line_of("# no await")
+
+
+def test_a_task_still_running_when_the_handler_returns_is_refused() -> None:
+    async def later(ctx: Any) -> None:
+        await asyncio.sleep(0.01)
+        await ctx.sleep("1s")
+
+    async def handler(ctx: Any) -> None:
+        ctx.background = asyncio.create_task(later(ctx))
+
+    with pytest.raises(RecordingError, match="while a task it started was still running"):
+        record(handler)
