@@ -210,3 +210,33 @@ def test_bad_workflow_parameters_are_named(
 def test_an_unknown_environment_is_not_found(product: Product, viewer_user: User) -> None:
     make_run(product)
     assert talk("/ws/workflows/acme/orders/?env=nope", viewer_user, close_code) == ([], 4404)
+
+
+def test_a_runs_list_catches_up_a_new_run_whose_pushes_were_lost(
+    product: Product, viewer_user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumers, "CATCHUP_SECONDS", 0.1)
+    make_run(product)  # the workflow exists
+
+    def start_silently() -> int:
+        run = make_run(product)
+        JournalEntry.objects.create(
+            run=run, seq=1, kind="run_started", data={"input": {}}, at=timezone.now()
+        )
+        return run.pk
+
+    async def script(communicator: WebsocketCommunicator) -> tuple[int, dict[str, Any]]:
+        await messages(communicator, 2)  # runs, ready
+        run_id = await asyncio.to_thread(start_silently)
+        return run_id, await communicator.receive_json_from(timeout=5)
+
+    with override_settings(
+        CHANNEL_LAYERS={
+            "default": {
+                "BACKEND": "runtime.channel_layer.JournalChannelLayer",
+                "CONFIG": {"poll": 60},
+            }
+        }
+    ):
+        run_id, caught = talk("/ws/workflows/acme/orders/?env=dev&only=run", viewer_user, script)
+    assert (caught["run"], caught["seq"], caught["kind"]) == (run_id, 1, "run_started")
