@@ -623,6 +623,36 @@ def audit_between(entries: QuerySet[AuditEntry], params: Mapping[str, str]) -> Q
     return entries
 
 
+def run_action_audit(
+    *,
+    actor: Actor,
+    action: str,
+    run: Any,
+    origin: Any = None,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """Record an operator action on a run (``run.start``, ``run.signal``, ``run.cancel``,
+    ``run.replay``, ``run.restart``, ``run.resume``, ``run.fork``): who, which run in
+    which environment, and what was sent (values under secret-looking keys masked).
+    ``origin`` is the run acted on when the action made a new one."""
+    after: dict[str, Any] = {
+        "run": run.pk,
+        "environment": run.environment.slug,
+        "version": run.version.number,
+        "status": run.status,
+        **(details or {}),
+    }
+    if origin is not None:
+        after["from_run"] = origin.pk
+    return audit_record(
+        product=run.workflow.product,
+        actor=actor,
+        action=action,
+        target=f"{run.workflow.tag}@{run.environment.slug}#{(origin or run).pk}",
+        after=after,
+    )
+
+
 # --- the activation matrix ----------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from designer.api.base import ApiView
+from designer.governance import run_action_audit
 from designer.models import Role
 from designer.permissions import require_role
 from runtime import selectors, services
@@ -123,6 +124,8 @@ class RunListApi(ApiView):
         )
         reused = run.reused
         run = selectors.run_for(user=request.user, run_id=run.pk)
+        if not reused:
+            run_action_audit(actor=request.user, action="run.start", run=run, details=body)
         code = status.HTTP_200_OK if reused else status.HTTP_202_ACCEPTED
         return Response(run_json(run), status=code)
 
@@ -161,6 +164,8 @@ class RunSignalApi(ApiView):
     def post(self, request: Request, run_id: str, name: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         signal = services.run_signal(run=run, name=name, payload=_body(request), user=request.user)
+        details = {"signal": name, "payload": signal.payload}
+        run_action_audit(actor=request.user, action="run.signal", run=run, details=details)
         return Response(
             {"id": signal.pk, "run": run.pk, "name": name, "payload": signal.payload},
             status=status.HTTP_202_ACCEPTED,
@@ -174,6 +179,9 @@ class RunCancelApi(ApiView):
         if not isinstance(reason, str):
             raise RunRefused("reason must be a string", field="reason")
         run = services.run_cancel(run=run, user=request.user, reason=reason)
+        run_action_audit(
+            actor=request.user, action="run.cancel", run=run, details={"reason": reason}
+        )
         return Response(run_json(run), status=status.HTTP_202_ACCEPTED)
 
 
@@ -191,6 +199,7 @@ class RunReplayApi(ApiView):
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         new = services.run_replay(run=run, user=request.user)
+        run_action_audit(actor=request.user, action="run.replay", run=new, origin=run)
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 
@@ -204,6 +213,9 @@ class RunRestartApi(ApiView):
         if not isinstance(merge, bool):
             raise RunRefused("merge must be true or false", field="merge")
         new = services.run_restart(run=run, input=body.get("input"), merge=merge, user=request.user)
+        run_action_audit(
+            actor=request.user, action="run.restart", run=new, origin=run, details=body
+        )
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 
@@ -222,6 +234,7 @@ class RunResumeApi(ApiView):
             checkpoint=checkpoint,
             user=request.user,
         )
+        run_action_audit(actor=request.user, action="run.resume", run=new, origin=run, details=body)
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 
@@ -238,6 +251,7 @@ class RunForkApi(ApiView):
         if not isinstance(outputs, dict):
             raise RunRefused("outputs must map step tags to outputs", field="outputs")
         new = services.run_fork(run=run, step=step, outputs=outputs, user=request.user)
+        run_action_audit(actor=request.user, action="run.fork", run=new, origin=run, details=body)
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 
