@@ -265,3 +265,15 @@ def test_a_one_megabyte_value_inside_a_spec_input_is_stored(root: APIClient) -> 
 def test_a_form_encoded_body_is_refused_as_unsupported(root: APIClient) -> None:
     response = root.post(W + "validate", data={"spec": "x"})
     assert response.status_code == 415
+
+
+def test_nul_characters_in_urls_and_query_strings_are_a_400(root: APIClient) -> None:
+    # PostgreSQL cannot compare text with NUL in it: without the check this is a 500 there.
+    for url in [
+        "/api/v1/products/acme/members/a%00b/",
+        "/api/v1/products/acme/audit/?actor=%00",
+        "/api/v1/products/acme/audit/?target=x%00",
+    ]:
+        response = root.get(url)
+        assert response.status_code == 400, url
+        assert response.json()["errors"][0]["path"] in {"username", "actor", "target"}
