@@ -158,7 +158,7 @@ function CellView({ client, row, env, cell, isAdmin, versions, onChanged, onProm
         <span className={`status-pill ${cell.active ? 'on' : 'off'}`} data-testid={`${id}-state`}>
           {cell.active ? 'active' : 'inactive'}
         </span>
-        <span className="mono" data-testid={`${id}-version`}>
+        <span className="mono" data-testid={`${id}-version`} title={cell.active ? 'live version' : 'the version that would be live'}>
           {cell.liveVersion ? `v${cell.liveVersion}` : '—'}
         </span>
         {cell.pinned ? <span className="muted small" title="This version is pinned">pinned</span> : null}
