@@ -1705,6 +1705,10 @@ def wake_for_signal(run_id: int, name: str) -> None:
                     run_id=run_id, tag=row["sequence"], status="waiting"
                 ).values_list("id", flat=True)
             )
+            if not ids:
+                # Already woken by an earlier signal it has not consumed yet: this one
+                # is for the next waiter (two waits on one name, two signals at once).
+                continue
             SequenceRun.objects.filter(pk__in=ids).update(
                 status="running", wake_at=None, lease_owner=""
             )
