@@ -359,3 +359,47 @@ def test_json_diff_matches_list_items_by_tag() -> None:
     swapped = {"sequences": [{"tag": "a", "events": [{"event": "y"}, {"event": "x"}]}]}
     changes = governance.json_diff(before, swapped)
     assert [(c.path, c.change) for c in changes] == [("sequences[a].events (order)", "changed")]
+
+
+# --- bad requests name the field ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "path"),
+    [
+        ("environments/reorder", {"order": "dev"}, "order"),
+        ("environments/reorder", {"order": ["dev", 3]}, "order[1]"),
+        ("environments/reorder", {"order": [], "extra": 1}, "extra"),
+        ("workflows/onboard/promote", {"from_env": "dev"}, "to_env"),
+        (
+            "workflows/onboard/promote",
+            {"from_env": "dev", "to_env": "prd", "version": "1"},
+            "version",
+        ),
+        (
+            "workflows/onboard/promote",
+            {"from_env": "dev", "to_env": "prd", "through": "yes"},
+            "through",
+        ),
+        ("workflows/onboard/promote", {"from_env": "dev", "to_env": "nope"}, "to_env"),
+        ("workflows/onboard/promote", {"from_env": "dev", "to_env": "dev"}, "to_env"),
+        ("workflows/onboard/promote", {"from_env": "dev", "to_env": "prd", "x": 1}, "x"),
+    ],
+)
+def test_bad_bodies_are_a_400_naming_the_field(
+    api: APIClient, product: Product, workflow: Workflow, url: str, body: dict, path: str
+) -> None:
+    services.activation_set(workflow=workflow, environment=env(product, "dev"), active=True)
+    response = api.post(f"{URL}/{url}", body, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["path"] == path
+
+
+def test_promoting_through_backwards_is_refused(
+    api: APIClient, product: Product, workflow: Workflow
+) -> None:
+    services.activation_set(workflow=workflow, environment=env(product, "prd"), active=True)
+    body = {"from_env": "prd", "to_env": "dev", "through": True}
+    response = api.post(f"{URL}/workflows/onboard/promote", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["path"] == "through"

@@ -224,3 +224,44 @@ def test_environment_config_with_a_write_only_secret_and_a_diff(
     page.reload()
     rows = page.locator('[data-testid="env-table"] tbody tr')
     expect(rows.first).to_have_attribute("data-testid", "env-staging")
+
+
+def test_members_change_role_and_the_audit_log_shows_who(page: Page) -> None:
+    login(page, "alice")
+    page.goto("/p/acme/members/")
+    expect(page.get_by_test_id("member-vera-role")).to_have_value("viewer")
+    page.get_by_test_id("member-vera-role").select_option("operator")
+    expect(page.get_by_test_id("member-vera-role")).to_have_value("operator")
+    page.reload()
+    expect(page.get_by_test_id("member-vera-role")).to_have_value("operator")
+    # The last admin cannot be demoted: the refusal is shown, nothing changes.
+    page.get_by_test_id("member-alice-role").select_option("viewer")
+    expect(page.get_by_test_id("members-error")).to_contain_text("at least one admin")
+
+    page.goto("/p/acme/audit/")
+    page.get_by_test_id("audit-actor").fill("alice")
+    page.get_by_test_id("audit-action").fill("member")
+    page.get_by_test_id("audit-apply").click()
+    rows = page.locator('[data-testid="audit-row"]')
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("vera")
+    expect(rows.first).to_contain_text("viewer")
+    expect(rows.first).to_contain_text("operator")
+    page.get_by_test_id("audit-actor").fill("dana")
+    page.get_by_test_id("audit-apply").click()
+    expect(rows).to_have_count(0)
+
+
+def test_a_viewer_sees_the_matrix_but_cannot_change_it(page: Page, gov_server: Server) -> None:
+    api = gov_server.api("alice")
+    create_workflow(api, "readonly", "Read only")
+    publish(api, "readonly", spec("1s"))
+    response = api.post("/products/acme/members/", json={"username": "vera", "role": "viewer"})
+    assert response.status_code == 200, response.text
+    login(page, "vera")
+    page.goto("/p/acme/activation/")
+    expect(page.get_by_test_id("cell-readonly-dev-state")).to_have_text("inactive")
+    expect(page.get_by_test_id("cell-readonly-dev-toggle")).to_have_count(0)
+    expect(page.get_by_test_id("nav-audit")).to_have_count(0)
+    response = page.goto("/p/acme/audit/")
+    assert response is not None and response.status == 403
