@@ -204,12 +204,14 @@ class Bench:
     def w2(self, runs: int = 200) -> dict[str, float]:
         t0 = time.perf_counter()
         ids = [self.start("w2") for _ in range(runs)]
+        started = time.perf_counter()
         t1 = self.wait(ids, every=0.005)
         seconds = t1 - t0
         return {
             "seconds": seconds,
             "runs_per_s": runs / seconds,
             "steps_per_s": runs * 10 / seconds,
+            "start_s": started - t0,
         }
 
     def w3(self, repeat: int = 3) -> float:
