@@ -2,18 +2,27 @@
 
 The handler runs once per recording with a *recording* ctx: ``ctx.input.x`` and step
 results are :class:`Recorded` proxies that turn into ``$Input{x}`` / ``$Step{tag}{field}``
-references wherever they end up (event inputs, conditions, the output mapping). Every
-``ctx.step`` / ``ctx.sleep`` / connector call becomes a node of a DAG whose edges follow the
-code: straight-line awaits chain, ``asyncio.gather`` (or any task) forks, and the next step
-after the tasks finished joins them. The DAG is then cut into sequences (one per straight
-run of steps) with ``parents``.
+references wherever they end up (event inputs, conditions, the output mapping; an f-string
+interpolates them). Every ``ctx.step`` / ``ctx.sleep`` / connector call becomes a node of a
+DAG whose edges follow the code: straight-line awaits chain, ``asyncio.gather`` (or any
+task) forks, and the next step after the tasks finished joins them. The DAG is then cut
+into sequences (one per straight run of steps) with ``parents``.
+
+A step function whose body is one connector call (``ctx.action.run(...)``...) is run at
+define time (only that call is recorded, as the step's event); any other function is not
+run: it becomes a CODE event (:data:`CODE_STEP_EVENT`) whose input names the workflow and
+step, the recorded values the function captured (``refs``) and the run data it reads
+(``ctx``), so the worker can rebuild it with real values (runtime.context).
 
 What the recorder cannot know (a step's real result, the real input) it only learns from
 the recording options: ``branch_overrides`` (what a step "returns" so an ``if`` takes the
-continue path; later steps get ``$Step{tag}{field} == value``), ``record_input`` (sample
-input so loops unroll) and ``record_scenarios`` (one recording per input scenario; steps get
-``$Input{key} == 'value'``, merged with ``||``). Anything else that needs a real value
-(arithmetic, truthiness, comparisons) fails with a :class:`RecordingError` naming the line.
+path you want; steps in that branch get ``$Step{tag}{field} == value`` — and so do the
+steps after the ``if`` when the other branch returns early), ``record_input`` (sample
+input so loops unroll; items stay positional references ``$Input{items.0.id}``, only step
+tags use the sample values) and ``record_scenarios`` (one recording per input scenario;
+steps get ``$Input{key} == 'value'``, merged with ``||``). Anything else that needs a real
+value (arithmetic, truthiness, comparisons, loops) fails with a :class:`RecordingError`
+naming the file and line.
 """
 
 from __future__ import annotations
