@@ -8,10 +8,12 @@ runs them a second time that way, see ``tests/scale/run-scale.sh``).
 
 from __future__ import annotations
 
+import os
 import pydoc
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,6 +174,36 @@ def _reset_barriers() -> Iterator[None]:
 # --- Several qcluster processes ---------------------------------------------------------------
 
 
+def process_group(pgid: int) -> list[int]:
+    """Live processes of a process group (a qcluster and the processes it forked)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def cluster_wait_ready(w: Worker, timeout: float = 60.0) -> None:
+    """Wait until a qcluster forked its sentinel, pusher, monitor and every worker
+    process, so the test's runs are spread over all the clusters it started."""
+    assert w.proc is not None
+    deadline = time.monotonic() + timeout
+    while len(process_group(w.proc.pid)) < w.workers + 4:
+        if w.proc.poll() is not None:
+            raise RuntimeError(f"qcluster exited with {w.proc.returncode}: see {w.log}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"qcluster not ready after {timeout} s: see {w.log}")
+        time.sleep(0.05)
+    time.sleep(0.3)  # the pusher connects to the broker
+
+
 @pytest.fixture
 def cluster(
     transactional_db: None, request: pytest.FixtureRequest
@@ -183,8 +215,11 @@ def cluster(
     started: list[Worker] = []
 
     def start(**kwargs: Any) -> Worker:
-        w = Worker(**kwargs).start()
+        w = Worker(**kwargs)
+        w.log = w.log.with_name(f"{w.log.stem}-{len(started)}.log")
+        w.start()
         started.append(w)
+        cluster_wait_ready(w)
         return w
 
     yield start
