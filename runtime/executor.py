@@ -229,6 +229,54 @@ STEP_FIELDS = (
 )
 
 
+RUN_FIELDS = (
+    "id", "workflow_id", "version_id", "environment_id", "status", "input", "state", "error",
+    "stop_reason", "deadline_at", "parent_run_id", "parent_step", "idempotency_key", "last_seq",
+)  # fmt: skip
+_environments: dict[int, tuple[float, Any]] = {}
+ENVIRONMENT_TTL_S = 5.0
+
+
+def environment_cached(environment_id: int) -> Any:
+    """The Environment row, re-read at most every few seconds (its allow-list can change)."""
+    from designer.models import Environment
+
+    hit = _environments.get(environment_id)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < ENVIRONMENT_TTL_S:
+        return hit[1]
+    env = Environment.objects.get(pk=environment_id)
+    _environments[environment_id] = (now, env)
+    return env
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is not None and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed
+    return value  # type: ignore[no-any-return]
+
+
+def run_row(run_id: int) -> Run | None:
+    """The run as a model instance from one raw SELECT (no ORM query building)."""
+    values = raw_execute(
+        f"SELECT {', '.join(RUN_FIELDS)} FROM runtime_run WHERE id = %s",  # noqa: S608
+        [run_id],
+    ).fetchone()
+    if values is None:
+        return None
+    row = dict(zip(RUN_FIELDS, values, strict=True))
+    for key in ("input", "state", "error"):
+        row[key] = json_load(row[key])
+    row["deadline_at"] = _as_datetime(row["deadline_at"])
+    run = Run(**row)
+    run._state.adding = False
+    run.environment = environment_cached(row["environment_id"])
+    return run
+
+
 def step_rows(run_id: int) -> list[dict[str, Any]]:
     """Every StepRun of a run as dicts of STEP_FIELDS (raw SQL: this runs once per task)."""
     cursor = raw_execute(
@@ -242,12 +290,7 @@ def step_rows(run_id: int) -> list[dict[str, Any]]:
             row[key] = json_load(row[key])
         if row["attempts"] is None:
             row["attempts"] = []
-        finished = row["finished_at"]
-        if isinstance(finished, str):
-            parsed = parse_datetime(finished)
-            row["finished_at"] = (
-                parsed.replace(tzinfo=UTC) if parsed and not parsed.tzinfo else parsed
-            )
+        row["finished_at"] = _as_datetime(row["finished_at"])
         out.append(row)
     return out
 
@@ -300,7 +343,7 @@ class RunContext:
 
     @classmethod
     def load(cls, run_id: int) -> RunContext | None:
-        run = Run.objects.select_related("environment").filter(pk=run_id).first()
+        run = run_row(run_id)
         if run is None:
             return None
         plan = plan_for_version(run.version_id)

@@ -7,7 +7,7 @@ Refusals raise :class:`runtime.errors.RunRefused` with an HTTP status and the fi
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 from django.db import IntegrityError, transaction
@@ -26,6 +26,7 @@ from runtime.journal import (
     json_dumps,
     json_param,
     raw_executemany,
+    raw_insert,
 )
 from runtime.models import RUN_FINISHED, Run, Signal, StepRun
 
@@ -118,22 +119,40 @@ def input_validate(schema: Any, value: Any, *, where: str = "input") -> None:
 # --- Starting -------------------------------------------------------------------------------
 
 
-def _live_version(workflow: Workflow, environment: Environment) -> WorkflowVersion:
-    activation = (
-        Activation.objects.select_related("version")
-        .filter(workflow=workflow, environment=environment, active=True)
+class LiveVersion(NamedTuple):
+    pk: int
+    number: int
+
+
+def live_version(workflow: Workflow, environment: Environment) -> LiveVersion:
+    """The version live in the environment (id, number); RunRefused(409) when the
+    workflow is not active there or has no published version."""
+    return _live_version(workflow, environment)
+
+
+def _live_version(workflow: Workflow, environment: Environment) -> LiveVersion:
+    row = (
+        Activation.objects.filter(workflow=workflow, environment=environment, active=True)
+        .values_list("version_id", "version__number")
         .first()
     )
-    if activation is None:
+    if row is None:
         raise RunRefused(
             f"workflow '{workflow.tag}' is not active in environment '{environment.slug}'",
             field="env",
             status=409,
         )
-    version = activation.live_version()
-    if version is None:
+    if row[0] is not None:
+        return LiveVersion(int(row[0]), int(row[1] or 0))
+    latest = (
+        WorkflowVersion.objects.filter(workflow=workflow, state="published")
+        .order_by("-number")
+        .values_list("pk", "number")
+        .first()
+    )
+    if latest is None:
         raise RunRefused(f"workflow '{workflow.tag}' has no published version", status=409)
-    return version
+    return LiveVersion(int(latest[0]), int(latest[1] or 0))
 
 
 def run_start(
@@ -173,8 +192,8 @@ def run_start(
             existing.reused = True
             return existing
     live = _live_version(workflow, environment)
-    version = version or live
-    plan = executor.plan_for_version(version.pk)
+    version_ref = LiveVersion(version.pk, version.number or 0) if version is not None else live
+    plan = executor.plan_for_version(version_ref[0])
     input = {} if input is None else input
     input_validate(plan.input_schema, input)
     try:
@@ -182,7 +201,7 @@ def run_start(
             run = _create(
                 workflow=workflow,
                 environment=environment,
-                version=version,
+                version=version_ref,
                 plan=plan,
                 input=input,
                 idempotency_key=idempotency_key or None,
@@ -210,7 +229,7 @@ def _create(
     *,
     workflow: Workflow,
     environment: Environment,
-    version: WorkflowVersion,
+    version: tuple[int, int],
     plan: Plan,
     input: dict[str, Any],
     idempotency_key: str | None,
@@ -224,20 +243,25 @@ def _create(
 ) -> Run:
     now = timezone.now()
     timeout_ms = plan.options.timeout_ms
-    run = Run.objects.create(
-        workflow=workflow,
-        version=version,
-        environment=environment,
-        input=input,
-        idempotency_key=idempotency_key,
-        parent_run=parent,
-        parent_step=parent_step,
-        parent_close_policy=parent_close_policy,
-        origin=origin,
-        origin_kind=origin_kind,
-        created_by=user if getattr(user, "is_authenticated", False) else None,
-        deadline_at=now + timedelta(milliseconds=timeout_ms) if timeout_ms else None,
-    )
+    values: dict[str, Any] = {
+        "workflow_id": workflow.pk,
+        "version_id": version[0],
+        "environment_id": environment.pk,
+        "input": input,
+        "idempotency_key": idempotency_key,
+        "parent_run_id": parent.pk if parent else None,
+        "parent_step": parent_step,
+        "parent_close_policy": parent_close_policy,
+        "origin_id": origin.pk if origin else None,
+        "origin_kind": origin_kind,
+        "created_by_id": user.pk if getattr(user, "is_authenticated", False) else None,
+        "created_at": now,
+        "deadline_at": now + timedelta(milliseconds=timeout_ms) if timeout_ms else None,
+    }
+    run = Run(**values)
+    run.pk = raw_insert(Run, values)
+    run.workflow = workflow
+    run.environment = environment
     # Raw multi-row inserts: a run of 100 steps must start in a few milliseconds.
     raw_executemany(
         "INSERT INTO runtime_sequencerun (run_id, tag, status, lease_owner) "
@@ -270,7 +294,7 @@ def _create(
         f"(%s, %s, %s, %s, %s, %s, {j}, {j}, %s, %s, %s)",
         rows,
     )
-    started: dict[str, Any] = {"input": input, "version": version.number}
+    started: dict[str, Any] = {"input": input, "version": version[1]}
     if origin is not None:
         started.update(origin=origin.pk, origin_kind=origin_kind)
     if parent is not None:
