@@ -2,32 +2,33 @@
 // state lives in the canvas store; this component only wires React Flow to it.
 
 import {
-  Background,
-  BackgroundVariant,
   Controls,
   MarkerType,
-  MiniMap,
   ReactFlow,
   useReactFlow,
+  useStoreApi,
+  ViewportPortal,
   useStore as useFlowStore,
   type Connection,
   type Edge,
-  type Node,
   type OnNodeDrag,
 } from '@xyflow/react';
-import { useCallback, useEffect, useRef, type DragEvent } from 'react';
+import { useCallback, useEffect, useMemo, useRef, type DragEvent } from 'react';
 
 import { canConnect, type SequenceNode } from '../lib/graph';
+import { FAR_ZOOM } from '../lib/layout';
+import { WINDOW_MIN_NODES, graphBounds, inWindow, windowKey, windowRect } from '../lib/viewport';
 import { edgeTypes, nodeTypes } from '../nodes';
 import { hasTrellisDrag, readMove, readNewEvent } from '../nodes/dnd';
 import { useEditor, useEditorStore } from '../store/context';
 import { installBench } from './bench';
+import { DotGrid, FastMiniMap, StaticEdges } from './CanvasExtras';
 
 const defaultEdgeOptions = { markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 } };
 const FIT_OPTIONS = { padding: 0.15, maxZoom: 1.1 };
 
-function minimapColor(node: Node): string {
-  const data = (node as SequenceNode).data;
+function minimapColor(node: SequenceNode): string {
+  const data = node.data;
   if (data.diff && data.diff.change !== 'same') {
     return { added: '#16a34a', removed: '#dc2626', changed: '#d97706', moved: '#d97706', same: '#cbd5e1' }[data.diff.change];
   }
@@ -38,7 +39,7 @@ function minimapColor(node: Node): string {
 /** Semantic zoom: far out, cards drop their details (one class flip, not a re-render per frame). */
 function zoomClass(s: { transform: [number, number, number] }): string {
   const z = s.transform[2];
-  return z < 0.3 ? 'zoom-far' : z < 0.55 ? 'zoom-mid' : 'zoom-near';
+  return z < FAR_ZOOM ? 'zoom-far' : z < 0.55 ? 'zoom-mid' : 'zoom-near';
 }
 
 export interface CanvasProps {
@@ -57,19 +58,25 @@ export function Canvas({ announceReady = false, minimap = true, testId = 'canvas
   const onNodesChange = useEditor((s) => s.onNodesChange);
   const onEdgesChange = useEditor((s) => s.onEdgesChange);
   const flow = useReactFlow();
+  const flowStore = useStoreApi();
   const zoom = useFlowStore(zoomClass);
   const wrapper = useRef<HTMLDivElement>(null);
   // Fit once on open, and only a graph that has something: fitting the first dropped node
   // would move the view under the user's next drop.
   const fitOnInit = useRef(nodes.length > 0).current;
+  const windowed = nodes.length > WINDOW_MIN_NODES;
+  const windowedAtStart = useRef(windowed).current;
 
-  useEffect(() => {
-    if (fitRequest > 0) requestAnimationFrame(() => void flow.fitView({ ...FIT_OPTIONS, duration: 250 }));
-  }, [fitRequest, flow]);
+  // Large graphs: only the window around the view is handed to React Flow (lib/viewport.ts).
+  const key = useFlowStore((s) => (windowed ? windowKey(s.transform, s.width, s.height) : ''));
+  const shown = useMemo(() => {
+    if (!windowed) return { nodes, edges };
+    const s = flowStore.getState();
+    // Edges are drawn by <StaticEdges/> for large graphs (none handed to React Flow).
+    return { nodes: inWindow(nodes, [], key === 'unmeasured' ? null : windowRect(s.transform, s.width, s.height)).nodes, edges: [] };
+  }, [windowed, nodes, edges, key, flowStore]);
 
-  useEffect(() => (announceReady ? installBench(flow) : undefined), [announceReady, flow]);
-
-  const onInit = useCallback(() => {
+  const markReady = useCallback(() => {
     if (!announceReady) return;
     requestAnimationFrame(() =>
       requestAnimationFrame(() => {
@@ -78,6 +85,41 @@ export function Canvas({ announceReady = false, minimap = true, testId = 'canvas
       }),
     );
   }, [announceReady]);
+
+  // Fit to every sequence, not just those React Flow holds (a windowed graph gives it a part).
+  const fitAll = useCallback(
+    (duration: number) => {
+      const all = store.getState().nodes;
+      if (!all.length) return Promise.resolve(false);
+      if (all.length <= WINDOW_MIN_NODES) return flow.fitView({ ...FIT_OPTIONS, duration });
+      return flow.fitBounds(graphBounds(all), { padding: FIT_OPTIONS.padding, duration });
+    },
+    [flow, store],
+  );
+
+  useEffect(() => {
+    if (fitRequest > 0) requestAnimationFrame(() => void fitAll(250));
+  }, [fitRequest, fitAll]);
+
+  // A windowed graph is fitted by hand once React Flow knows its size.
+  const fittedAtStart = useRef(false);
+  useEffect(() => {
+    if (!windowedAtStart) return undefined;
+    const tryFit = () => {
+      const { width, height } = flowStore.getState();
+      if (fittedAtStart.current || !width || !height) return;
+      fittedAtStart.current = true;
+      void fitAll(0).then(markReady);
+    };
+    tryFit();
+    return flowStore.subscribe(tryFit);
+  }, [windowedAtStart, flowStore, fitAll, markReady]);
+
+  useEffect(() => (announceReady ? installBench(flow, () => store.getState().nodes) : undefined), [announceReady, flow, store]);
+
+  const onInit = useCallback(() => {
+    if (!windowedAtStart) markReady();
+  }, [windowedAtStart, markReady]);
 
   const onConnect = useCallback(
     (c: Connection) => {
@@ -132,8 +174,8 @@ export function Canvas({ announceReady = false, minimap = true, testId = 'canvas
   return (
     <div className={`canvas-wrap ${zoom}`} ref={wrapper} onDragOver={onDragOver} onDrop={onDrop} data-testid={testId}>
       <ReactFlow
-        nodes={nodes}
-        edges={edges}
+        nodes={shown.nodes}
+        edges={shown.edges}
         nodeTypes={nodeTypes}
         edgeTypes={edgeTypes}
         defaultEdgeOptions={defaultEdgeOptions}
@@ -150,16 +192,21 @@ export function Canvas({ announceReady = false, minimap = true, testId = 'canvas
         deleteKeyCode={null}
         selectionKeyCode="Shift"
         multiSelectionKeyCode={['Meta', 'Control', 'Shift']}
-        onlyRenderVisibleElements
+        onlyRenderVisibleElements={!windowed}
         minZoom={0.03}
         maxZoom={2}
-        fitView={fitOnInit}
+        fitView={fitOnInit && !windowedAtStart}
         fitViewOptions={FIT_OPTIONS}
         connectionRadius={28}
       >
-        <Background variant={BackgroundVariant.Dots} gap={20} size={1.2} color="#cbd5e1" />
+        <DotGrid />
+        {windowed ? (
+          <ViewportPortal>
+            <StaticEdges />
+          </ViewportPortal>
+        ) : null}
         <Controls showInteractive={false} position="bottom-left" />
-        {minimap ? <MiniMap pannable zoomable nodeColor={minimapColor} nodeStrokeWidth={0} maskColor="rgba(241,245,249,0.7)" position="bottom-right" /> : null}
+        {minimap ? <FastMiniMap color={minimapColor} /> : null}
       </ReactFlow>
     </div>
   );

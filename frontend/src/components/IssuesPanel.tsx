@@ -25,7 +25,12 @@ export function IssuesPanel() {
       s.clearSelection();
       return;
     }
-    void flow.fitView({ nodes: [{ id: t.seqTag }], duration: 300, maxZoom: 1.1, padding: 0.6 });
+    // Centre on it from the store's nodes (a windowed canvas may not hold it right now).
+    const node = s.nodes.find((n) => n.id === t.seqTag);
+    if (node) {
+      const zoom = Math.max(flow.getZoom(), 0.8);
+      void flow.setCenter(node.position.x + (node.width ?? 0) / 2, node.position.y + (node.height ?? 0) / 2, { zoom, duration: 300 });
+    }
   };
   return (
     <div className={`issues-panel${open ? ' open' : ''}`} data-testid="issues-panel">

@@ -4,6 +4,9 @@
 
 import type { ReactFlowInstance } from '@xyflow/react';
 
+import type { SequenceNode } from '../lib/graph';
+import { graphBounds } from '../lib/viewport';
+
 export interface PanResult {
   zoom: number;
   frames: number;
@@ -19,53 +22,79 @@ declare global {
   interface Window {
     __trellisBench?: {
       pan(options?: { ms?: number; zoom?: number; speed?: number }): Promise<PanResult>;
+      zoom(options?: { ms?: number; from?: number; to?: number }): Promise<PanResult>;
       nodeCount(): number;
     };
   }
 }
 
-export function installBench(flow: ReactFlowInstance): () => void {
+/** Call `move(step)` every animation frame for `ms`, then report the frames drawn. */
+function animate(ms: number, zoom: number, move: (step: number) => void): Promise<PanResult> {
+  return new Promise<PanResult>((resolve) => {
+    const frameTimes: number[] = [];
+    let last = 0;
+    let began = 0;
+    let step = 0;
+    const tick = (now: number): void => {
+      frameTimes.push(now - last);
+      last = now;
+      step += 1;
+      move(step);
+      if (now - began < ms) {
+        requestAnimationFrame(tick);
+        return;
+      }
+      const seconds = (now - began) / 1000;
+      const sorted = [...frameTimes].sort((a, b) => a - b);
+      resolve({
+        zoom,
+        frames: frameTimes.length,
+        seconds,
+        fps: frameTimes.length / seconds,
+        p95FrameMs: sorted[Math.floor(sorted.length * 0.95)] ?? 0,
+        maxFrameMs: sorted[sorted.length - 1] ?? 0,
+        longFrames: frameTimes.filter((t) => t > 50).length,
+        renderedNodes: document.querySelectorAll('.react-flow__node').length,
+      });
+    };
+    requestAnimationFrame((now) => {
+      last = now;
+      began = now;
+      requestAnimationFrame(tick);
+    });
+  });
+}
+
+export function installBench(flow: ReactFlowInstance, allNodes: () => SequenceNode[]): () => void {
   window.__trellisBench = {
-    nodeCount: () => flow.getNodes().length,
-    pan: ({ ms = 3000, zoom, speed = 12 } = {}) =>
-      new Promise<PanResult>((resolve) => {
-        const start = flow.getViewport();
-        const z = zoom ?? start.zoom;
-        void flow.setViewport({ x: start.x, y: start.y, zoom: z });
-        const frameTimes: number[] = [];
-        let last = performance.now();
-        let began = last;
-        let step = 0;
-        const tick = (now: number): void => {
-          frameTimes.push(now - last);
-          last = now;
-          step += 1;
-          // Back and forth, diagonally, so culling keeps changing what is on screen.
-          const phase = Math.sin(step / 90);
-          void flow.setViewport({ x: start.x - phase * speed * 90, y: start.y - Math.cos(step / 120) * speed * 40, zoom: z });
-          if (now - began < ms) {
-            requestAnimationFrame(tick);
-            return;
-          }
-          const seconds = (now - began) / 1000;
-          const sorted = [...frameTimes].sort((a, b) => a - b);
-          resolve({
-            zoom: z,
-            frames: frameTimes.length,
-            seconds,
-            fps: frameTimes.length / seconds,
-            p95FrameMs: sorted[Math.floor(sorted.length * 0.95)] ?? 0,
-            maxFrameMs: sorted[sorted.length - 1] ?? 0,
-            longFrames: frameTimes.filter((t) => t > 50).length,
-            renderedNodes: document.querySelectorAll('.react-flow__node').length,
-          });
-        };
-        requestAnimationFrame((now) => {
-          last = now;
-          began = now;
-          requestAnimationFrame(tick);
-        });
-      }),
+    nodeCount: () => allNodes().length,
+    pan: async ({ ms = 3000, zoom, speed = 12 } = {}) => {
+      if (zoom !== undefined) {
+        // Centre the graph at that zoom, so the pan moves over cards, not empty space.
+        const b = graphBounds(allNodes());
+        await flow.setCenter(b.x + b.width / 2, b.y + b.height / 2, { zoom });
+      }
+      const start = flow.getViewport();
+      const z = start.zoom;
+      // Back and forth, diagonally, so culling keeps changing what is on screen.
+      return animate(ms, z, (step) =>
+        void flow.setViewport({ x: start.x - Math.sin(step / 90) * speed * 90, y: start.y - Math.cos(step / 120) * speed * 40, zoom: z }),
+      );
+    },
+    zoom: ({ ms = 3000, from = 0.1, to = 1 } = {}) => {
+      const start = flow.getViewport();
+      const el = document.querySelector('.react-flow');
+      const cx = (el?.clientWidth ?? 1000) / 2;
+      const cy = (el?.clientHeight ?? 800) / 2;
+      // Zoom in and out around the centre of the view.
+      const fx = (cx - start.x) / start.zoom;
+      const fy = (cy - start.y) / start.zoom;
+      return animate(ms, to, (step) => {
+        const t = (1 - Math.cos(step / 40)) / 2;
+        const z = from + (to - from) * t;
+        void flow.setViewport({ x: cx - fx * z, y: cy - fy * z, zoom: z });
+      });
+    },
   };
   return () => {
     delete window.__trellisBench;

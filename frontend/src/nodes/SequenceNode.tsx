@@ -2,11 +2,12 @@
 // drop targets (append/insert from the palette, reorder by dragging rows). Memoized: it
 // renders again only when its own data changes.
 
-import { Handle, Position, type NodeProps } from '@xyflow/react';
-import { memo, useCallback, useState, type DragEvent, type MouseEvent } from 'react';
+import { Handle, Position, useStore as useFlowStore, type NodeProps } from '@xyflow/react';
+import { memo, useCallback, useState, type CSSProperties, type DragEvent, type MouseEvent } from 'react';
 
-import { TypeIcon } from '../components/Icon';
+import { TYPE_COLORS, TypeIcon } from '../components/Icon';
 import type { SequenceNode as SequenceNodeType } from '../lib/graph';
+import { FAR_ZOOM } from '../lib/layout';
 import { stepTag, type EventSpec } from '../lib/spec';
 import { useEditorStore } from '../store/context';
 import { MOVE_EVENT, hasTrellisDrag, readMove, readNewEvent } from './dnd';
@@ -14,6 +15,16 @@ import { MOVE_EVENT, hasTrellisDrag, readMove, readNewEvent } from './dnd';
 function subtitle(event: EventSpec): string {
   const parts = [event.app, event.event].filter(Boolean);
   return parts.join(' · ');
+}
+
+// Text is cut here rather than by CSS ellipsis: `overflow: hidden` gives every row a clip
+// the compositor must handle on each frame, which a 2,500-row canvas feels when panning.
+function cut(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, Math.max(1, max - 1))}…` : text;
+}
+
+function badgeCount(event: EventSpec): number {
+  return [event.condition, event.retries, event.allow_fail, event.critical, event.rollback].filter(Boolean).length;
 }
 
 function Badges({ event }: { event: EventSpec }) {
@@ -33,6 +44,8 @@ function SequenceCard({ id, data, selected }: NodeProps<SequenceNodeType>) {
   const { seq, level, direction, readOnly, issues, selectedEvent, diff, stepStatus } = data;
   const [dropIndex, setDropIndex] = useState<number | null>(null);
   const horizontal = direction === 'LR';
+  // Re-renders only when the zoom crosses the threshold, not on every frame.
+  const far = useFlowStore((s) => s.transform[2] < FAR_ZOOM);
 
   const indexAt = useCallback(
     (e: DragEvent<HTMLDivElement>): number => {
@@ -108,13 +121,41 @@ function SequenceCard({ id, data, selected }: NodeProps<SequenceNodeType>) {
   if (diff) classes.push(`diff-${diff.change}`);
   if (dropIndex !== null) classes.push('drop-target');
 
+  const attributes = {
+    'data-testid': `seq-${seq.tag}`,
+    'data-tag': seq.tag,
+    'data-level': level,
+    'data-parents': seq.parents.join(','),
+  };
+
+  if (far) {
+    // Far out: the card is its tag and a colour bar per event (a tenth of the elements).
+    classes.push('far');
+    return (
+      <div className={classes.join(' ')} {...attributes}>
+        <Handle type="target" position={horizontal ? Position.Left : Position.Top} className="seq-handle" isConnectable={!readOnly} />
+        <div className="seq-header">
+          <span className="seq-tag">{cut(seq.tag, 16)}</span>
+          {issues?.count ? <span className="issue-badge">{issues.count}</span> : null}
+        </div>
+        <div className="event-rows">
+          {seq.events.map((event, index) => (
+            <div
+              key={index}
+              className={`event-row far${issues?.events.has(index) ? ' has-issues' : ''}${diff?.events[index] && diff.events[index] !== 'same' ? ` diff-${diff.events[index]}` : ''}${stepStatus?.[index] ? ` status-${stepStatus[index]}` : ''}`}
+              style={{ '--type-color': TYPE_COLORS[event.type] } as CSSProperties}
+            />
+          ))}
+        </div>
+        <Handle type="source" position={horizontal ? Position.Right : Position.Bottom} className="seq-handle" isConnectable={!readOnly} />
+      </div>
+    );
+  }
+
   return (
     <div
       className={classes.join(' ')}
-      data-testid={`seq-${seq.tag}`}
-      data-tag={seq.tag}
-      data-level={level}
-      data-parents={seq.parents.join(',')}
+      {...attributes}
       onDragOver={onDragOver}
       onDragLeave={onDragLeave}
       onDrop={onDrop}
@@ -123,7 +164,7 @@ function SequenceCard({ id, data, selected }: NodeProps<SequenceNodeType>) {
       <div className="seq-header">
         <span className="seq-level" title={`Level ${level}`}>L{level}</span>
         <span className="seq-tag" title={seq.description || seq.tag}>
-          {seq.tag}
+          {cut(seq.tag, seq.skip_if ? 18 : 26)}
         </span>
         {seq.skip_if ? <span className="mini-badge" title={`skip if ${seq.skip_if}`}>skip if</span> : null}
         {diff && diff.change !== 'same' ? <span className={`diff-chip diff-chip-${diff.change}`}>{diff.change}</span> : null}
@@ -163,8 +204,8 @@ function SequenceCard({ id, data, selected }: NodeProps<SequenceNodeType>) {
               >
                 <TypeIcon type={event.type} />
                 <span className="event-text">
-                  <span className="event-tag">{tag}</span>
-                  <span className="event-sub">{subtitle(event)}</span>
+                  <span className="event-tag">{cut(tag, 24)}</span>
+                  <span className="event-sub">{cut(subtitle(event), Math.max(0, 34 - Math.min(tag.length, 24) - badgeCount(event) * 5 - (rowIssues ? 2 : 0)))}</span>
                 </span>
                 <Badges event={event} />
                 {status ? <span className={`status-dot status-${status}`} title={status} /> : null}
