@@ -360,13 +360,13 @@ class LoadTest:
             .annotate(n=Count("id"), lo=Min("seq"), hi=Max("seq"))
         )
         gaps = 0
-        for row in stats:
-            if not (row["lo"] == 1 and row["hi"] == row["n"] == last[row["run_id"]]):
+        for stat in stats:
+            if not (stat["lo"] == 1 and stat["hi"] == stat["n"] == last[stat["run_id"]]):
                 gaps += 1
                 if gaps <= 20:
                     v.append(
-                        f"run {row['run_id']}: journal has {row['n']} entries numbered "
-                        f"{row['lo']}..{row['hi']}, last_seq {last[row['run_id']]}"
+                        f"run {stat['run_id']}: journal has {stat['n']} entries numbered "
+                        f"{stat['lo']}..{stat['hi']}, last_seq {last[stat['run_id']]}"
                     )
         if gaps > 20:
             v.append(f"... {gaps} runs with a journal gap in all")
