@@ -251,11 +251,12 @@ def environment_cached(environment_id: int) -> Any:
 
 
 def _as_datetime(value: Any) -> datetime | None:
+    """A datetime column read with raw SQL: SQLite gives naive UTC (or text), PostgreSQL
+    an aware datetime."""
     if isinstance(value, str):
-        parsed = parse_datetime(value)
-        if parsed is not None and parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed
+        value = parse_datetime(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
     return value  # type: ignore[no-any-return]
 
 

@@ -382,3 +382,114 @@ def test_code_outside_the_allowed_packages_is_refused(
     run = run_until_done(start(product, env_dev, body))
     assert run.status == "failed"
     assert "TRELLIS_CODE_PACKAGES" in run.error["message"]
+
+
+def test_the_run_timeout_fails_a_parked_run_through_the_sweep(
+    product: Product, env_dev: Environment
+) -> None:
+    from runtime.executor import sweep_once
+
+    body = spec(seq("m", {"type": "SLEEP", "event": "5s"}), options={"timeout": 200})
+    run = start(product, env_dev, body)
+    drain()
+    import time
+
+    time.sleep(0.3)
+    counts = sweep_once()
+    assert counts["deadlines"] == 1
+    run = run_until_done(run)
+    assert run.status == "failed"
+    assert run.error["code"] == "run_timeout"
+    assert journal_kinds(run)[-1] == ("run_failed", "")
+
+
+def test_max_concurrency_limits_parallel_sequences(product: Product, env_dev: Environment) -> None:
+    body = spec(
+        seq("root", code("add", tag="r")),
+        *[seq(f"p{i}", code("add", tag=f"s{i}"), parents=["root"]) for i in range(4)],
+        options={"max_concurrency": 2},
+    )
+    run = run_until_done(start(product, env_dev, body))
+    assert run.status == "completed"
+    active = peak = 0
+    for kind, _step in journal_kinds(run):
+        if kind == "sequence_started":
+            active += 1
+            peak = max(peak, active)
+        elif kind == "sequence_completed":
+            active -= 1
+    assert peak == 2
+
+
+def test_cancelling_a_parent_terminates_its_child(product: Product, env_dev: Environment) -> None:
+    make_workflow(
+        product,
+        spec(seq("c", {"type": "WAIT_SIGNAL", "event": "go"}), signals={"go": {}}),
+        tag="child",
+    )
+    body = spec(seq("m", {"type": "FEATURE", "event": "child", "tag": "sub", "input": {}}))
+    run = start(product, env_dev, body)
+    drain()
+    child = Run.objects.get(parent_run=run)
+    assert child.status == "waiting"
+    run_cancel(run=run)
+    run = run_until_done(run)
+    child = run_until_done(child)
+    assert run.status == "cancelled"
+    assert child.status == "cancelled"
+    assert child.stop_reason == "terminated"
+
+
+def test_a_request_cancel_policy_cancels_the_child_with_compensation(
+    product: Product, env_dev: Environment, side_effects: Any
+) -> None:
+    undo = {"type": "CODE", "event": "tests.runtime.steps:record"}
+    make_workflow(
+        product,
+        spec(
+            seq("c", code("add", tag="x", rollback=undo), {"type": "WAIT_SIGNAL", "event": "go"}),
+            signals={"go": {}},
+        ),
+        tag="child",
+    )
+    body = spec(
+        seq(
+            "m",
+            {
+                "type": "FEATURE",
+                "event": "child",
+                "tag": "sub",
+                "input": {"input": {}, "parent_close_policy": "request_cancel"},
+            },
+        )
+    )
+    run = start(product, env_dev, body)
+    drain()
+    run_cancel(run=run)
+    child = run_until_done(Run.objects.get(parent_run=run))
+    assert child.status == "cancelled"
+    assert steps.count("x") == 1  # its rollback ran
+
+
+@pytest.mark.django_db(transaction=True)
+def test_journal_entries_are_published_once_per_commit_in_order(
+    product: Product, env_dev: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime import journal
+
+    calls: list[list[dict[str, Any]]] = []
+    monkeypatch.setattr(journal, "_live_publisher", lambda: calls.append)
+    body = spec(seq("m", code("add", tag="a"), code("add", tag="b")))
+    run = run_until_done(start(product, env_dev, body))
+    assert run.status == "completed"
+    entries = [e for batch in calls for e in batch]
+    assert [e["seq"] for e in entries] == list(range(1, run.last_seq + 1))
+    first = entries[0]
+    assert set(first) == {"run", "workflow", "environment", "seq", "kind", "step", "data", "at"}
+    assert (first["run"], first["workflow"], first["kind"]) == (
+        run.pk,
+        run.workflow_id,
+        "run_started",
+    )
+    # One publish per transaction: the first step's completion and the next start together.
+    assert any({e["kind"] for e in batch} >= {"step_completed", "step_started"} for batch in calls)
