@@ -73,6 +73,9 @@ export function installBench(flow: ReactFlowInstance, allNodes: () => SequenceNo
         // Centre the graph at that zoom, so the pan moves over cards, not empty space.
         const b = graphBounds(allNodes());
         await flow.setCenter(b.x + b.width / 2, b.y + b.height / 2, { zoom });
+        // Let the cards for that zoom mount first: this measures the pan, not the switch.
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
       }
       const start = flow.getViewport();
       const z = start.zoom;

@@ -10,7 +10,7 @@ export const CARD_HEADER = 46;
 export const EVENT_ROW = 30;
 export const CARD_PADDING = 10;
 /** Below this zoom cards drop their text (semantic zoom: cheaper and still readable). */
-export const FAR_ZOOM = 0.3;
+export const FAR_ZOOM = 0.4;
 const GAP_ALONG = 80; // between levels
 const GAP_ACROSS = 36; // between cards of one level
 

@@ -1,7 +1,8 @@
 // Windowed rendering for large graphs. React Flow's own culling recomputes the visible set on
 // every frame of a pan (mounting and unmounting cards as they cross the edge); here the set
-// is the view plus one screen around it, recomputed only when the view has moved half a
-// screen or the zoom has changed by a quarter octave — most pan frames touch no DOM at all.
+// is the view plus three quarters of a screen around it, recomputed only when the view has
+// moved half a screen or the zoom has changed by a quarter octave — most pan frames touch no
+// DOM at all.
 
 export interface Box {
   x: number;
@@ -49,12 +50,13 @@ export function windowKey(t: Transform, width: number, height: number): string {
   return `${zoomBucket}:${Math.floor(-tx / zoom / tileW)}:${Math.floor(-ty / zoom / tileH)}`;
 }
 
-/** The view (in flow coordinates) grown by one screen on each side. */
+/** The view (in flow coordinates) grown by 3/4 of a screen on each side (more than the
+ * half screen the view can move before the window is recomputed). */
 export function windowRect(t: Transform, width: number, height: number): Box {
   const [tx, ty, zoom] = t;
   const w = width / zoom;
   const h = height / zoom;
-  return { x: -tx / zoom - w, y: -ty / zoom - h, width: 3 * w, height: 3 * h };
+  return { x: -tx / zoom - 0.75 * w, y: -ty / zoom - 0.75 * h, width: 2.5 * w, height: 2.5 * h };
 }
 
 function overlaps(n: Placed, r: Box): boolean {

@@ -19,9 +19,9 @@ describe('windowed rendering', () => {
     expect(windowKey([0, 0, 1], 0, 0)).toBe('unmeasured');
   });
 
-  it('renders the view plus a screen around it, selected nodes, and edges inside', () => {
+  it('renders the view plus 3/4 screen around it, selected nodes, and edges inside', () => {
     const rect = windowRect([0, 0, 1], 1000, 800);
-    expect(rect).toEqual({ x: -1000, y: -800, width: 3000, height: 2400 });
+    expect(rect).toEqual({ x: -750, y: -600, width: 2500, height: 2000 });
     const nodes = [node('in', 100, 100), node('near', 1500, 0), node('far', 5000, 0), node('picked', 9000, 0, { selected: true })];
     const edges = [
       { source: 'in', target: 'near' },
