@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install frontend chromium services lint typecheck pytest vitest bench
+.PHONY: run test install frontend chromium services lint typecheck pytest vitest bench bench-canvas
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-frontend/node_modules/.installed: frontend/package.json
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
 	cd frontend && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund)
 	touch $@
 
@@ -52,3 +52,8 @@ test: lint typecheck vitest pytest
 
 bench: install
 	$(BIN)/python manage.py bench
+
+# Canvas benchmark: a generated 500-sequence / 2,500-event workflow in headless Chromium;
+# prints load time and frame rates while panning and zooming (JSON).
+bench-canvas: install frontend chromium
+	$(BIN)/python -m tests.e2e.bench_canvas
