@@ -47,12 +47,18 @@ def test_each_change_is_recorded_with_its_actor(users: dict[str, User]) -> None:
     entry = last("workflow.publish")
     assert (entry.actor, entry.target, entry.after["version"]) == (users["dana"], "wf", 1)
 
-    assert alice.put(P + "workflows/wf/activations/dev", {"active": True}, format="json").status_code == 200
+    assert (
+        alice.put(P + "workflows/wf/activations/dev", {"active": True}, format="json").status_code
+        == 200
+    )
     entry = last("activation.set")
     assert (entry.actor, entry.target) == (users["alice"], "wf@dev")
     assert entry.before is None and entry.after["active"] is True
 
-    assert alice.put(P + "workflows/wf/activations/dev", {"active": False}, format="json").status_code == 200
+    assert (
+        alice.put(P + "workflows/wf/activations/dev", {"active": False}, format="json").status_code
+        == 200
+    )
     entry = last("activation.set")
     assert entry.before["active"] is True and entry.after["active"] is False
     alice.put(P + "workflows/wf/activations/dev", {"active": True}, format="json")
