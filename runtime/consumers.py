@@ -43,9 +43,9 @@ How the server keeps that promise: the consumer joins the run's group BEFORE it 
 the journal, so an entry committed during the replay is both replayed and pushed; a
 :class:`runtime.live.RunCursor` drops every entry at or below the last seq sent and,
 when a push skips seqs (a lost or late message, a too-slow subscriber whose channel
-filled up), reads the missing range from the journal first. A periodic catch-up
-(``CATCHUP_SECONDS``) reads the journal once more, for the last entry of a run whose push
-was lost (a worker that died between commit and publish).
+filled up), reads the missing range from the journal first. When no push arrived for
+``CATCHUP_SECONDS``, a catch-up reads the journal once more, for the last entry of a run
+whose push was lost (a worker that died between commit and publish).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -184,6 +185,7 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
         self.cursor = live.RunCursor()
         self._lock = asyncio.Lock()
         self._catchup: asyncio.Task[None] | None = None
+        self.last_push = 0.0
         try:
             if self.channel_layer is None:
                 logger.error("live: no channel layer (CHANNEL_LAYERS); socket refused")
@@ -243,6 +245,7 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def journal_entries(self, event: dict[str, Any]) -> None:
         """A ``journal.entries`` push from the channel layer."""
+        self.last_push = time.monotonic()
         async with self._lock:
             await self.deliver(int(event["run"]), event["entries"])
 
@@ -292,8 +295,12 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
                 if not allowed:
                     await self.close(code=CLOSE_NOT_FOUND)
                     return
-                async with self._lock:
-                    await self.catch_up()
+                # Only a quiet stream needs the journal read: while pushes flow, a gap
+                # shows up as one and is filled then (and entries still in flight are
+                # not "missed" — reading them here would look like falling behind).
+                if time.monotonic() - self.last_push >= CATCHUP_SECONDS:
+                    async with self._lock:
+                        await self.catch_up()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -90,6 +90,23 @@ def test_entries_committed_during_the_replay_are_neither_lost_nor_repeated(
     assert seqs(got) == list(range(start + 1, 131))
 
 
+def test_a_burst_of_entries_arrives_complete_and_in_order(stack: LiveStack) -> None:
+    run = stack.new_run()
+    with stack.connect(f"/ws/runs/{run}/") as ws:
+        assert receive(ws)["type"] == "ready"
+        stack.append_async(run, 400, interval=0.0)
+        start, got = 0, []
+        while (got[-1]["seq"] if got else start) < 400:
+            message = receive(ws, timeout=30)
+            if message["type"] == "snapshot":  # fell more than the replay limit behind
+                start, got = message["last_seq"], []
+            elif message["type"] == "entry":
+                got.append(message)
+        assert quiet(ws, 0.3) == []
+    stack.collect()
+    assert seqs(got) == list(range(start + 1, 401))
+
+
 def test_a_client_too_far_behind_gets_a_snapshot_then_the_stream(stack: LiveStack) -> None:
     run = stack.new_run()
     stack.append(run, 80)  # the stack's replay limit is 50
