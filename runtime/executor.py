@@ -55,13 +55,17 @@ from runtime.errors import ExpressionError, RunRefused, StepError, StepTimeout, 
 from runtime.expressions import DictScope, Ref, evaluate_condition, resolve, resolve_redacted
 from runtime.journal import (
     Entry,
+    PreparedJournal,
     db_datetime,
     journal_insert,
+    journal_insert_prepared,
     json_dumps,
     json_param,
+    publish_now,
     raw_execute,
     seq_allocate,
     vendor,
+    write_transaction,
 )
 from runtime.models import RUN_FINISHED, Run, SequenceRun, Signal, StepRun
 from runtime.spec import EventType, duration_ms
@@ -160,10 +164,10 @@ def _sql_value(column: str, value: Any) -> tuple[str, Any]:
     return "%s", value
 
 
-def sql_update(
+def sql_update_prepare(
     table: str, pk: int, values: dict[str, Any], *, where: str = "", params: Iterable[Any] = ()
-) -> int:
-    """``UPDATE table SET … WHERE id = pk [AND where]``; returns the row count."""
+) -> tuple[str, list[Any]]:
+    """SQL and parameters for ``UPDATE table SET … WHERE id = pk [AND where]``."""
     sets: list[str] = []
     args: list[Any] = []
     for column, value in values.items():
@@ -175,6 +179,14 @@ def sql_update(
     if where:
         sql += f" AND {where}"
         args.extend(params)
+    return sql, args
+
+
+def sql_update(
+    table: str, pk: int, values: dict[str, Any], *, where: str = "", params: Iterable[Any] = ()
+) -> int:
+    """``UPDATE table SET … WHERE id = pk [AND where]``; returns the row count."""
+    sql, args = sql_update_prepare(table, pk, values, where=where, params=params)
     return int(raw_execute(sql, args).rowcount)
 
 
@@ -561,7 +573,20 @@ class SequenceDriver:
         now = timezone.now()
         n = len(pending.entries)
         stamp = db_datetime(now)
-        with transaction.atomic():
+        # Serialize everything first: the write lock is then held only for the statements.
+        values: dict[str, Any] = dict(seq_values or {})
+        if release:
+            values.update(lease_owner="", lease_until=None)
+        elif time.monotonic() - self.renewed_at > RENEW_S:
+            values["lease_until"] = now + timedelta(seconds=LEASE_S)
+        updates = [sql_update_prepare("runtime_steprun", pk, v) for pk, v in pending.steps]
+        if values:
+            updates.append(sql_update_prepare("runtime_sequencerun", self.seq_id, values))
+        journal = PreparedJournal(pending.entries, now)
+        run = self.ctx.run
+        published: list[dict[str, Any]] = []
+        txn = transaction.atomic() if after is not None else write_transaction()
+        with txn as raw_txn:
             # Waking sequences move the run (back) to running. On PostgreSQL the fence
             # locks our sequence row, so a worker taking over an expired lease waits for
             # this commit and then sees what it wrote.
@@ -578,23 +603,22 @@ class SequenceDriver:
                 raise LeaseLost()
             last, stop = row
             self.ctx.stop_reason = stop
-            values: dict[str, Any] = dict(seq_values or {})
-            if release:
-                values.update(lease_owner="", lease_until=None)
-            elif time.monotonic() - self.renewed_at > RENEW_S:
-                values["lease_until"] = now + timedelta(seconds=LEASE_S)
-            if values:
-                sql_update("runtime_sequencerun", self.seq_id, values)
-                self.renewed_at = time.monotonic()
-            for pk, step_values in pending.steps:
-                sql_update("runtime_steprun", pk, step_values)
-            run = self.ctx.run
-            journal_insert(
-                self.run_id, run.workflow_id, run.environment_id, last - n + 1,
-                pending.entries, now,
-            )  # fmt: skip
+            for sql, args in updates:
+                raw_execute(sql, args)
+            published = journal_insert_prepared(
+                self.run_id,
+                run.workflow_id,
+                run.environment_id,
+                last - n + 1,
+                journal,
+                publish=not raw_txn,
+            )
             if after is not None:
                 after()
+        if raw_txn:
+            publish_now(published)
+        if values:
+            self.renewed_at = time.monotonic()
 
     def renew(self) -> None:
         """Extend our lease while a long step runs (autocommit)."""

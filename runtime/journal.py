@@ -9,15 +9,16 @@ to ``runtime.live.publish`` (the live view), once per transaction.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
 
 from runtime.models import JournalEntry, Run
@@ -152,6 +153,62 @@ def seq_allocate(
     return tuple(row)
 
 
+class PreparedJournal:
+    """Entries serialized ahead of the transaction (so the write lock is held briefly)."""
+
+    __slots__ = ("at", "entries", "rows")
+
+    def __init__(self, entries: list[Entry], at: datetime) -> None:
+        self.at = at
+        self.entries = entries
+        stored_at = db_datetime(at)
+        self.rows = [
+            (kind, step, json_dumps(data or {}), stored_at) for kind, step, data in entries
+        ]
+
+
+def journal_insert_prepared(
+    run_id: int,
+    workflow_id: int,
+    environment_id: int,
+    first_seq: int,
+    prepared: PreparedJournal,
+    *,
+    publish: bool = True,
+) -> list[dict[str, Any]]:
+    """Insert prepared entries numbered from ``first_seq`` (one statement); publish after
+    commit (``publish=False``: the caller publishes them itself after its commit)."""
+    if not prepared.rows:
+        return []
+    placeholder = f"(%s, %s, %s, %s, {json_param()}, %s)"
+    params: list[Any] = []
+    for offset, (kind, step, data_json, stored_at) in enumerate(prepared.rows):
+        params += [run_id, first_seq + offset, kind, step, data_json, stored_at]
+    values = ", ".join([placeholder] * len(prepared.rows))
+    raw_execute(
+        "INSERT INTO runtime_journalentry (run_id, seq, kind, step, data, at) "  # noqa: S608
+        f"VALUES {values}",
+        params,
+    )
+    at_iso = prepared.at.isoformat()
+    published = [
+        {
+            "run": run_id,
+            "workflow": workflow_id,
+            "environment": environment_id,
+            "seq": first_seq + offset,
+            "kind": kind,
+            "step": step,
+            "data": data or {},
+            "at": at_iso,
+        }
+        for offset, (kind, step, data) in enumerate(prepared.entries)
+    ]
+    if publish:
+        publish_on_commit(published)
+    return published
+
+
 def journal_insert(
     run_id: int,
     workflow_id: int,
@@ -163,35 +220,9 @@ def journal_insert(
     """Insert entries numbered from ``first_seq`` with one statement; schedule publishing."""
     if not entries:
         return []
-    placeholder = f"(%s, %s, %s, %s, {json_param()}, %s)"
-    params: list[Any] = []
-    published: list[dict[str, Any]] = []
-    stored_at = db_datetime(at)
-    at_iso = at.isoformat()
-    for offset, (kind, step, data) in enumerate(entries):
-        seq = first_seq + offset
-        payload = data or {}
-        params += [run_id, seq, kind, step, json_dumps(payload), stored_at]
-        published.append(
-            {
-                "run": run_id,
-                "workflow": workflow_id,
-                "environment": environment_id,
-                "seq": seq,
-                "kind": kind,
-                "step": step,
-                "data": payload,
-                "at": at_iso,
-            }
-        )
-    values = ", ".join([placeholder] * len(entries))
-    raw_execute(
-        "INSERT INTO runtime_journalentry (run_id, seq, kind, step, data, at) "  # noqa: S608
-        f"VALUES {values}",
-        params,
+    return journal_insert_prepared(
+        run_id, workflow_id, environment_id, first_seq, PreparedJournal(entries, at)
     )
-    publish_on_commit(published)
-    return published
 
 
 def journal_extend(
@@ -279,6 +310,39 @@ def publish_on_commit(entries: list[dict[str, Any]]) -> None:
         _local.batch = batch
         connection.on_commit(batch, robust=True)
     batch.entries.extend(entries)
+
+
+def publish_now(entries: list[dict[str, Any]]) -> None:
+    """Publish committed entries right away (callers that manage their own commit)."""
+    if entries:
+        batch = _Batch(set())
+        batch.entries.extend(entries)
+        batch_run_safely(batch)
+
+
+@contextlib.contextmanager
+def write_transaction() -> Iterator[bool]:
+    """A short write transaction; yields whether it is a raw SQLite one.
+
+    On SQLite outside any atomic block this is ``BEGIN IMMEDIATE`` … ``COMMIT`` on the
+    sqlite3 connection itself: Django's atomic() bookkeeping costs more than the hot-path
+    statements. Inside it, nothing may call transaction.atomic() or on_commit (the engine
+    only runs its own raw statements there); elsewhere it is transaction.atomic().
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if vendor() != "sqlite" or db.in_atomic_block:
+        with transaction.atomic():
+            yield False
+        return
+    db.ensure_connection()
+    raw = db.connection
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        yield True
+    except BaseException:
+        raw.execute("ROLLBACK")
+        raise
+    raw.execute("COMMIT")
 
 
 def batch_run_safely(batch: _Batch) -> None:
