@@ -186,6 +186,7 @@ def test_an_order_runs_live_on_the_canvas_while_a_worker_executes_it(
     expect(page.get_by_test_id(f"run-row-{run_id}")).to_have_attribute(
         "data-status", "completed", timeout=15_000
     )
+    shot(page, "runs-list")
 
 
 def test_a_signal_sent_from_the_ui_finishes_a_waiting_run(
@@ -216,15 +217,22 @@ def test_a_signal_sent_from_the_ui_finishes_a_waiting_run(
     shot(page, f"run-monitor-signal-{run_id}")
 
 
-def test_a_viewer_watches_but_cannot_act(page: Page, server: Server, peers: dict[str, Any]) -> None:
+def test_a_viewer_watches_a_live_runs_list_but_cannot_act(
+    page: Page, server: Server, peers: dict[str, Any]
+) -> None:
+    if peers["cluster"].process is None:
+        peers["cluster"].start()
+    login(page, "vera")
+    page.goto("/p/acme/w/approval/runs/")
+    expect(page.get_by_test_id("live-state")).to_have_text("● live", timeout=15_000)
+    # A run started elsewhere appears in the open list, and moves on, without a reload.
     api = server.api("alice")
     started = api.post("/runs", json={"workflow": "acme/approval", "env": "dev", "input": {}})
     assert started.status_code == 202, started.text
     run_id = started.json()["id"]
-    login(page, "vera")
-    page.goto("/p/acme/w/approval/runs/")
-    expect(page.get_by_test_id("live-state")).to_have_text("● live", timeout=15_000)
-    expect(page.get_by_test_id(f"run-row-{run_id}")).to_be_visible()
+    expect(page.get_by_test_id(f"run-row-{run_id}")).to_have_attribute(
+        "data-status", "waiting", timeout=30_000
+    )
     expect(page.get_by_test_id("start-run")).to_have_count(0)
     page.goto(f"/p/acme/runs/{run_id}/")
     expect(page.get_by_test_id("live-state")).to_have_text("● live", timeout=15_000)
