@@ -7,6 +7,7 @@ module-scoped (stopped before other test modules touch the database).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +88,23 @@ def shot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def steps(page: Page, seq: str) -> list[str]:
+    """The step tags of a sequence card, in order (full tags: the card may cut them)."""
+    found: list[str] = (
+        page.get_by_test_id(f"seq-{seq}")
+        .locator(".event-row[data-step]")
+        .evaluate_all("els => els.map(e => e.dataset.step)")
+    )
+    return found
+
+
+def expect_steps(page: Page, seq: str, expected: list[str], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = steps(page, seq)
+        if got == expected or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(100)
+    assert got == expected, f"{seq}: {got} != {expected}"

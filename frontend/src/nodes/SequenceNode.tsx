@@ -7,6 +7,7 @@ import { memo, useCallback, useState, type CSSProperties, type DragEvent, type M
 
 import { TYPE_COLORS, TypeIcon } from '../components/Icon';
 import type { SequenceNode as SequenceNodeType } from '../lib/graph';
+import { cut, eventBadges, headerText, rowText } from '../lib/cardText';
 import { FAR_ZOOM } from '../lib/layout';
 import { stepTag, type EventSpec } from '../lib/spec';
 import { useEditorStore } from '../store/context';
@@ -17,24 +18,15 @@ function subtitle(event: EventSpec): string {
   return parts.join(' · ');
 }
 
-// Text is cut here rather than by CSS ellipsis: `overflow: hidden` gives every row a clip
-// the compositor must handle on each frame, which a 2,500-row canvas feels when panning.
-function cut(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, Math.max(1, max - 1))}…` : text;
-}
-
-function badgeCount(event: EventSpec): number {
-  return [event.condition, event.retries, event.allow_fail, event.critical, event.rollback].filter(Boolean).length;
-}
-
-function Badges({ event }: { event: EventSpec }) {
+function Badges({ badges }: { badges: ReturnType<typeof eventBadges> }) {
+  if (!badges.length) return null;
   return (
     <span className="event-badges">
-      {event.condition ? <span className="mini-badge" title={`if ${event.condition}`}>if</span> : null}
-      {event.retries ? <span className="mini-badge" title={`${event.retries} retries`}>↻{event.retries}</span> : null}
-      {event.allow_fail ? <span className="mini-badge soft" title="allow_fail: the run goes on if it fails">may fail</span> : null}
-      {event.critical ? <span className="mini-badge strong" title="critical (rolled back first)">critical</span> : null}
-      {event.rollback ? <span className="mini-badge" title={`rollback: ${event.rollback.event}`}>⟲</span> : null}
+      {badges.map((b) => (
+        <span key={b.label} className={`mini-badge${b.tone ? ` ${b.tone}` : ''}`} title={b.title}>
+          {b.label}
+        </span>
+      ))}
     </span>
   );
 }
@@ -164,7 +156,7 @@ function SequenceCard({ id, data, selected }: NodeProps<SequenceNodeType>) {
       <div className="seq-header">
         <span className="seq-level" title={`Level ${level}`}>L{level}</span>
         <span className="seq-tag" title={seq.description || seq.tag}>
-          {cut(seq.tag, seq.skip_if ? 18 : 26)}
+          {headerText(seq.tag, (seq.skip_if ? 7 : 0) + (diff && diff.change !== 'same' ? diff.change.length : 0), (seq.skip_if ? 1 : 0) + (diff && diff.change !== 'same' ? 1 : 0))}
         </span>
         {seq.skip_if ? <span className="mini-badge" title={`skip if ${seq.skip_if}`}>skip if</span> : null}
         {diff && diff.change !== 'same' ? <span className={`diff-chip diff-chip-${diff.change}`}>{diff.change}</span> : null}
@@ -184,18 +176,21 @@ function SequenceCard({ id, data, selected }: NodeProps<SequenceNodeType>) {
           seq.events.map((event, index) => {
             const tag = stepTag(event);
             const rowIssues = issues?.events.get(index);
+            const badges = eventBadges(event);
+            const status = stepStatus?.[index];
+            const [shownTag, shownSub] = rowText(tag, subtitle(event), badges.map((b) => b.label), (rowIssues ? 22 : 0) + (status ? 15 : 0));
             const rowClasses = ['event-row', 'nodrag'];
             if (index === selectedEvent) rowClasses.push('selected');
             if (rowIssues) rowClasses.push('has-issues');
             const change = diff?.events[index];
             if (change && change !== 'same') rowClasses.push(`diff-${change}`);
-            const status = stepStatus?.[index];
             if (status) rowClasses.push(`status-${status}`);
             return (
               <div
                 key={`${index}:${tag}`}
                 className={rowClasses.join(' ')}
                 data-index={index}
+                data-step={tag}
                 data-testid={`event-${tag}`}
                 draggable={!readOnly}
                 onDragStart={onRowDragStart}
@@ -204,10 +199,10 @@ function SequenceCard({ id, data, selected }: NodeProps<SequenceNodeType>) {
               >
                 <TypeIcon type={event.type} />
                 <span className="event-text">
-                  <span className="event-tag">{cut(tag, 24)}</span>
-                  <span className="event-sub">{cut(subtitle(event), Math.max(0, 34 - Math.min(tag.length, 24) - badgeCount(event) * 5 - (rowIssues ? 2 : 0)))}</span>
+                  <span className="event-tag">{shownTag}</span>
+                  <span className="event-sub">{shownSub}</span>
                 </span>
-                <Badges event={event} />
+                <Badges badges={badges} />
                 {status ? <span className={`status-dot status-${status}`} title={status} /> : null}
                 {rowIssues ? <span className="row-issue" aria-label="has errors">!</span> : null}
               </div>
