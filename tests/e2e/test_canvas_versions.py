@@ -8,7 +8,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import login, open_canvas, shot
+from tests.e2e.conftest import expect_steps, login, open_canvas, shot
 from tests.e2e.harness import Server, create_workflow, fixture_spec
 
 
@@ -172,6 +172,25 @@ def test_auto_layout_select_all_and_delete_are_undoable(page: Page, server: Serv
     page.get_by_test_id("layout-elk").click()
     wait_left_of("payment", moved_from=lr)
     assert left_of("validate") < left_of("payment") < left_of("create-order")
+    # Reorder by dragging a row above another; undo puts it back.
+    page.get_by_test_id("event-payment-complete").drag_to(
+        page.get_by_test_id("event-payment"), target_position={"x": 60, "y": 3}
+    )
+    expect_steps(page, "payment", ["payment-complete", "payment"])
+    page.keyboard.press("Control+z")
+    expect_steps(page, "payment", ["payment", "payment-complete"])
+
+    # Disconnect: select an edge, press its remove button; undo reconnects.
+    a = page.get_by_test_id("seq-validate").locator(".react-flow__handle.source").bounding_box()
+    b = page.get_by_test_id("seq-payment").locator(".react-flow__handle.target").bounding_box()
+    assert a and b
+    page.mouse.click((a["x"] + b["x"] + b["width"]) / 2, (a["y"] + b["y"] + b["height"]) / 2)
+    page.get_by_test_id("disconnect-validate-payment").click()
+    expect(page.locator(".react-flow__edge")).to_have_count(4)
+    expect(page.get_by_test_id("seq-payment")).to_have_attribute("data-level", "0")
+    page.keyboard.press("Control+z")
+    expect(page.locator(".react-flow__edge")).to_have_count(5)
+
     page.get_by_test_id("seq-validate").locator(".seq-header").click()
     page.keyboard.press("Control+a")
     expect(page.locator(".seq-card.selected")).to_have_count(6)
