@@ -20,10 +20,12 @@ gap-free and duplicate-free.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,7 +71,7 @@ def publish(entries: list[dict[str, Any]]) -> None:
         if isinstance(layer, JournalChannelLayer):
             layer.wake()
             return
-        _publisher().send(push_messages(entries))
+        _publisher().publish(entries)
     except Exception:
         logger.exception("live: push of %d journal entries failed", len(entries))
 
@@ -129,26 +131,136 @@ class _Publisher:
     """One event loop thread and one layer instance per process for sync publishers.
 
     ``async_to_sync`` would build a new event loop (and a new Redis connection) for
-    every push; a worker pushes several times per step.
+    every push; a worker pushes several times per step. Two things keep a worker's
+    step loop from paying for pushes nobody reads:
+
+    - with channels-redis, the groups' member counts are read first, synchronously in
+      one round trip (``ZCARD``), and only groups someone listens to are sent to (most
+      runs have no watcher; a group_send costs several round trips and a Lua script,
+      and waking the loop thread costs the worker the GIL). Skipping is safe: the
+      commit came first, and a subscriber joins its group before it reads the journal;
+    - ``send`` does not wait for Redis: this thread pushes in commit order, and what
+      piles up meanwhile goes out merged (one message per run and group).
     """
+
+    #: Messages waiting beyond this are dropped, oldest first (the journal keeps them).
+    MAX_PENDING = 10_000
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.config = repr(settings.CHANNEL_LAYERS.get(DEFAULT_CHANNEL_LAYER))
         self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+        self.watchers = _redis_group_counter(self.layer)
         self.loop = asyncio.new_event_loop()
+        self.lock = threading.Lock()
+        self.pending: list[tuple[str, dict[str, Any]]] = []
+        self.flushing = False
         self.thread = threading.Thread(
             target=self.loop.run_forever, name="trellis-live-publisher", daemon=True
         )
         self.thread.start()
+        atexit.register(self.drain)
+
+    def publish(self, entries: list[dict[str, Any]]) -> None:
+        """Push committed entries to the groups someone listens to (see the class)."""
+        if self.watchers is None:
+            self.send(push_messages(entries))
+            return
+        groups = set()
+        for entry in entries:
+            groups.add(run_group(_id(entry["run"])))
+            groups.add(workflow_group(_id(entry["workflow"])))
+        try:
+            watched = self.watchers(sorted(groups))
+        except Exception:
+            logger.exception("live: reading group members failed; pushing anyway")
+            watched = groups
+        if watched:
+            self.send([pair for pair in push_messages(entries) if pair[0] in watched])
 
     def send(self, pairs: list[tuple[str, dict[str, Any]]]) -> None:
-        future = asyncio.run_coroutine_threadsafe(self._send(pairs), self.loop)
-        future.result(timeout=5)
+        """Queue ``(group, message)`` pairs for the loop thread; returns at once."""
+        if not pairs:
+            return
+        with self.lock:
+            self.pending.extend(pairs)
+            excess = len(self.pending) - self.MAX_PENDING
+            if excess > 0:
+                del self.pending[:excess]
+                logger.warning("live: %d pushes dropped (the channel layer is too slow)", excess)
+            if self.flushing:
+                return  # the running flush picks them up
+            self.flushing = True
+        asyncio.run_coroutine_threadsafe(self._flush(), self.loop)
 
-    async def _send(self, pairs: list[tuple[str, dict[str, Any]]]) -> None:
-        for group, message in pairs:
-            await self.layer.group_send(group, message)
+    async def _flush(self) -> None:
+        while True:
+            with self.lock:
+                batch, self.pending = self.pending, []
+                if not batch:
+                    self.flushing = False
+                    return
+            for group, message in merge_messages(batch):
+                try:
+                    await self.layer.group_send(group, message)
+                except Exception:
+                    logger.exception("live: push to %s failed", group)
+
+    def drain(self, timeout: float = 2.0) -> None:
+        """Wait (a little) for queued pushes to go out: a process about to exit."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.pending and not self.flushing:
+                    return
+            time.sleep(0.005)
+
+
+def _redis_group_counter(layer: Any) -> Any:
+    """For channels-redis: ``fn(groups) -> set of groups with members`` (one pipeline
+    per host, synchronous); None for other layers (they are always sent to)."""
+    key_of = getattr(layer, "_group_key", None)
+    hosts = getattr(layer, "hosts", None)
+    if key_of is None or not hosts or not hasattr(layer, "consistent_hash"):
+        return None
+    import redis
+
+    clients = []
+    for host in hosts:
+        # Read before the layer connects: channels-redis pops "address" when it does.
+        address = host.get("address") if isinstance(host, dict) else None
+        if not isinstance(address, str) or set(host) - {"address"}:
+            return None  # sentinels, TLS options…: keep to the layer's own code
+        clients.append(redis.Redis.from_url(address, socket_timeout=2))
+
+    def watched(groups: list[str]) -> set[str]:
+        by_host: dict[int, list[str]] = {}
+        for group in groups:
+            by_host.setdefault(layer.consistent_hash(group), []).append(group)
+        found: set[str] = set()
+        for index, names in by_host.items():
+            pipe = clients[index].pipeline(transaction=False)
+            for group in names:
+                pipe.zcard(key_of(group))
+            counts = pipe.execute()
+            found.update(group for group, n in zip(names, counts, strict=True) if n)
+        return found
+
+    return watched
+
+
+def merge_messages(pairs: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """Messages for the same group and run merged into one, entries in seq order."""
+    merged: dict[tuple[str, int], dict[str, Any]] = {}
+    for group, message in pairs:
+        found = merged.get((group, message["run"]))
+        if found is None:
+            merged[(group, message["run"])] = {**message, "entries": list(message["entries"])}
+        else:
+            found["entries"].extend(message["entries"])
+    for message in merged.values():
+        message["entries"].sort(key=lambda entry: entry["seq"])
+    return [(group, message) for (group, _run), message in merged.items()]
 
 
 _publisher_lock = threading.Lock()
