@@ -231,7 +231,7 @@ def test_a_viewer_watches_a_live_runs_list_but_cannot_act(
     assert started.status_code == 202, started.text
     run_id = started.json()["id"]
     expect(page.get_by_test_id(f"run-row-{run_id}")).to_have_attribute(
-        "data-status", "waiting", timeout=30_000
+        "data-status", "waiting", timeout=60_000
     )
     expect(page.get_by_test_id("start-run")).to_have_count(0)
     page.goto(f"/p/acme/runs/{run_id}/")
