@@ -72,14 +72,18 @@ export function startSync(
       .catch((e: unknown) => {
         if (!stopped) {
           store.getState().setSave('error', e instanceof Error ? e.message : String(e));
+          // A refused spec (4xx) waits for the next edit; a network or server error retries.
+          const status = (e as { status?: unknown }).status;
+          const refused = typeof status === 'number' && status >= 400 && status < 500;
           clearTimeout(saveTimer);
-          saveTimer = setTimeout(() => void save(), retryDelay);
+          if (!refused) saveTimer = setTimeout(() => void save(), retryDelay);
         }
         return false;
       })
       .finally(() => {
         saving = null;
         if (!stopped && autosave && store.getState().revision !== savedRevision && store.getState().save !== 'error') {
+          // Edits arrived during the save: save again.
           scheduleSave();
         }
       });
