@@ -134,7 +134,7 @@ class _Receiver(threading.Thread):
                 message = json.loads(raw)
                 if message["type"] == "ready":
                     self.ready.set()
-                elif message["type"] == "entry":
+                elif message["type"] == "entry" and message.get("step") == "bench":
                     with self.changed:
                         self.arrived[message["seq"]] = now
                         self.changed.notify_all()
