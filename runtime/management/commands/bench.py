@@ -3,6 +3,12 @@
 - W1: one run of 100 sequential no-op CODE steps — ms per step, end to end (start → done).
 - W2: 200 runs x 10 steps with 2 worker processes — runs/s and steps/s.
 - W3: one step fanning out to 50 parallel sequences that join — seconds.
+- W2 again with 1 and 4 worker processes (``--workers 1,2,4``): how throughput scales
+  (``w2_steps_per_s_by_workers``).
+
+``--modes embedded,scale`` runs the whole bench once per mode (scale: PostgreSQL +
+Redis from DATABASE_URL/REDIS_URL, or TEST_DATABASE_URL/TEST_REDIS_URL) and prints one
+comparison table (``--json``: ``{"modes": [...]}``).
 
 It never touches your data: the command re-runs itself (``--inner``) against a temporary
 database in a temporary TRELLIS_VAR_DIR (SQLite), or a temporary PostgreSQL database and
@@ -33,7 +39,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 ROOT = Path(settings.BASE_DIR)
 NOOP = "runtime.connectors.code:noop"
@@ -71,6 +77,7 @@ class Bench:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.workflows: dict[str, Any] = {}
         self.env: Any = None
+        self.w2_workers: list[int] = [2]  # W2 is measured again with each of these
 
     def setup(self) -> None:
         from django.utils import timezone
@@ -246,22 +253,81 @@ class Bench:
             result["w2_start_s"] = round(w2["start_s"], 3)
             result["w2_workers"] = 2
             result["w3_s"] = round(self.w3(), 3)
+        by_workers = {"2": result["w2_steps_per_s"]}
+        for n in self.w2_workers:
+            if str(n) not in by_workers:
+                with self.cluster(workers=n):
+                    by_workers[str(n)] = round(self.w2()["steps_per_s"], 1)
+        result["w2_steps_per_s_by_workers"] = {
+            key: by_workers[key]
+            for key in sorted(by_workers, key=int)
+            if int(key) in self.w2_workers
+        }
         for path in EXTRAS:
             module, _, name = path.partition(":")
             fn: Callable[[Bench], dict[str, Any]] = getattr(
                 __import__(module, fromlist=[name]), name
             )
             result.update(fn(self))
+        result["load_average"] = [round(x, 2) for x in os.getloadavg()]  # a shared machine?
         return result
 
 
-def _scratch_env(tmp: Path) -> tuple[dict[str, str], Callable[[], None]]:
-    """Environment for the inner run: temporary var dir, database and queue name."""
-    env = dict(os.environ, TRELLIS_VAR_DIR=str(tmp), TRELLIS_LOG_LEVEL="WARNING")
+def mode_env(mode: str) -> dict[str, str]:
+    """This process's environment, set up for ``mode`` (embedded or scale)."""
+    env = dict(os.environ)
+    if mode == "embedded":
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+        return env
+    if mode != "scale":
+        raise CommandError(f"unknown mode {mode!r}: use embedded and/or scale")
+    database = env.get("DATABASE_URL") or env.get("TEST_DATABASE_URL")
+    redis_url = env.get("REDIS_URL") or env.get("TEST_REDIS_URL")
+    if not database or not redis_url:
+        raise CommandError(
+            "mode 'scale' needs DATABASE_URL and REDIS_URL (or TEST_DATABASE_URL and "
+            "TEST_REDIS_URL): a PostgreSQL server (the bench creates and drops its own "
+            "database there) and a Redis"
+        )
+    env.update(DATABASE_URL=database, REDIS_URL=redis_url)
+    return env
+
+
+def _redis_cleanup(url: str, queue: str, prefix: str) -> None:
+    """Remove the scratch queue's and channel layer's keys (delayed tasks would stay)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for pattern in (f"django_q:{queue}:*", f"{prefix}*"):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+def _scratch_env(
+    tmp: Path, environ: dict[str, str] | None = None
+) -> tuple[dict[str, str], Callable[[], None]]:
+    """Environment for the inner run (from ``environ``, default this process's):
+    temporary var dir, database, queue name and channel-layer prefix."""
+    env = dict(os.environ if environ is None else environ)
+    env.update(TRELLIS_VAR_DIR=str(tmp), TRELLIS_LOG_LEVEL="WARNING")
     env.pop("SQLITE_PATH", None)
-    env["TRELLIS_QUEUE_NAME"] = f"bench-{uuid.uuid4().hex[:8]}"
-    cleanup: Callable[[], None] = lambda: None  # noqa: E731
-    url = os.environ.get("DATABASE_URL", "")
+    scratch = uuid.uuid4().hex[:8]
+    env["TRELLIS_QUEUE_NAME"] = f"bench-{scratch}"
+    env["TRELLIS_CHANNELS_PREFIX"] = f"bench-{scratch}"
+    cleanups: list[Callable[[], None]] = []
+
+    def cleanup() -> None:
+        for fn in cleanups:
+            fn()
+
+    if env.get("REDIS_URL"):
+        redis_url = env["REDIS_URL"]
+        cleanups.append(
+            lambda: _redis_cleanup(redis_url, env["TRELLIS_QUEUE_NAME"], f"bench-{scratch}")
+        )
+    url = env.get("DATABASE_URL", "")
     if url:
         import psycopg
 
@@ -276,7 +342,7 @@ def _scratch_env(tmp: Path) -> tuple[dict[str, str], Callable[[], None]]:
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-        cleanup = drop
+        cleanups.append(drop)
     return env, cleanup
 
 
@@ -297,16 +363,88 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(f"{name:<{width}}  {value!s:>10}  {unit}" for name, value, unit in rows)
 
 
+COMPARED = [
+    ("W1 100 sequential steps", "w1_ms_per_step", "ms/step"),
+    ("W2 200 runs x 10 steps, 2 workers", "w2_steps_per_s", "steps/s"),
+    ("W2 runs", "w2_runs_per_s", "runs/s"),
+    ("W3 fan-out 50 + join", "w3_s", "s"),
+    ("push p50", "push_p50_ms", "ms"),
+    ("push p95", "push_p95_ms", "ms"),
+    ("push idle CPU (subscribed)", "push_idle_cpu_subscribed_pct", "% of a core"),
+]
+
+
+def comparison(results: list[dict[str, Any]]) -> str:
+    """One table, a column per mode: the headline figures, W2 by worker count, the rest."""
+    head = [("", "", *[str(r.get("mode")) for r in results])]
+    rows: list[tuple[str, ...]] = [("database", "", *[str(r.get("database")) for r in results])]
+    for name, key, unit in COMPARED:
+        rows.append((name, unit, *[str(r.get(key, "-")) for r in results]))
+    counts = sorted({int(n) for r in results for n in r.get("w2_steps_per_s_by_workers", {})})
+    for n in counts:
+        rows.append(
+            (
+                f"W2 with {n} worker process{'es' if n > 1 else ''}",
+                "steps/s",
+                *[str(r.get("w2_steps_per_s_by_workers", {}).get(str(n), "-")) for r in results],
+            )
+        )
+    shown = {key for _, key, _ in COMPARED} | {"mode", "database", "w2_steps_per_s_by_workers"}
+    extra = [
+        key
+        for r in results
+        for key, value in r.items()
+        if key not in shown and not isinstance(value, dict | list)
+    ]
+    for key in dict.fromkeys(extra):
+        rows.append((key, "", *[str(r.get(key, "-")) for r in results]))
+    rows.append(
+        ("load average", "", *[" ".join(map(str, r.get("load_average", []))) for r in results])
+    )
+    table_rows = head + rows
+    widths = [max(len(row[i]) for row in table_rows) for i in range(len(table_rows[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in table_rows
+    )
+
+
+def _worker_counts(text: str) -> list[int]:
+    try:
+        counts = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError as exc:
+        raise CommandError(f"--workers must be numbers like 1,2,4, not {text!r}") from exc
+    if not counts or min(counts) < 1 or max(counts) > 32:
+        raise CommandError("--workers: between 1 and 32 worker processes")
+    return counts
+
+
 class Command(BaseCommand):
     help = "Benchmark the engine on real workers (W1/W2/W3) without touching your data."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="print one JSON object")
         parser.add_argument("--inner", action="store_true", help="(internal)")
+        parser.add_argument(
+            "--workers",
+            default="1,2,4",
+            help="measure W2 with each of these numbers of worker processes (default 1,2,4)",
+        )
+        parser.add_argument(
+            "--modes",
+            default="",
+            help="embedded,scale: bench each mode and print one comparison table "
+            "(default: the mode this process is configured for)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        workers = _worker_counts(options["workers"])
         if options["inner"]:
             bench = Bench()
+            bench.w2_workers = workers
             try:
                 bench.setup()
                 result = bench.run_all()
@@ -314,11 +452,28 @@ class Command(BaseCommand):
                 bench.stop_all()
             self.stdout.write(json.dumps(result))
             return
+        current = str(getattr(settings, "TRELLIS_MODE", "embedded"))
+        modes = [m.strip() for m in options["modes"].split(",") if m.strip()] or [current]
+        envs = [mode_env(mode) if options["modes"] else None for mode in modes]  # fail early
+        results = []
+        for mode, base in zip(modes, envs, strict=True):
+            if len(modes) > 1:
+                self.stderr.write(f"bench: {mode} mode…")
+            results.append(self.bench_once(base, options["workers"]))
+        if options["json"]:
+            self.stdout.write(json.dumps(results[0] if len(results) == 1 else {"modes": results}))
+        elif len(results) == 1:
+            self.stdout.write(table(results[0]))
+        else:
+            self.stdout.write(comparison(results))
+
+    def bench_once(self, base: dict[str, str] | None, workers: str) -> dict[str, Any]:
+        """Run the inner bench in a scratch environment (``base``: the mode's variables)."""
         tmp = Path(tempfile.mkdtemp(prefix="trellis-bench-"))
-        env, cleanup = _scratch_env(tmp)
+        env, cleanup = _scratch_env(tmp, base)
         try:
             out = subprocess.run(
-                [sys.executable, str(ROOT / "manage.py"), "bench", "--inner"],
+                [sys.executable, str(ROOT / "manage.py"), "bench", "--inner", "--workers", workers],
                 cwd=ROOT,
                 env=env,
                 capture_output=True,
@@ -336,8 +491,5 @@ class Command(BaseCommand):
             )
             raise SystemExit(1)
         shutil.rmtree(tmp, ignore_errors=True)
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-        if options["json"]:
-            self.stdout.write(json.dumps(result))
-        else:
-            self.stdout.write(table(result))
+        result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+        return result

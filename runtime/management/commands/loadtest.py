@@ -427,18 +427,6 @@ def format_report(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _redis_cleanup(queue: str) -> None:
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        return
-    import redis
-
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"django_q:{queue}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-
-
 class Command(BaseCommand):
     help = "Load test: many runs on real workers killed every few seconds; checks every invariant."
 
@@ -496,7 +484,6 @@ class Command(BaseCommand):
             )
         finally:
             cleanup()
-            _redis_cleanup(env["TRELLIS_QUEUE_NAME"])
         lines = out.stdout.strip().splitlines()
         if out.returncode not in (0, 1) or not lines:
             log = tmp / "qcluster-loadtest.log"
