@@ -131,7 +131,29 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Scale-out: PostgreSQL. Connections are kept (workers commit every step) and
+    # checked before reuse, so a restarted database costs one failed ping, not a task.
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=env_int("TRELLIS_DB_CONN_MAX_AGE", 60),
+            conn_health_checks=True,
+        )
+    }
+    _pg_options: dict[str, object] = DATABASES["default"].setdefault("OPTIONS", {})
+    _pg_options.setdefault("connect_timeout", env_int("TRELLIS_DB_CONNECT_TIMEOUT", 10))
+    # "off" trades the last fraction of a second of commits on a crash of the database
+    # host (never consistency: a run's journal and state commit together) for a commit
+    # without an fsync — the embedded mode's SQLite (WAL, synchronous=NORMAL) makes the
+    # same trade. Lost commits only re-run steps (at-least-once, same idempotency key).
+    _sync_commit = env_str("TRELLIS_PG_SYNCHRONOUS_COMMIT")
+    if _sync_commit:
+        if _sync_commit not in {"on", "off", "local", "remote_write", "remote_apply"}:
+            raise ImproperlyConfigured(
+                f"TRELLIS_PG_SYNCHRONOUS_COMMIT must be on, off, local, remote_write or "
+                f"remote_apply, got {_sync_commit!r}"
+            )
+        _pg_options["options"] = f"-c synchronous_commit={_sync_commit}"
 else:
     DATABASES = {
         "default": {
@@ -284,3 +306,7 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO", False) else None
 )
+# Behind a TLS-terminating proxy (see README "Scale-out mode"): redirect plain HTTP and
+# tell browsers to stay on HTTPS.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
