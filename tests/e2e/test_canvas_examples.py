@@ -42,15 +42,15 @@ def test_main_sequence_is_one_root_with_its_two_events_in_order(page: Page, serv
 def test_order_fulfillment_has_five_levels_and_the_parent_edges(page: Page, server: Server) -> None:
     api = server.api()
     create_workflow(
-        api, "order-fulfillment", "Order fulfillment", fixture_spec("order_fulfillment")
+        api, "example-order-fulfillment", "Order fulfillment", fixture_spec("order_fulfillment")
     )
     summary = api.post(
-        "/products/acme/workflows/order-fulfillment/validate",
+        "/products/acme/workflows/example-order-fulfillment/validate",
         json={"spec": fixture_spec("order_fulfillment")},
     )
     assert summary.status_code == 200, summary.text
     login(page)
-    open_canvas(page, "order-fulfillment")
+    open_canvas(page, "example-order-fulfillment")
     expect(page.locator(".seq-card")).to_have_count(6)
     levels = levels_on_canvas(page)
     assert levels == {
