@@ -6,8 +6,9 @@ class RuntimeConfig(AppConfig):
     verbose_name = "Runtime"
 
     def ready(self) -> None:
-        # Registers the channel-layer system check (a broken CHANNEL_LAYERS is silent).
-        from runtime import live  # noqa: F401
+        # Registers the channel-layer system check (a broken CHANNEL_LAYERS is silent)
+        # and the scale-out deploy checks (manage.py check --deploy).
+        from runtime import deploy_checks, live  # noqa: F401
 
         _engine_signals_connect()
 
