@@ -7,13 +7,16 @@ import { issueTarget } from '../lib/paths';
 import { useEditor, useEditorStore } from '../store/context';
 import { Icon } from './Icon';
 
+// A list of thousands would cost more to draw than it helps to read.
+const SHOWN = 100;
+
 export function IssuesPanel() {
   const store = useEditorStore();
   const issues = useEditor((s) => s.issues);
   const validation = useEditor((s) => s.validation);
   const flow = useReactFlow();
   const [open, setOpen] = useState(true);
-  if (!issues.length || validation === 'pending' && issues.length === 0) return null;
+  if (!issues.length || (validation === 'pending' && issues.length === 0)) return null;
   const go = (index: number) => {
     const s = store.getState();
     const issue = issues[index];
@@ -42,7 +45,7 @@ export function IssuesPanel() {
       </button>
       {open ? (
         <ul>
-          {issues.map((issue, i) => (
+          {issues.slice(0, SHOWN).map((issue, i) => (
             <li key={i}>
               <button type="button" onClick={() => go(i)} data-testid="issue-item">
                 <code>{issue.path || 'workflow'}</code>
@@ -50,6 +53,7 @@ export function IssuesPanel() {
               </button>
             </li>
           ))}
+          {issues.length > SHOWN ? <li className="muted more">… and {issues.length - SHOWN} more (fix these first)</li> : null}
         </ul>
       ) : null}
     </div>
