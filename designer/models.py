@@ -148,9 +148,7 @@ class Workflow(models.Model):
 
     class Meta:
         ordering = ["product", "tag"]
-        constraints = [
-            models.UniqueConstraint(fields=["product", "tag"], name="uniq_workflow_tag")
-        ]
+        constraints = [models.UniqueConstraint(fields=["product", "tag"], name="uniq_workflow_tag")]
 
     def __str__(self) -> str:
         return f"{self.product.slug}/{self.tag}"
@@ -166,7 +164,9 @@ class WorkflowVersion(models.Model):
     are immutable and numbered 1, 2, 3…, carrying the compiled plan and a checksum."""
 
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
-    state = models.CharField(max_length=10, choices=VersionState.choices, default=VersionState.DRAFT)
+    state = models.CharField(
+        max_length=10, choices=VersionState.choices, default=VersionState.DRAFT
+    )
     number = models.PositiveIntegerField(null=True, blank=True)
     spec = models.JSONField(default=dict)
     plan = models.JSONField(null=True, blank=True)
@@ -195,16 +195,16 @@ class WorkflowVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.workflow} v{self.number or 'draft'}"
 
-    @property
-    def parsed_spec(self) -> WorkflowSpec:
-        return WorkflowSpec.model_validate(self.spec)
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk and self.state == VersionState.PUBLISHED:
             stored = WorkflowVersion.objects.filter(pk=self.pk).values("state", "spec").first()
             if stored and stored["state"] == VersionState.PUBLISHED and stored["spec"] != self.spec:
                 raise ValueError("a published version is immutable")
         super().save(*args, **kwargs)
+
+    @property
+    def parsed_spec(self) -> WorkflowSpec:
+        return WorkflowSpec.model_validate(self.spec)
 
 
 class Activation(models.Model):

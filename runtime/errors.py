@@ -66,7 +66,11 @@ class StepError(TrellisError):
         super().__init__(message)
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "message": self.message, "retryable": self.retryable}
+        out: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "retryable": self.retryable,
+        }
         if self.details:
             out["details"] = self.details
         return out
