@@ -124,15 +124,15 @@ export function MonitorPage() {
 
   // Resolved input and attempts live in the REST detail: refresh it as the run moves.
   const lastStatus = useRef('');
+  const refreshKey = `${view.status}:${selected ?? ''}:${selected ? view.steps[selected]?.status : ''}`;
   useEffect(() => {
-    const key = `${view.status}:${selected ? view.steps[selected]?.status : ''}`;
-    if (!detail || key === lastStatus.current) return;
-    lastStatus.current = key;
+    if (!detail || refreshKey === lastStatus.current) return;
+    lastStatus.current = refreshKey;
     const t = setTimeout(() => {
       runs.get(runId).then(setDetail, () => undefined);
     }, 250);
     return () => clearTimeout(t);
-  }, [detail, runs, runId, selected, view.status, view.steps]);
+  }, [detail, runs, runId, refreshKey]);
 
   const act = useCallback(
     async (what: string, fn: () => Promise<unknown>) => {
