@@ -289,6 +289,16 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
 WHITENOISE_USE_FINDERS = True
 
+
+def _vite_hashed(path: str, url: str) -> bool:
+    """Vite's bundles carry a content hash (assets/main-DzT6zcdF.js): cache them forever."""
+    import re
+
+    return re.search(r"/assets/[^/]+-[A-Za-z0-9_-]{8}\.[a-z0-9]+$", url) is not None
+
+
+WHITENOISE_IMMUTABLE_FILE_TEST = _vite_hashed
+
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 
 LOGGING = {
