@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install frontend chromium services lint typecheck pytest vitest bench bench-canvas
+.PHONY: run test install frontend chromium services lint typecheck pytest pytest-scale vitest bench loadtest bench-canvas
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,16 @@ vitest: frontend/node_modules/.installed
 	cd frontend && npx vitest run
 
 pytest: install frontend chromium
-	source <(tests/services.sh) && $(BIN)/pytest
+	source <(tests/services.sh) && $(BIN)/pytest && tests/scale/pytest-scale.sh
+
+# The real-worker tests (engine, examples, tests/scale) again on PostgreSQL + Redis.
+pytest-scale: install
+	source <(tests/services.sh) && tests/scale/pytest-scale.sh
+
+# The full load test (10,000 runs, workers SIGKILLed every few seconds), in the mode the
+# environment selects (DATABASE_URL/REDIS_URL: scale-out).
+loadtest: install
+	$(BIN)/python manage.py loadtest --runs 10000 --steps 10 --fail-rate 0.01
 
 # Everything CI checks.
 test: lint typecheck vitest pytest
