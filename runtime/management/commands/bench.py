@@ -45,7 +45,10 @@ ROOT = Path(settings.BASE_DIR)
 NOOP = "runtime.connectors.code:noop"
 
 # Extra measurements: "module:function" taking the Bench, returning JSON keys.
-EXTRAS: list[str] = ["runtime.live_bench:bench_extra"]  # push_p50_ms, push_p95_ms, idle CPU
+EXTRAS: list[str] = [
+    "runtime.live_bench:bench_extra",  # push_p50_ms, push_p95_ms, idle CPU
+    "runtime.scale_bench:bench_extra",  # w2_cpu_ms_per_step: where W2's CPU goes
+]
 
 
 def _step(tag: str) -> dict[str, Any]:
@@ -387,6 +390,19 @@ def comparison(results: list[dict[str, Any]]) -> str:
                 f"W2 with {n} worker process{'es' if n > 1 else ''}",
                 "steps/s",
                 *[str(r.get("w2_steps_per_s_by_workers", {}).get(str(n), "-")) for r in results],
+            )
+        )
+    parts = [
+        p
+        for p in ("workers", "database", "driver", "total")
+        if any(p in r.get("w2_cpu_ms_per_step", {}) for r in results)
+    ]
+    for part in parts:
+        rows.append(
+            (
+                f"W2 CPU per step: {part}",
+                "ms",
+                *[str(r.get("w2_cpu_ms_per_step", {}).get(part, "-")) for r in results],
             )
         )
     shown = {key for _, key, _ in COMPARED} | {"mode", "database", "w2_steps_per_s_by_workers"}
