@@ -57,7 +57,9 @@ class LiveStack:
     """A database, a daphne server on it and a journal-writer process, in one mode."""
 
     def __init__(self, mode: str, base: Path, *, extra_env: dict[str, str] | None = None):
-        assert mode in {"embedded", "scale"}
+        # embedded: SQLite + the journal layer; scale: PostgreSQL + channels-redis;
+        # embedded-pg: PostgreSQL + the journal layer (DATABASE_URL without REDIS_URL).
+        assert mode in {"embedded", "scale", "embedded-pg"}
         self.mode = mode
         self.base = base
         self.base.mkdir(parents=True, exist_ok=True)
@@ -80,15 +82,16 @@ class LiveStack:
             "TRELLIS_LIVE_REPLAY_LIMIT": "50",
             "TRELLIS_LIVE_CATCHUP_SECONDS": "1",
         }
-        if mode == "scale":
+        if mode in {"scale", "embedded-pg"}:
             self.pg_admin_url = os.environ.get("TEST_DATABASE_URL") or DEFAULT_DATABASE_URL
-            self.redis_url = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
             self.pg_name = f"trellis_live_{secrets.token_hex(4)}"
             parts = urlsplit(self.pg_admin_url)
             env["DATABASE_URL"] = urlunsplit(parts._replace(path="/" + self.pg_name))
+            env["TRELLIS_QUEUE_NAME"] = self.prefix
+        if mode == "scale":
+            self.redis_url = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
             env["REDIS_URL"] = self.redis_url
             env["TRELLIS_CHANNELS_PREFIX"] = self.prefix
-            env["TRELLIS_QUEUE_NAME"] = self.prefix
         else:
             env["SQLITE_PATH"] = str(base / "db.sqlite3")
         env |= extra_env or {}
@@ -100,7 +103,7 @@ class LiveStack:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> LiveStack:
-        if self.mode == "scale":
+        if self.pg_name:
             self._create_database()
         else:
             for leftover in self.base.glob("db.sqlite3*"):
@@ -108,7 +111,12 @@ class LiveStack:
         self.call("migrate", "--noinput", manage=True)
         self.seed = self.call_json("seed")
         self.start_server()
-        self.writer = subprocess.Popen(
+        self.writer = self.spawn_writer()
+        return self
+
+    def spawn_writer(self) -> subprocess.Popen[str]:
+        """Another journal-writer process on the stack's database."""
+        writer = subprocess.Popen(
             [PYTHON, "-m", "tests.runtime.live_harness", "writer"],
             cwd=ROOT,
             env=self.env,
@@ -116,8 +124,8 @@ class LiveStack:
             stdout=subprocess.PIPE,
             text=True,
         )
-        self.processes.append(self.writer)
-        return self
+        self.processes.append(writer)
+        return writer
 
     def start_server(self) -> None:
         self.port = free_port()
@@ -161,8 +169,9 @@ class LiveStack:
         for process in self.processes:
             with contextlib.suppress(Exception):
                 process.wait(timeout=10)
-        if self.mode == "scale":
+        if self.pg_name:
             self._drop_database()
+        if self.redis_url:
             self._drop_redis_keys()
 
     def _create_database(self) -> None:
@@ -268,16 +277,25 @@ class LiveStack:
         }
         return list(self._ask(command)["written"])
 
-    def append_async(self, run_id: int, count: int, *, interval: float) -> None:
+    def append_async(
+        self,
+        run_id: int,
+        count: int,
+        *,
+        interval: float,
+        writer: subprocess.Popen[str] | None = None,
+    ) -> None:
         """Start appending without waiting; collect with :meth:`collect`."""
-        assert self.writer is not None and self.writer.stdin
+        writer = writer or self.writer
+        assert writer is not None and writer.stdin
         command = {"op": "append", "run": run_id, "count": count, "interval": interval}
-        self.writer.stdin.write(json.dumps(command) + "\n")
-        self.writer.stdin.flush()
+        writer.stdin.write(json.dumps(command) + "\n")
+        writer.stdin.flush()
 
-    def collect(self) -> list[dict[str, Any]]:
-        assert self.writer is not None and self.writer.stdout
-        return json.loads(self.writer.stdout.readline())["written"]
+    def collect(self, writer: subprocess.Popen[str] | None = None) -> list[dict[str, Any]]:
+        writer = writer or self.writer
+        assert writer is not None and writer.stdout
+        return list(json.loads(writer.stdout.readline())["written"])
 
     def ws_url(self, path: str) -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
