@@ -309,7 +309,7 @@ def _redis_cleanup(url: str, queue: str, prefix: str) -> None:
 
 
 def _scratch_env(
-    tmp: Path, environ: dict[str, str] | None = None
+    tmp: Path, environ: dict[str, str] | None = None, *, prefix: str = "trellis_bench"
 ) -> tuple[dict[str, str], Callable[[], None]]:
     """Environment for the inner run (from ``environ``, default this process's):
     temporary var dir, database, queue name and channel-layer prefix."""
@@ -335,7 +335,7 @@ def _scratch_env(
         import psycopg
 
         base, _, _ = url.rpartition("/")
-        name = f"trellis_bench_{uuid.uuid4().hex[:8]}"
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
         admin = f"{base}/postgres"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')

@@ -468,7 +468,7 @@ class Command(BaseCommand):
         from runtime.management.commands.bench import _scratch_env
 
         tmp = Path(tempfile.mkdtemp(prefix="trellis-loadtest-"))
-        env, cleanup = _scratch_env(tmp)
+        env, cleanup = _scratch_env(tmp, prefix="trellis_scale_loadtest")
         # The clusters may call the load test's step function (and nothing else new).
         env["TRELLIS_CODE_PACKAGES"] = "runtime.management.commands.loadtest"
         argv = [a for a in sys.argv[2:] if a != "--json"]
