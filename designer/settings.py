@@ -169,6 +169,10 @@ else:
                 ),
             },
             "TEST": {"NAME": env_str("SQLITE_TEST_PATH", str(VAR_DIR / "test.sqlite3"))},
+            # Keep connections: django-q2 closes "old" connections before every dequeue,
+            # task and ack, and reopening SQLite (PRAGMAs, schema parse) costs more than
+            # the engine's work for a short task.
+            "CONN_MAX_AGE": env_int("TRELLIS_SQLITE_CONN_MAX_AGE", 600),
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

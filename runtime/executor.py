@@ -77,6 +77,9 @@ logger = logging.getLogger("trellis.executor")
 LEASE_S = float(getattr(settings, "TRELLIS_LEASE_S", 10.0))
 RENEW_S = LEASE_S / 3
 REKICK_S = 15.0  # the sweep re-enqueues the same stuck item at most this often
+# A started sequence no task has picked up yet is normally just queued (the ORM broker's
+# queue row commits with it); only after this long is it presumed lost and re-enqueued.
+UNCLAIMED_S = 60.0
 
 # Event types whose work is done by a connector (possibly slow, bounded by a timeout).
 WAIT_TYPES = {EventType.SLEEP, EventType.WAIT_SIGNAL, EventType.FEATURE}
@@ -1873,7 +1876,8 @@ def sweep_once(*, limit: int = 500) -> dict[str, int]:
 
     due = SequenceRun.objects.filter(status__in=["waiting", "retrying"], wake_at__lte=now)
     stuck = SequenceRun.objects.filter(status="running").filter(
-        Q(lease_until__lt=now) | Q(lease_owner="", started_at__lt=kick_before)
+        Q(lease_until__lt=now)
+        | Q(lease_owner="", started_at__lt=now - timedelta(seconds=UNCLAIMED_S))
     )
     for name, qs in (("timers", due), ("leases", stuck)):
         ids = list(qs.filter(not_kicked).values_list("id", flat=True)[:limit])
