@@ -65,13 +65,14 @@ def broker() -> Any:
 
 def task_package(func: str, args: tuple[Any, ...]) -> str:
     """A signed django-q2 task package, as ``async_task`` builds it (success not saved)."""
-    from django_q.humanhash import uuid
+    import uuid
+
     from django_q.signing import SignedPackage
 
-    name, task_id = uuid()
+    task_id = uuid.uuid4().hex  # humanhash names cost more than the engine's whole task
     task = {
         "id": task_id,
-        "name": name,
+        "name": task_id,
         "func": func,
         "args": args,
         "kwargs": {},
@@ -108,12 +109,16 @@ def enqueue_now(calls: list[TaskCall], delay_s: float = 0.0) -> None:
     b = broker()
     packages = [task_package(func, args) for func, args in calls]
     if isinstance(b, ORM):
+        from django.db import connections
         from django_q.models import OrmQ
 
-        lock = timezone.now() + timedelta(seconds=delay_s)
-        OrmQ.objects.using(Conf.ORM).bulk_create(
-            [OrmQ(key=b.list_key, payload=p, lock=lock) for p in packages]
-        )
+        db = connections[Conf.ORM]
+        lock = db.ops.adapt_datetimefield_value(timezone.now() + timedelta(seconds=delay_s))
+        with db.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {OrmQ._meta.db_table} (key, payload, lock) VALUES (%s, %s, %s)",  # noqa: S608
+                [(b.list_key, p, lock) for p in packages],
+            )
     elif delay_s > 0 and hasattr(b, "enqueue_delayed"):
         for p in packages:
             b.enqueue_delayed(p, delay_s)

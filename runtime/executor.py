@@ -63,6 +63,7 @@ from runtime.journal import (
     json_param,
     publish_now,
     raw_execute,
+    raw_executemany,
     seq_allocate,
     vendor,
     write_transaction,
@@ -1787,10 +1788,11 @@ def wake_for_signal(run_id: int, name: str) -> None:
             return
 
 
-def start_sequences(run: Run, plan: Plan) -> list[Entry]:
-    """At run start (inside its transaction): start the root sequences (skip_if applied)."""
+def start_sequences(run: Run, plan: Plan) -> tuple[list[Entry], set[str]]:
+    """At run start (inside its transaction): create the SequenceRuns with the roots
+    started (``skip_if`` applied) and enqueue them. Returns the journal entries and the
+    skipped sequences (whose steps the caller creates as skipped)."""
     ctx = RunContext(run, plan, [])
-    ctx.steps = {}
     statuses = {s.tag: "pending" for s in plan.sequences}
     decision = engine.schedule(
         plan.sequences,
@@ -1798,26 +1800,40 @@ def start_sequences(run: Run, plan: Plan) -> list[Entry]:
         max_concurrency=plan.options.max_concurrency,
         should_skip=lambda tag: _skip_holds(ctx, plan.sequence(tag).skip_if),
     )
-    ids = dict(SequenceRun.objects.filter(run_id=run.pk).values_list("tag", "id"))
-    now = timezone.now()
-    entries: list[Entry] = []
-    for tag in decision.skipped:
-        SequenceRun.objects.filter(pk=ids[tag]).update(status="skipped", finished_at=now)
-        StepRun.objects.filter(run_id=run.pk, sequence=tag).update(
-            status="skipped", finished_at=now
-        )
-        entries.append(("sequence_skipped", tag, {"skip_if": plan.sequence(tag).skip_if}))
-    for tag in decision.start:
-        entries.append(("sequence_started", tag, {}))
-    if decision.start:
-        SequenceRun.objects.filter(pk__in=[ids[t] for t in decision.start]).update(
-            status="running", started_at=now
-        )
-    enqueue([(DRIVE, (ids[t],)) for t in decision.start])
+    stamp = db_datetime(timezone.now())
+    skipped = set(decision.skipped)
+    started = set(decision.start)
+    rows = []
+    for seq in plan.sequences:
+        status = "skipped" if seq.tag in skipped else "running" if seq.tag in started else "pending"
+        rows.append(
+            (
+                run.pk, seq.tag, status, "",
+                stamp if status == "running" else None,
+                stamp if status == "skipped" else None,
+            )
+        )  # fmt: skip
+    raw_executemany(
+        "INSERT INTO runtime_sequencerun (run_id, tag, status, lease_owner, started_at, "
+        "finished_at) VALUES (%s, %s, %s, %s, %s, %s)",
+        rows,
+    )
+    entries: list[Entry] = [
+        ("sequence_skipped", tag, {"skip_if": plan.sequence(tag).skip_if})
+        for tag in decision.skipped
+    ]
+    entries.extend(("sequence_started", tag, {}) for tag in decision.start)
+    if started:
+        ids = raw_execute(
+            "SELECT id FROM runtime_sequencerun WHERE run_id = %s AND status = 'running' "
+            "ORDER BY id",
+            [run.pk],
+        ).fetchall()
+        enqueue([(DRIVE, (int(pk),)) for (pk,) in ids])
     if decision.all_done:
         entries.extend(_complete_run(ctx))
         _after_run_end(run)
-    return entries
+    return entries, skipped
 
 
 # --- The sweep: timers, expired leases, interrupted compensations, deadlines ------------------

@@ -13,7 +13,7 @@ import jsonschema
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from designer.models import Activation, Environment, Workflow, WorkflowVersion
+from designer.models import Environment, Workflow, WorkflowVersion
 from runtime import executor
 from runtime.compiler import Plan
 from runtime.errors import ExpressionError, RunRefused
@@ -25,6 +25,7 @@ from runtime.journal import (
     journal_extend,
     json_dumps,
     json_param,
+    raw_execute,
     raw_executemany,
     raw_insert,
 )
@@ -131,11 +132,13 @@ def live_version(workflow: Workflow, environment: Environment) -> LiveVersion:
 
 
 def _live_version(workflow: Workflow, environment: Environment) -> LiveVersion:
-    row = (
-        Activation.objects.filter(workflow=workflow, environment=environment, active=True)
-        .values_list("version_id", "version__number")
-        .first()
-    )
+    # Raw SQL: this runs on every start, and the ORM's query building costs more than it.
+    row = raw_execute(
+        "SELECT a.version_id, v.number FROM designer_activation a "
+        "LEFT JOIN designer_workflowversion v ON v.id = a.version_id "
+        "WHERE a.workflow_id = %s AND a.environment_id = %s AND a.active",
+        [workflow.pk, environment.pk],
+    ).fetchone()
     if row is None:
         raise RunRefused(
             f"workflow '{workflow.tag}' is not active in environment '{environment.slug}'",
@@ -144,12 +147,11 @@ def _live_version(workflow: Workflow, environment: Environment) -> LiveVersion:
         )
     if row[0] is not None:
         return LiveVersion(int(row[0]), int(row[1] or 0))
-    latest = (
-        WorkflowVersion.objects.filter(workflow=workflow, state="published")
-        .order_by("-number")
-        .values_list("pk", "number")
-        .first()
-    )
+    latest = raw_execute(
+        "SELECT id, number FROM designer_workflowversion WHERE workflow_id = %s "
+        "AND state = 'published' ORDER BY number DESC LIMIT 1",
+        [workflow.pk],
+    ).fetchone()
     if latest is None:
         raise RunRefused(f"workflow '{workflow.tag}' has no published version", status=409)
     return LiveVersion(int(latest[0]), int(latest[1] or 0))
@@ -263,16 +265,14 @@ def _create(
     run.workflow = workflow
     run.environment = environment
     # Raw multi-row inserts: a run of 100 steps must start in a few milliseconds.
-    raw_executemany(
-        "INSERT INTO runtime_sequencerun (run_id, tag, status, lease_owner) "
-        "VALUES (%s, %s, %s, %s)",
-        [(run.pk, s.tag, "pending", "") for s in plan.sequences],
-    )
+    sequence_entries, skipped = executor.start_sequences(run, plan)
     rows = []
     copied: list[Entry] = []
     stamp = db_datetime(now)
     for step in plan.steps:
         status, output = copy_steps.get(step.tag, ("pending", None))
+        if step.sequence in skipped:
+            status, output = "skipped", None
         done = status != "pending"
         kept = output if status == "completed" else None
         rows.append(
@@ -281,7 +281,7 @@ def _create(
                 None if kept is None else json_dumps(kept), stamp if done else None, "", 0,
             )
         )  # fmt: skip
-        if done:
+        if done and step.tag in copy_steps and step.sequence not in skipped:
             kind = "step_completed" if status == "completed" else "step_skipped"
             data: dict[str, Any] = {"copied": True, "from_run": origin.pk if origin else None}
             if status == "completed":
@@ -299,8 +299,7 @@ def _create(
         started.update(origin=origin.pk, origin_kind=origin_kind)
     if parent is not None:
         started.update(parent=parent.pk, parent_step=parent_step)
-    entries: list[Entry] = [("run_started", "", started), *copied]
-    entries.extend(executor.start_sequences(run, plan))
+    entries: list[Entry] = [("run_started", "", started), *copied, *sequence_entries]
     journal_extend(run, entries)
     run.reused = False
     return run
