@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -17,6 +19,7 @@ from designer.api.base import ApiView
 from designer.governance import run_action_audit
 from designer.models import Role
 from designer.permissions import require_role
+from designer.services import audit_record
 from runtime import selectors, services
 from runtime.errors import RunRefused
 from runtime.models import Run
@@ -88,6 +91,7 @@ class RunListApi(ApiView):
     POST: start a run {workflow, env, input, idempotency_key?} → 202 (200 when the key
     was used before: the existing run)."""
 
+    @extend_schema(operation_id="runs_list", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         q = request.query_params
         qs = selectors.runs_list(
@@ -102,9 +106,12 @@ class RunListApi(ApiView):
         page = paginator.paginate_queryset(qs, request, view=self) or []
         return paginator.get_paginated_response([run_json(r) for r in page])
 
+    @extend_schema(
+        operation_id="runs_start", request=OpenApiTypes.OBJECT, responses={202: OpenApiTypes.OBJECT}
+    )
     def post(self, request: Request) -> Response:
         body = _body(request)
-        unknown = set(body) - {"workflow", "env", "input", "idempotency_key"}
+        unknown = set(body) - {"workflow", "env", "input", "idempotency_key", "schedule"}
         if unknown:
             name = sorted(unknown)[0]
             raise RunRefused(f"unknown field '{name}'", field=name)
@@ -119,6 +126,8 @@ class RunListApi(ApiView):
                 "idempotency_key must be a string of 1-200 characters", field="idempotency_key"
             )
         input_ = body.get("input", {})
+        if body.get("schedule") is not None:
+            return self._schedule(request, workflow, env, input_, body["schedule"])
         run = services.run_start(
             workflow=workflow, environment=env, input=input_, idempotency_key=key, user=request.user
         )
@@ -129,11 +138,40 @@ class RunListApi(ApiView):
         code = status.HTTP_200_OK if reused else status.HTTP_202_ACCEPTED
         return Response(run_json(run), status=code)
 
+    def _schedule(
+        self, request: Request, workflow: Any, env: Any, input_: Any, schedule: Any
+    ) -> Response:
+        """``schedule: {start_at | delay | cron, timezone}`` → a django-q2 schedule that
+        starts the run later (JOB semantics) instead of now."""
+        from runtime.scheduling import run_schedule
+
+        if not isinstance(schedule, dict):
+            raise RunRefused(
+                "schedule must be an object {start_at | cron, timezone}", field="schedule"
+            )
+        if not isinstance(input_, dict):
+            raise RunRefused("input must be an object", field="input")
+        job = run_schedule(
+            workflow=workflow, environment=env, input=input_, schedule=schedule, user=request.user
+        )
+        audit_record(
+            product=workflow.product,
+            actor=request.user,
+            action="run.schedule",
+            target=f"{workflow.tag}@{env.slug}",
+            after={"schedule_id": job.pk, "schedule": schedule},
+        )
+        return Response(
+            {"scheduled": True, "schedule_id": job.pk, "next_run": job.next_run},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
 
 class RunDetailApi(ApiView):
     """A run with its sequences, steps and the first page of its journal
     (``?after_seq=N&limit=M`` pages through the journal)."""
 
+    @extend_schema(operation_id="runs_get", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id)
         after = _int(request.query_params.get("after_seq"), "after_seq", 0)
@@ -150,6 +188,7 @@ class RunDetailApi(ApiView):
 
 
 class RunJournalApi(ApiView):
+    @extend_schema(operation_id="runs_journal", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id)
         after = _int(request.query_params.get("after_seq"), "after_seq", 0)
@@ -161,6 +200,11 @@ class RunJournalApi(ApiView):
 class RunSignalApi(ApiView):
     """Send a declared signal; the body is its payload (validated against its schema)."""
 
+    @extend_schema(
+        operation_id="runs_signal",
+        request=OpenApiTypes.OBJECT,
+        responses={202: OpenApiTypes.OBJECT},
+    )
     def post(self, request: Request, run_id: str, name: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         signal = services.run_signal(run=run, name=name, payload=_body(request), user=request.user)
@@ -173,6 +217,11 @@ class RunSignalApi(ApiView):
 
 
 class RunCancelApi(ApiView):
+    @extend_schema(
+        operation_id="runs_cancel",
+        request=OpenApiTypes.OBJECT,
+        responses={202: OpenApiTypes.OBJECT},
+    )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         reason = _body(request).get("reason", "")
@@ -186,16 +235,28 @@ class RunCancelApi(ApiView):
 
 
 class RunQueryApi(ApiView):
+    @extend_schema(operation_id="runs_query", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, run_id: str, name: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id)
         return Response(
             {"run": run.pk, "query": name, "result": services.run_query(run=run, name=name)}
         )
 
-    post = get
+    @extend_schema(
+        operation_id="runs_query_post",
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request, run_id: str, name: str) -> Response:
+        return self.get(request, run_id, name)
 
 
 class RunReplayApi(ApiView):
+    @extend_schema(
+        operation_id="runs_replay",
+        request=OpenApiTypes.OBJECT,
+        responses={202: OpenApiTypes.OBJECT},
+    )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         new = services.run_replay(run=run, user=request.user)
@@ -206,6 +267,11 @@ class RunReplayApi(ApiView):
 class RunRestartApi(ApiView):
     """{input?, merge? (default true: merged into the old input)}"""
 
+    @extend_schema(
+        operation_id="runs_restart",
+        request=OpenApiTypes.OBJECT,
+        responses={202: OpenApiTypes.OBJECT},
+    )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         body = _body(request)
@@ -222,6 +288,11 @@ class RunRestartApi(ApiView):
 class RunResumeApi(ApiView):
     """{skip?: [step tags], checkpoint?: name}"""
 
+    @extend_schema(
+        operation_id="runs_resume",
+        request=OpenApiTypes.OBJECT,
+        responses={202: OpenApiTypes.OBJECT},
+    )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         body = _body(request)
@@ -241,6 +312,9 @@ class RunResumeApi(ApiView):
 class RunForkApi(ApiView):
     """Replay from a step: {step, outputs?: {earlier step tag: output}}"""
 
+    @extend_schema(
+        operation_id="runs_fork", request=OpenApiTypes.OBJECT, responses={202: OpenApiTypes.OBJECT}
+    )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         body = _body(request)
@@ -255,13 +329,27 @@ class RunForkApi(ApiView):
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 
+class RunReplayFromStepApi(RunForkApi):
+    """The same as ``fork``, under the name the run monitor uses."""
+
+    @extend_schema(
+        operation_id="runs_replay_from_step",
+        request=OpenApiTypes.OBJECT,
+        responses={202: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request, run_id: str) -> Response:
+        return super().post(request, run_id)
+
+
 class RunRelatedApi(ApiView):
+    @extend_schema(operation_id="runs_related", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id)
         return Response({"run": run.pk, **selectors.run_related(run=run)})
 
 
 class RunCompareApi(ApiView):
+    @extend_schema(operation_id="runs_compare", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, run_id: str, other_id: str) -> Response:
         a = selectors.run_for(user=request.user, run_id=run_id)
         b = selectors.run_for(user=request.user, run_id=other_id)

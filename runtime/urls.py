@@ -28,7 +28,7 @@ urlpatterns: list[Any] = [
     *route(R + "restart", api.RunRestartApi.as_view(), "api-run-restart"),
     *route(R + "resume", api.RunResumeApi.as_view(), "api-run-resume"),
     *route(R + "fork", api.RunForkApi.as_view(), "api-run-fork"),
-    *route(R + "replay-from-step", api.RunForkApi.as_view(), "api-run-replay-from-step"),
+    *route(R + "replay-from-step", api.RunReplayFromStepApi.as_view(), "api-run-replay-from-step"),
     *route(R + "related", api.RunRelatedApi.as_view(), "api-run-related"),
     *route(R + "compare/<str:other_id>", api.RunCompareApi.as_view(), "api-run-compare"),
 ]
