@@ -87,7 +87,8 @@ def _string_list(value: Any, field: str) -> list[str]:
 
 
 class RunListApi(ApiView):
-    """GET: runs you can see (filters: workflow, env, status, product, parent).
+    """GET: runs you can see (filters: workflow, env, status, product, parent,
+    created_after, created_before, q = text in the input).
     POST: start a run {workflow, env, input, idempotency_key?} → 202 (200 when the key
     was used before: the existing run)."""
 
@@ -101,6 +102,9 @@ class RunListApi(ApiView):
             status=q.get("status"),
             product=q.get("product"),
             parent=q.get("parent"),
+            created_after=q.get("created_after"),
+            created_before=q.get("created_before"),
+            search=q.get("q"),
         )
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(qs, request, view=self) or []

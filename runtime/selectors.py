@@ -3,9 +3,12 @@ related runs and run comparison."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
+from django.utils.dateparse import parse_datetime
 
 from designer.models import Environment, Product, Role, Workflow
 from designer.permissions import require_role, visible_products
@@ -80,8 +83,11 @@ def runs_list(
     status: str | None = None,
     product: str | None = None,
     parent: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    search: str | None = None,
 ) -> QuerySet[Run]:
-    """Runs the user can see, newest first, filtered."""
+    """Runs the user can see, newest first, filtered (``search``: text in the input)."""
     qs = Run.objects.select_related("workflow__product", "environment", "version").filter(
         workflow__product__in=visible_products(user)
     )
@@ -99,6 +105,19 @@ def runs_list(
         qs = qs.filter(status__in=statuses)
     if parent:
         qs = qs.filter(parent_run_id=int(parent) if parent.isdigit() else -1)
+    for name, value, lookup in (
+        ("created_after", created_after, "created_at__gte"),
+        ("created_before", created_before, "created_at__lt"),
+    ):
+        if value:
+            when = parse_datetime(value)
+            if when is None:
+                raise RunRefused(f"{name} must be an ISO 8601 date-time", field=name)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            qs = qs.filter(**{lookup: when})
+    if search:
+        qs = qs.annotate(input_text=Cast("input", TextField())).filter(input_text__icontains=search)
     return qs.order_by("-id")
 
 

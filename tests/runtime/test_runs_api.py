@@ -128,6 +128,12 @@ def test_list_filters_runs(api: APIClient, workflow: Any) -> None:
     assert api.get("/api/v1/runs?workflow=acme/flow&env=dev").json()["count"] == 2
     assert api.get("/api/v1/runs?status=completed").json()["count"] == 0
     assert api.get("/api/v1/runs?workflow=acme/flow&env=moon").status_code == 404
+    start(api, input={"n": 77})
+    assert api.get("/api/v1/runs?q=77").json()["count"] == 1
+    assert api.get("/api/v1/runs?created_after=2000-01-01T00:00:00Z").json()["count"] == 3
+    assert api.get("/api/v1/runs?created_before=2000-01-01").json()["count"] == 0
+    bad = api.get("/api/v1/runs?created_after=yesterday")
+    assert bad.status_code == 400 and bad.json()["field"] == "created_after"
 
 
 def test_signal_completes_the_run(api: APIClient, workflow: Any) -> None:
