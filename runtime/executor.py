@@ -249,21 +249,11 @@ RUN_FIELDS = (
     "id", "workflow_id", "version_id", "environment_id", "status", "input", "state", "error",
     "stop_reason", "deadline_at", "parent_run_id", "parent_step", "idempotency_key", "last_seq",
 )  # fmt: skip
-_environments: dict[int, tuple[float, Any]] = {}
-ENVIRONMENT_TTL_S = 5.0
-
-
-def environment_cached(environment_id: int) -> Any:
-    """The Environment row, re-read at most every few seconds (its allow-list can change)."""
+def environment_load(environment_id: int) -> Any:
+    """The Environment row, read once per task (its host allow-list may just have changed)."""
     from designer.models import Environment
 
-    hit = _environments.get(environment_id)
-    now = time.monotonic()
-    if hit is not None and now - hit[0] < ENVIRONMENT_TTL_S:
-        return hit[1]
-    env = Environment.objects.get(pk=environment_id)
-    _environments[environment_id] = (now, env)
-    return env
+    return Environment.objects.get(pk=environment_id)
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -290,7 +280,7 @@ def run_row(run_id: int) -> Run | None:
     row["deadline_at"] = _as_datetime(row["deadline_at"])
     run = Run(**row)
     run._state.adding = False
-    run.environment = environment_cached(row["environment_id"])
+    run.environment = environment_load(row["environment_id"])
     return run
 
 
