@@ -1270,6 +1270,7 @@ class SequenceDriver:
                         workflow_tag=step.event,
                         input=child_input,
                         policy=policy,
+                        attempt=st.attempt,
                     )
                 except RunRefused as exc:
                     raise StepError(f"child workflow: {exc}", retryable=False) from exc

@@ -306,10 +306,17 @@ def _create(
 
 
 def run_start_child(
-    *, parent: Run, step: str, workflow_tag: str, input: dict[str, Any], policy: str
+    *,
+    parent: Run,
+    step: str,
+    workflow_tag: str,
+    input: dict[str, Any],
+    policy: str,
+    attempt: int = 1,
 ) -> Run:
     """A FEATURE step's child run: same product and environment, linked to the parent.
-    The key makes a re-run of the step (after a crash) find the same child."""
+    The key makes a re-run of the same attempt (after a crash) find the same child; a
+    retry (next attempt) starts a new one."""
     workflow = Workflow.objects.filter(
         product_id=parent.environment.product_id, tag=workflow_tag
     ).first()
@@ -319,7 +326,7 @@ def run_start_child(
         workflow=workflow,
         environment=parent.environment,
         input=input,
-        idempotency_key=f"child:{parent.pk}:{step}",
+        idempotency_key=f"child:{parent.pk}:{step}:{attempt}",
         parent=parent,
         parent_step=step,
         parent_close_policy=policy,
