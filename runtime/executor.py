@@ -249,6 +249,8 @@ RUN_FIELDS = (
     "id", "workflow_id", "version_id", "environment_id", "status", "input", "state", "error",
     "stop_reason", "deadline_at", "parent_run_id", "parent_step", "idempotency_key", "last_seq",
 )  # fmt: skip
+
+
 def environment_load(environment_id: int) -> Any:
     """The Environment row, read once per task (its host allow-list may just have changed)."""
     from designer.models import Environment
@@ -696,19 +698,20 @@ class SequenceDriver:
             st.resolved, redacted = None, None
             st.input_error = str(exc)
         st.attempts = [*st.attempts, {"n": st.attempt, "started_at": now.isoformat()}]
-        pending.steps.append(
-            (
-                st.id,
-                {
-                    "status": "running",
-                    "attempt": st.attempt,
-                    "input": redacted,
-                    "started_at": now,
-                    "next_attempt_at": None,
-                    "attempts": st.attempts,
-                },
-            )
-        )
+        values = {
+            "status": "running",
+            "attempt": st.attempt,
+            "input": redacted,
+            "started_at": now,
+            "next_attempt_at": None,
+            "attempts": st.attempts,
+        }
+        if st.wait is not None or st.child_run_id is not None:
+            # A retried wait or child starts over.
+            st.wait = None
+            st.child_run_id = None
+            values.update(wait=None, child_run_id=None)
+        pending.steps.append((st.id, values))
         data: dict[str, Any] = {"attempt": st.attempt}
         pending.entries.append(("step_started", step.tag, data))
         self.ctx.run_info["current_step"] = step.tag

@@ -493,3 +493,14 @@ def test_journal_entries_are_published_once_per_commit_in_order(
     )
     # One publish per transaction: the first step's completion and the next start together.
     assert any({e["kind"] for e in batch} >= {"step_completed", "step_started"} for batch in calls)
+
+
+def test_a_retried_child_step_starts_a_new_child(product: Product, env_dev: Environment) -> None:
+    make_workflow(product, spec(seq("c", code("boom", tag="x"))), tag="child")
+    body = spec(seq("m", {"type": "FEATURE", "event": "child", "tag": "sub", "retries": 1}))
+    run = run_until_done(start(product, env_dev, body))
+    assert run.status == "failed"
+    children = Run.objects.filter(parent_run=run)
+    assert children.count() == 2
+    assert set(children.values_list("status", flat=True)) == {"failed"}
+    assert StepRun.objects.get(run=run, tag="sub").attempt == 2
