@@ -1297,7 +1297,7 @@ class SequenceDriver:
         if child_row["status"] in RUN_FINISHED:
             raise StepError(
                 f"child run {st.child_run_id} ended {child_row['status']}",
-                retryable=False,
+                retryable=True,  # the step's own retries decide: a new child each time
                 details={"child": st.child_run_id, "error": child_row["error"]},
             )
         self.park(pending)
