@@ -3,7 +3,7 @@ in-process queue so threads of this process can play several workers at once.
 
 The tests run on whatever the pytest process is configured for: SQLite + the ORM broker
 by default, PostgreSQL + Redis when DATABASE_URL and REDIS_URL are set (``make test``
-runs them a second time that way, see ``tests/scale/run-scale.sh``).
+runs them a second time that way, see ``tests/scale/pytest-scale.sh``).
 """
 
 from __future__ import annotations
