@@ -166,6 +166,25 @@ class PreparedJournal:
             (kind, step, json_dumps(data or {}), stored_at) for kind, step, data in entries
         ]
 
+    def published(
+        self, run_id: int, workflow_id: int, environment_id: int, first_seq: int
+    ) -> list[dict[str, Any]]:
+        """The entries as handed to the live view once committed."""
+        at_iso = self.at.isoformat()
+        return [
+            {
+                "run": run_id,
+                "workflow": workflow_id,
+                "environment": environment_id,
+                "seq": first_seq + offset,
+                "kind": kind,
+                "step": step,
+                "data": data or {},
+                "at": at_iso,
+            }
+            for offset, (kind, step, data) in enumerate(self.entries)
+        ]
+
 
 def journal_insert_prepared(
     run_id: int,
@@ -190,20 +209,7 @@ def journal_insert_prepared(
         f"VALUES {values}",
         params,
     )
-    at_iso = prepared.at.isoformat()
-    published = [
-        {
-            "run": run_id,
-            "workflow": workflow_id,
-            "environment": environment_id,
-            "seq": first_seq + offset,
-            "kind": kind,
-            "step": step,
-            "data": data or {},
-            "at": at_iso,
-        }
-        for offset, (kind, step, data) in enumerate(prepared.entries)
-    ]
+    published = prepared.published(run_id, workflow_id, environment_id, first_seq)
     if publish:
         publish_on_commit(published)
     return published
