@@ -168,24 +168,49 @@ def _environment_fields(environment: Environment) -> dict[str, Any]:
     }
 
 
-def environment_update(*, environment: Environment, actor: Actor, **fields: Any) -> Environment:
-    slug = fields.get("slug")
-    if slug and slug != environment.slug:
-        if environment.product.environments.filter(slug=slug).exists():
-            raise ValidationError({"slug": f"an environment {slug!r} already exists"})
-    before = _environment_fields(environment)
-    for key, value in fields.items():
-        setattr(environment, key, value)
+def _update_audited(
+    obj: Any,
+    *,
+    actor: Actor,
+    fields: dict[str, Any],
+    key: str,
+    siblings: Any,
+    noun: str,
+    snapshot: Any,
+    action: str,
+) -> None:
+    """Set ``fields`` on a product-scoped row whose ``key`` (slug/tag) must stay unique
+    among ``siblings``, save it and audit before/after in one transaction."""
+    new_key = fields.get(key)
+    if new_key and new_key != getattr(obj, key):
+        if siblings.filter(**{key: new_key}).exists():
+            raise ValidationError({key: f"{noun} {new_key!r} already exists"})
+    before = snapshot(obj)
+    for name, value in fields.items():
+        setattr(obj, name, value)
     with transaction.atomic():
-        environment.save()
+        obj.save()
         audit_record(
-            product=environment.product,
+            product=obj.product,
             actor=actor,
-            action="environment.update",
-            target=environment.slug,
+            action=action,
+            target=getattr(obj, key),
             before=before,
-            after=_environment_fields(environment),
+            after=snapshot(obj),
         )
+
+
+def environment_update(*, environment: Environment, actor: Actor, **fields: Any) -> Environment:
+    _update_audited(
+        environment,
+        actor=actor,
+        fields=fields,
+        key="slug",
+        siblings=environment.product.environments,
+        noun="an environment",
+        snapshot=_environment_fields,
+        action="environment.update",
+    )
     return environment
 
 
@@ -298,23 +323,16 @@ def component_create(
 
 
 def component_update(*, component: Component, actor: Actor, **fields: Any) -> Component:
-    tag = fields.get("tag")
-    if tag and tag != component.tag:
-        if component.product.components.filter(tag=tag).exists():
-            raise ValidationError({"tag": f"a component {tag!r} already exists"})
-    before = _component_fields(component)
-    for key, value in fields.items():
-        setattr(component, key, value)
-    with transaction.atomic():
-        component.save()
-        audit_record(
-            product=component.product,
-            actor=actor,
-            action="component.update",
-            target=component.tag,
-            before=before,
-            after=_component_fields(component),
-        )
+    _update_audited(
+        component,
+        actor=actor,
+        fields=fields,
+        key="tag",
+        siblings=component.product.components,
+        noun="a component",
+        snapshot=_component_fields,
+        action="component.update",
+    )
     return component
 
 
