@@ -142,17 +142,29 @@ if DATABASE_URL:
     }
     _pg_options: dict[str, object] = DATABASES["default"].setdefault("OPTIONS", {})
     _pg_options.setdefault("connect_timeout", env_int("TRELLIS_DB_CONNECT_TIMEOUT", 10))
-    # "off" trades the last fraction of a second of commits on a crash of the database
-    # host (never consistency: a run's journal and state commit together) for a commit
-    # without an fsync — the embedded mode's SQLite (WAL, synchronous=NORMAL) makes the
-    # same trade. Lost commits only re-run steps (at-least-once, same idempotency key).
+    # synchronous_commit: "off" trades the last fraction of a second of commits on a crash of
+    # the database host (never consistency: a crash keeps a prefix of the commits, and a
+    # step's result, its journal entries and the run's last_seq commit together) for a
+    # commit without waiting for an fsync — the embedded mode's SQLite (WAL,
+    # synchronous=NORMAL) makes the same trade. TRELLIS_PG_SYNCHRONOUS_COMMIT applies to
+    # every process; TRELLIS_PG_WORKER_SYNCHRONOUS_COMMIT (default "off") only to qcluster
+    # worker processes, whose commits are the engine's steps: a lost step commit only
+    # re-runs that step (same idempotency key), while what the API acknowledges (a started
+    # run, a signal) stays fsynced.
+    _commit_modes = {"on", "off", "local", "remote_write", "remote_apply"}
     _sync_commit = env_str("TRELLIS_PG_SYNCHRONOUS_COMMIT")
-    if _sync_commit:
-        if _sync_commit not in {"on", "off", "local", "remote_write", "remote_apply"}:
+    TRELLIS_PG_WORKER_SYNCHRONOUS_COMMIT = env_str(
+        "TRELLIS_PG_WORKER_SYNCHRONOUS_COMMIT", _sync_commit or "off"
+    )
+    for _name, _mode in (
+        ("TRELLIS_PG_SYNCHRONOUS_COMMIT", _sync_commit),
+        ("TRELLIS_PG_WORKER_SYNCHRONOUS_COMMIT", TRELLIS_PG_WORKER_SYNCHRONOUS_COMMIT),
+    ):
+        if _mode and _mode not in _commit_modes:
             raise ImproperlyConfigured(
-                f"TRELLIS_PG_SYNCHRONOUS_COMMIT must be on, off, local, remote_write or "
-                f"remote_apply, got {_sync_commit!r}"
+                f"{_name} must be on, off, local, remote_write or remote_apply, got {_mode!r}"
             )
+    if _sync_commit:
         _pg_options["options"] = f"-c synchronous_commit={_sync_commit}"
 else:
     DATABASES = {
@@ -191,7 +203,10 @@ Q_CLUSTER: dict[str, object] = {
     "retry": env_int("TRELLIS_TASK_RETRY", 660),
     "max_attempts": 1,
     "catch_up": False,
-    "save_limit": env_int("TRELLIS_TASK_SAVE_LIMIT", 200),
+    # -1: successful task results are not stored (a run's journal already says everything;
+    # a positive limit makes django-q2 re-read that many stored results per task). Failed
+    # tasks are always stored.
+    "save_limit": env_int("TRELLIS_TASK_SAVE_LIMIT", -1),
     "ack_failures": True,
     "label": "Task queue",
     "sync": env_bool("TRELLIS_QUEUE_SYNC", False),

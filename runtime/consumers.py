@@ -45,7 +45,10 @@ the journal, so an entry committed during the replay is both replayed and pushed
 when a push skips seqs (a lost or late message, a too-slow subscriber whose channel
 filled up), reads the missing range from the journal first. When no push arrived for
 ``CATCHUP_SECONDS``, a catch-up reads the journal once more, for the last entry of a run
-whose push was lost (a worker that died between commit and publish).
+whose push was lost (a worker that died between commit and publish). One catch-up also
+runs ``JOIN_CATCHUP_SECONDS`` after joining: a scale-out publisher trusts what it read of
+a group's members for ``runtime.live.WATCH_TTL_S``, so it may skip a new subscriber's
+first pushes; the journal has them by then.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ from runtime.channel_layer import run_group, workflow_group
 logger = logging.getLogger("trellis.live")
 
 CATCHUP_SECONDS = float(os.environ.get("TRELLIS_LIVE_CATCHUP_SECONDS", "5"))
+#: After joining: once the publishers' cached "nobody listens" has expired (runtime.live).
+JOIN_CATCHUP_SECONDS = live.WATCH_TTL_S + 0.1
 RUNS_LIMIT_MAX = 500
 
 CLOSE_BAD_REQUEST = 4400
@@ -286,8 +291,11 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
                     await self.deliver(run_id, missed)
 
     async def _catchup_loop(self) -> None:
+        # The first catch-up comes right after a publisher's "nobody listens" (read before
+        # we joined) has expired: what it skipped meanwhile is in the journal by then.
+        first = True
         while True:
-            await asyncio.sleep(CATCHUP_SECONDS)
+            await asyncio.sleep(JOIN_CATCHUP_SECONDS if first else CATCHUP_SECONDS)
             try:
                 allowed = await database_sync_to_async(still_member)(
                     user=self.scope["user"], product_id=self.product_id
@@ -298,9 +306,10 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
                 # Only a quiet stream needs the journal read: while pushes flow, a gap
                 # shows up as one and is filled then (and entries still in flight are
                 # not "missed" — reading them here would look like falling behind).
-                if time.monotonic() - self.last_push >= CATCHUP_SECONDS:
+                if first or time.monotonic() - self.last_push >= CATCHUP_SECONDS:
                     async with self._lock:
                         await self.catch_up()
+                first = False
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -325,7 +334,9 @@ class RunConsumer(_LiveConsumer):
         await self.join(run_group(self.run_id))
         last_seq = await database_sync_to_async(live.journal_last_seq)(run_id=self.run_id)
         replayed = 0
-        if want_snapshot or last_seq - after > self.cursor.replay_limit:
+        # A client ahead of the journal saw entries a crash of the database host took back
+        # (asynchronous worker commits): it must start over from a snapshot.
+        if want_snapshot or after > last_seq or last_seq - after > self.cursor.replay_limit:
             await self.send_snapshot(self.run_id)
         else:
             self.cursor.known[self.run_id] = after

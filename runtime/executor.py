@@ -69,7 +69,7 @@ from runtime.journal import (
     vendor,
     write_transaction,
 )
-from runtime.models import RUN_FINISHED, Run, SequenceRun, Signal, StepRun
+from runtime.models import RUN_ACTIVE, RUN_FINISHED, Run, SequenceRun, Signal, StepRun
 from runtime.spec import EventType, duration_ms
 
 logger = logging.getLogger("trellis.executor")
@@ -252,11 +252,54 @@ RUN_FIELDS = (
 )  # fmt: skip
 
 
-def environment_load(environment_id: int) -> Any:
-    """The Environment row, read once per task (its host allow-list may just have changed)."""
+def _environment_columns() -> list[str]:
     from designer.models import Environment
 
-    return Environment.objects.get(pk=environment_id)
+    return [str(f.column) for f in Environment._meta.concrete_fields]
+
+
+def _environment_from(values: Iterable[Any]) -> Any:
+    """An Environment instance from its columns as read by a raw SELECT."""
+    from django.db import models
+
+    from designer.models import Environment
+
+    fields = Environment._meta.concrete_fields
+    row = {}
+    for f, value in zip(fields, values, strict=True):
+        if isinstance(f, models.JSONField):
+            value = json_load(value)
+        elif isinstance(f, models.DateTimeField):
+            value = _as_datetime(value)
+        row[f.attname] = value
+    env = Environment(**row)
+    env._state.adding = False
+    return env
+
+
+def _run_select(*, also: str = "", joined_to: str = "") -> str:
+    """``SELECT`` of the run (RUN_FIELDS) and its environment's row, joined (read once
+    per task: an environment's host allow-list may just have changed); ``also`` adds
+    columns after those, ``joined_to`` a table (``"s, "``) the WHERE clause joins in."""
+    quote = connection.ops.quote_name
+    columns = [f"r.{name}" for name in RUN_FIELDS]
+    columns += [f"e.{quote(name)}" for name in _environment_columns()]
+    return (
+        f"SELECT {', '.join(columns)}{also} FROM {joined_to}runtime_run r "  # noqa: S608
+        "JOIN designer_environment e ON e.id = r.environment_id"
+    )
+
+
+def _run_from(values: Any) -> Run:
+    n = len(RUN_FIELDS)
+    row = dict(zip(RUN_FIELDS, values[:n], strict=True))
+    for key in ("input", "state", "error"):
+        row[key] = json_load(row[key])
+    row["deadline_at"] = _as_datetime(row["deadline_at"])
+    run = Run(**row)
+    run._state.adding = False
+    run.environment = _environment_from(values[n:])
+    return run
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -270,21 +313,9 @@ def _as_datetime(value: Any) -> datetime | None:
 
 
 def run_row(run_id: int) -> Run | None:
-    """The run as a model instance from one raw SELECT (no ORM query building)."""
-    values = raw_execute(
-        f"SELECT {', '.join(RUN_FIELDS)} FROM runtime_run WHERE id = %s",  # noqa: S608
-        [run_id],
-    ).fetchone()
-    if values is None:
-        return None
-    row = dict(zip(RUN_FIELDS, values, strict=True))
-    for key in ("input", "state", "error"):
-        row[key] = json_load(row[key])
-    row["deadline_at"] = _as_datetime(row["deadline_at"])
-    run = Run(**row)
-    run._state.adding = False
-    run.environment = environment_load(row["environment_id"])
-    return run
+    """The run (with its environment) as a model instance from one raw SELECT."""
+    values = raw_execute(f"{_run_select()} WHERE r.id = %s", [run_id]).fetchone()
+    return None if values is None else _run_from(values)
 
 
 def step_rows(run_id: int) -> list[dict[str, Any]]:
@@ -354,10 +385,11 @@ class RunContext:
     @classmethod
     def load(cls, run_id: int) -> RunContext | None:
         run = run_row(run_id)
-        if run is None:
-            return None
-        plan = plan_for_version(run.version_id)
-        return cls(run, plan, step_rows(run_id))
+        return None if run is None else cls.of(run)
+
+    @classmethod
+    def of(cls, run: Run) -> RunContext:
+        return cls(run, plan_for_version(run.version_id), step_rows(run.pk))
 
     def refresh_steps(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
@@ -561,11 +593,17 @@ class SequenceDriver:
         seq_values: dict[str, Any] | None = None,
         release: bool = False,
         after: Callable[[], None] | None = None,
+        run_values: dict[str, Any] | None = None,
     ) -> None:
         """One transaction: take journal seqs (the run's row lock) only while we still own
         the sequence's lease (fenced), write the steps, insert the journal.
 
-        Raises LeaseLost (nothing written) when another worker took the sequence over.
+        ``run_values`` also set columns of the run — only while it is not winding down
+        (no ``stop_reason``): the run's end, committed with its last step.
+
+        Raises LeaseLost (nothing written) when another worker took the sequence over,
+        or, with ``run_values``, when the run is winding down (or either: the caller
+        goes the general way, which tells them apart).
         """
         now = timezone.now()
         n = len(pending.entries)
@@ -582,25 +620,15 @@ class SequenceDriver:
         journal = PreparedJournal(pending.entries, now)
         run = self.ctx.run
         published: list[dict[str, Any]] = []
+        alloc = self.alloc_sql(n, stamp, run_values)
         if after is None and vendor() == "postgresql":
-            self.commit_one_statement(n, stamp, updates, journal)
+            self.commit_one_statement(n, alloc, updates, journal)
             if values:
                 self.renewed_at = time.monotonic()
             return
         txn = transaction.atomic() if after is not None else write_transaction()
         with txn as raw_txn:
-            # Waking sequences move the run (back) to running. On PostgreSQL the fence
-            # locks our sequence row, so a worker taking over an expired lease waits for
-            # this commit and then sees what it wrote.
-            row = raw_execute(
-                "UPDATE runtime_run SET last_seq = last_seq + %s, "  # noqa: S608 (no user text)
-                "status = CASE WHEN status IN ('pending', 'waiting') THEN 'running' "
-                "ELSE status END, started_at = COALESCE(started_at, %s) "
-                "WHERE id = %s AND EXISTS (SELECT 1 FROM runtime_sequencerun "
-                f"WHERE id = %s AND lease_owner = %s{self.lock_sql}) "
-                "RETURNING last_seq, stop_reason",
-                [n, stamp, self.run_id, self.seq_id, self.token],
-            ).fetchone()
+            row = raw_execute(*alloc).fetchone()
             if row is None:
                 raise LeaseLost()
             last, stop = row
@@ -622,24 +650,48 @@ class SequenceDriver:
         if values:
             self.renewed_at = time.monotonic()
 
+    def alloc_sql(
+        self, n: int, stamp: Any, run_values: dict[str, Any] | None
+    ) -> tuple[str, list[Any]]:
+        """The fenced journal-seq allocation: ``UPDATE runtime_run … RETURNING last_seq,
+        stop_reason``, a row only while we hold the sequence's lease (and, with
+        ``run_values``, while the run is not winding down).
+
+        Waking sequences move the run (back) to running. On PostgreSQL the fence locks our
+        sequence row, so a worker taking over an expired lease waits for this commit and
+        then sees what it wrote."""
+        sets = ["last_seq = last_seq + %s"]
+        args: list[Any] = [n]
+        if not run_values or "status" not in run_values:
+            sets.append(
+                "status = CASE WHEN status IN ('pending', 'waiting') THEN 'running' ELSE status END"
+            )
+        sets.append("started_at = COALESCE(started_at, %s)")
+        args.append(stamp)
+        for column, value in (run_values or {}).items():
+            placeholder, arg = _sql_value(column, value)
+            sets.append(f"{column} = {placeholder}")
+            args.append(arg)
+        stopping = " AND stop_reason = ''" if run_values else ""
+        sql = (
+            f"UPDATE runtime_run SET {', '.join(sets)} WHERE id = %s{stopping} "  # noqa: S608
+            "AND EXISTS (SELECT 1 FROM runtime_sequencerun "
+            f"WHERE id = %s AND lease_owner = %s{self.lock_sql}) RETURNING last_seq, stop_reason"
+        )
+        return sql, [*args, self.run_id, self.seq_id, self.token]
+
     def commit_one_statement(
         self,
         n: int,
-        stamp: Any,
+        alloc: tuple[str, list[Any]],
         updates: list[tuple[str, list[Any]]],
         journal: PreparedJournal,
     ) -> None:
         """PostgreSQL: the whole step commit as ONE statement (data-modifying CTEs), so it
         costs one round trip and commits on its own. Every write depends on the fenced
         allocation, so a lost lease writes nothing."""
-        ctes = [
-            "alloc AS (UPDATE runtime_run SET last_seq = last_seq + %s, "
-            "status = CASE WHEN status IN ('pending', 'waiting') THEN 'running' ELSE status "
-            "END, started_at = COALESCE(started_at, %s) WHERE id = %s AND EXISTS (SELECT 1 "
-            "FROM runtime_sequencerun WHERE id = %s AND lease_owner = %s FOR UPDATE) "
-            "RETURNING last_seq, stop_reason)"
-        ]
-        params: list[Any] = [n, stamp, self.run_id, self.seq_id, self.token]
+        ctes = [f"alloc AS ({alloc[0]})"]
+        params: list[Any] = list(alloc[1])
         for i, (sql, args) in enumerate(updates):
             ctes.append(f"u{i} AS ({sql} AND EXISTS (SELECT 1 FROM alloc))")  # noqa: S608
             params.extend(args)
@@ -1042,6 +1094,8 @@ class SequenceDriver:
 
     def complete_sequence(self, pending: Pending) -> tuple[int, str] | None:
         """The sequence is done: decide what starts next, in the same transaction."""
+        if self.finishes_run() and self.complete_run_with(pending):
+            return None
         result: list[tuple[int, str] | None] = [None]
         finished_run: list[bool] = []
         last_out: list[bool] = []
@@ -1069,6 +1123,42 @@ class SequenceDriver:
         if result[0] is None:
             return self.steal()
         return result[0]
+
+    def finishes_run(self) -> bool:
+        """Whether this sequence's end is the run's end, with nothing else to decide: the
+        only sequence of a run that has no parent to wake and no child runs to close."""
+        ctx = self.ctx
+        return (
+            len(ctx.plan.sequences) == 1
+            and not ctx.stop_reason
+            and not ctx.run.parent_run_id
+            and not _starts_children(ctx.plan)
+        )
+
+    def complete_run_with(self, pending: Pending) -> bool:
+        """Commit the sequence's and the run's completion with its last step, as one
+        commit; False (nothing written) when the run started winding down meanwhile or
+        the lease was lost: the general way then decides."""
+        now = timezone.now()
+        output = _run_output(self.ctx)
+        entries = [
+            ("sequence_completed", self.seq_tag, {}),
+            ("run_completed", "", {"output": output}),
+        ]
+        pending.entries.extend(entries)
+        try:
+            self.commit(
+                pending,
+                seq_values={"status": "completed", "finished_at": now},
+                release=True,
+                run_values={"status": "completed", "output": output, "finished_at": now,
+                            "lease_owner": "", "lease_until": None, "wake_at": None},
+            )  # fmt: skip
+        except LeaseLost:
+            del pending.entries[-len(entries) :]
+            return False
+        self.ctx.run.status = "completed"
+        return True
 
     def refresh(self) -> None:
         """Load what other tasks of this run committed: finished steps and the state."""
@@ -1424,15 +1514,26 @@ def _signal_names(step: PlanStep, data: dict[str, Any]) -> list[str]:
 # --- Run-level transitions (inside a transaction, run locked) ------------------------------------
 
 
-def _complete_run(ctx: RunContext) -> list[Entry]:
-    """Every sequence is done: resolve the output mapping and end the run."""
-    now = timezone.now()
+def _run_output(ctx: RunContext) -> Any:
+    """The run's output: its output mapping resolved (a failure is the output's error)."""
     output: Any
     try:
         output = resolve(ctx.plan.output, ctx.scope) if ctx.plan.output is not None else None
         json_dumps(output)
     except (ExpressionError, TypeError, ValueError) as exc:
         output = {"error": f"output mapping failed: {exc}"}
+    return output
+
+
+def _starts_children(plan: Plan) -> bool:
+    """Whether a plan has FEATURE steps (its runs may have child runs to close)."""
+    return any(step.type is EventType.FEATURE for step in plan.steps)
+
+
+def _complete_run(ctx: RunContext) -> list[Entry]:
+    """Every sequence is done: resolve the output mapping and end the run."""
+    now = timezone.now()
+    output = _run_output(ctx)
     Run.objects.filter(pk=ctx.run.pk).update(
         status="completed",
         output=output,
@@ -1767,22 +1868,32 @@ def sequence_drive(sequence_run_id: int) -> None:
     token = new_token()
     now = timezone.now()
     lease_until = now + timedelta(seconds=LEASE_S)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE runtime_sequencerun SET lease_owner = %s, lease_until = %s, "
-            "status = 'running', wake_at = NULL "
-            "WHERE id = %s AND ((status = 'running' AND (lease_owner = '' OR lease_until < %s)) "
-            "OR (status IN ('waiting', 'retrying') AND wake_at <= %s)) "
-            "RETURNING run_id, tag",
-            [token, db_datetime(lease_until), sequence_run_id, db_datetime(now), db_datetime(now)],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return
-    run_id, tag = row
-    ctx = RunContext.load(run_id)
-    if ctx is None:
-        return
+    take = (
+        "UPDATE runtime_sequencerun SET lease_owner = %s, lease_until = %s, "
+        "status = 'running', wake_at = NULL "
+        "WHERE id = %s AND ((status = 'running' AND (lease_owner = '' OR lease_until < %s)) "
+        "OR (status IN ('waiting', 'retrying') AND wake_at <= %s)) "
+        "RETURNING run_id, tag"
+    )
+    args = [token, db_datetime(lease_until), sequence_run_id, db_datetime(now), db_datetime(now)]
+    if vendor() == "postgresql":
+        # One statement: take the lease and read the run with its environment.
+        select = _run_select(also=", s.tag", joined_to="s, ")
+        values = raw_execute(f"WITH s AS ({take}) {select} WHERE r.id = s.run_id", args).fetchone()
+        if values is None:
+            return
+        tag = values[-1]
+        ctx = RunContext.of(_run_from(values[:-1]))
+    else:
+        row = raw_execute(take, args).fetchone()
+        if row is None:
+            return
+        run_id, tag = row
+        loaded = RunContext.load(run_id)
+        if loaded is None:
+            return
+        ctx = loaded
+    run_id = ctx.run.pk
     driver = SequenceDriver(ctx, token)
     try:
         if ctx.run.status in RUN_FINISHED:
@@ -1952,7 +2063,7 @@ def sweep_once(*, limit: int = 500) -> dict[str, int]:
                 enqueue([(DRIVE, (pk,)) for pk in ids])
             counts[name] = len(ids)
 
-    late = Run.objects.exclude(status__in=RUN_FINISHED).filter(stop_reason="", deadline_at__lte=now)
+    late = Run.objects.filter(status__in=RUN_ACTIVE, stop_reason="", deadline_at__lte=now)
     for run_id in late.values_list("id", flat=True)[:limit]:
         with transaction.atomic():
             cause = {"code": "run_timeout", "message": "the run timed out"}
@@ -1961,7 +2072,7 @@ def sweep_once(*, limit: int = 500) -> dict[str, int]:
         counts["deadlines"] += 1
 
     winding = (
-        Run.objects.exclude(status__in=RUN_FINISHED)
+        Run.objects.filter(status__in=RUN_ACTIVE)
         .exclude(stop_reason="")
         .filter(Q(lease_owner="") | Q(lease_until__lt=now))
         .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
@@ -1975,6 +2086,7 @@ def sweep_once(*, limit: int = 500) -> dict[str, int]:
         counts["finalize"] = len(ids)
 
     orphans = StepRun.objects.filter(
+        child_run__isnull=False,
         status="waiting",
         child_run__status__in=list(RUN_FINISHED),
         child_run__finished_at__lt=now - timedelta(seconds=SWEEP_EVERY_S * 2),

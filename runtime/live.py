@@ -47,6 +47,9 @@ REPLAY_LIMIT = int(os.environ.get("TRELLIS_LIVE_REPLAY_LIMIT", "1000"))
 #: A pushed entry whose data is larger than this (JSON bytes) travels without its data;
 #: the consumer reads it from the journal.
 PUSH_MAX_DATA_BYTES = 32 * 1024
+#: How long a publisher trusts what it read of a group's members (seconds): a new
+#: subscriber may miss pushes for that long; its consumer catches up from the journal then.
+WATCH_TTL_S = 0.2
 #: Kinds that describe the run as a whole (the runs list needs only these).
 RUN_KINDS_PREFIX = "run_"
 
@@ -137,8 +140,12 @@ class _Publisher:
     - with channels-redis, the groups' member counts are read first, synchronously in
       one round trip (``ZCARD``), and only groups someone listens to are sent to (most
       runs have no watcher; a group_send costs several round trips and a Lua script,
-      and waking the loop thread costs the worker the GIL). Skipping is safe: the
-      commit came first, and a subscriber joins its group before it reads the journal;
+      and waking the loop thread costs the worker the GIL). What was read is kept for
+      ``WATCH_TTL_S`` (a run's steps commit every millisecond or so: one read per run
+      and group instead of one per step). Skipping is safe: the commit came first, a
+      subscriber joins its group before it reads the journal, and what a stale "nobody
+      listens" skipped in its first ``WATCH_TTL_S`` reaches it with the next push (its
+      :class:`RunCursor` reads a skipped range from the journal) or the catch-up;
     - ``send`` does not wait for Redis: this thread pushes in commit order, and what
       piles up meanwhile goes out merged (one message per run and group).
     """
@@ -151,6 +158,7 @@ class _Publisher:
         self.config = repr(settings.CHANNEL_LAYERS.get(DEFAULT_CHANNEL_LAYER))
         self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
         self.watchers = _redis_group_counter(self.layer)
+        self.watched_until: dict[str, tuple[float, bool]] = {}  # group -> (expiry, watched)
         self.loop = asyncio.new_event_loop()
         self.lock = threading.Lock()
         self.pending: list[tuple[str, dict[str, Any]]] = []
@@ -170,13 +178,27 @@ class _Publisher:
         for entry in entries:
             groups.add(run_group(_id(entry["run"])))
             groups.add(workflow_group(_id(entry["workflow"])))
-        try:
-            watched = self.watchers(sorted(groups))
-        except Exception:
-            logger.exception("live: reading group members failed; pushing anyway")
-            watched = groups
+        watched = self.watched(groups)
         if watched:
             self.send([pair for pair in push_messages(entries) if pair[0] in watched])
+
+    def watched(self, groups: set[str]) -> set[str]:
+        """The groups someone listens to: read for those not known since WATCH_TTL_S."""
+        now = time.monotonic()
+        known = self.watched_until
+        stale = sorted(g for g in groups if (hit := known.get(g)) is None or hit[0] <= now)
+        if stale:
+            try:
+                found = self.watchers(stale)
+            except Exception:
+                logger.exception("live: reading group members failed; pushing anyway")
+                return groups
+            if len(known) > 10_000:  # forget the runs that ended long ago
+                self.watched_until = known = {g: v for g, v in known.items() if v[0] > now}
+            until = now + WATCH_TTL_S
+            for group in stale:
+                known[group] = (until, group in found)
+        return {group for group in groups if known[group][1]}
 
     def send(self, pairs: list[tuple[str, dict[str, Any]]]) -> None:
         """Queue ``(group, message)`` pairs for the loop thread; returns at once."""

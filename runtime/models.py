@@ -47,17 +47,21 @@ class StepStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+RUN_ACTIVE = ["pending", "running", "waiting"]
+
+
 class Run(models.Model):
-    workflow = models.ForeignKey("designer.Workflow", on_delete=models.PROTECT, related_name="runs")
+    # Indexed by the (workflow, environment, -id) index below.
+    workflow = models.ForeignKey(
+        "designer.Workflow", on_delete=models.PROTECT, related_name="runs", db_index=False
+    )
     version = models.ForeignKey(
         "designer.WorkflowVersion", on_delete=models.PROTECT, related_name="runs"
     )
     environment = models.ForeignKey(
         "designer.Environment", on_delete=models.PROTECT, related_name="runs"
     )
-    status = models.CharField(
-        max_length=12, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True
-    )
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.PENDING)
     input = models.JSONField(default=dict)
     output = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
@@ -80,7 +84,7 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)  # options.timeout
-    wake_at = models.DateTimeField(null=True, blank=True, db_index=True)  # earliest timer
+    wake_at = models.DateTimeField(null=True, blank=True)  # earliest timer
     cancel_requested = models.BooleanField(default=False)
     # Set once when the run starts winding down (a step failed, cancel, ROLLBACK, timeout):
     # sequences stop at their next step boundary and the last one out compensates.
@@ -91,7 +95,7 @@ class Run(models.Model):
     kicked_at = models.DateTimeField(null=True, blank=True)  # last re-enqueued by the sweep
     # Lease for run-level work (compensation, finishing); sequences have their own.
     lease_owner = models.CharField(max_length=100, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     # Not a column: run_start sets it when an idempotency key found an existing run.
     reused: bool = False
@@ -105,7 +109,15 @@ class Run(models.Model):
                 name="uniq_run_idempotency_key",
             )
         ]
-        indexes = [models.Index(fields=["workflow", "environment", "-id"])]
+        # Every step rewrites its run's row (the journal's ``last_seq``): each index here
+        # is one more write whenever that update cannot stay on its page (HOT), so only
+        # what a query needs. ``run_active`` is partial: the sweep's scans of unfinished
+        # runs stay as small as the number of runs in flight, however long the history.
+        indexes = [
+            models.Index(fields=["workflow", "environment", "-id"]),
+            models.Index(fields=["status"], condition=models.Q(status__in=RUN_ACTIVE),
+                         name="run_active"),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"run {self.pk} ({self.status})"
@@ -114,7 +126,10 @@ class Run(models.Model):
 class SequenceRun(models.Model):
     """One sequence of a run: driven by one task at a time, which holds its lease."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="sequences")
+    # Indexed by uniq_seqrun (run, tag).
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="sequences", db_index=False
+    )
     tag = models.CharField(max_length=100)
     status = models.CharField(max_length=15, choices=StepStatus.choices, default=StepStatus.PENDING)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -136,7 +151,8 @@ class SequenceRun(models.Model):
 
 
 class StepRun(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    # Indexed by uniq_steprun (run, tag).
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps", db_index=False)
     tag = models.CharField(max_length=100)
     sequence = models.CharField(max_length=100)
     index = models.PositiveIntegerField(default=0)  # position in its sequence
@@ -152,7 +168,7 @@ class StepRun(models.Model):
     # What a waiting step waits for: {"signals": [...], "until": iso} or {"child": id}.
     wait = models.JSONField(null=True, blank=True)
     child_run = models.ForeignKey(
-        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     rollback_status = models.CharField(max_length=15, blank=True)
     rollback_attempt = models.PositiveIntegerField(default=0)
@@ -161,10 +177,17 @@ class StepRun(models.Model):
     class Meta:
         ordering = ["run", "id"]
         constraints = [models.UniqueConstraint(fields=["run", "tag"], name="uniq_steprun")]
+        # No index on ``status``: a step's row is rewritten twice per step, and an indexed
+        # status would keep every one of those updates off its page (no HOT).
+        indexes = [
+            models.Index(fields=["child_run"], condition=models.Q(child_run__isnull=False),
+                         name="steprun_child"),
+        ]  # fmt: skip
 
 
 class JournalEntry(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="journal")
+    # Indexed by uniq_journal_seq (run, seq).
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="journal", db_index=False)
     seq = models.PositiveBigIntegerField()
     kind = models.CharField(max_length=40)
     step = models.CharField(max_length=100, blank=True)

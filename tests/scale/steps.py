@@ -105,3 +105,12 @@ def file_gate(input: Any, ctx: Any) -> dict[str, Any]:
         time.sleep(0.001)
     _record(ctx)
     return {"step": ctx.step}
+
+
+def commit_mode(input: Any, ctx: Any) -> dict[str, str]:
+    """The synchronous_commit setting of this worker process's database session."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return {"mode": cursor.fetchone()[0], "pid": str(os.getpid())}

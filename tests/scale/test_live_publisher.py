@@ -86,3 +86,52 @@ def test_only_groups_someone_listens_to_are_sent_to(redis_layer: dict[str, Any])
     assert [e["seq"] for m in got for e in m["entries"]] == [1, 2]
     assert {m["run"] for m in got} == {1}
     assert watched == ["run.1"]
+
+
+def test_who_listens_is_read_once_per_group_while_a_run_commits_step_after_step(
+    redis_layer: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publisher = live._publisher()
+    assert publisher.watchers is not None
+    reads: list[list[str]] = []
+    real = publisher.watchers
+
+    def counting(groups: list[str]) -> set[str]:
+        reads.append(groups)
+        return set(real(groups))
+
+    monkeypatch.setattr(publisher, "watchers", counting)
+    monkeypatch.setattr(live, "WATCH_TTL_S", 0.3)
+    for seq in range(1, 11):  # ten steps of run 7 in well under WATCH_TTL_S
+        live.publish([entry(7, seq)])
+    assert reads == [["run.7", "workflow.9"]]
+    live.publish([entry(8, 1)])  # another run of the same workflow: only its own group
+    assert reads[1:] == [["run.8"]]
+    import time
+
+    time.sleep(0.35)
+    live.publish([entry(7, 11)])  # expired: read again, so a new listener is found
+    assert reads[2:] == [["run.7", "workflow.9"]]
+
+
+def test_a_listener_joining_while_nobody_listened_gets_the_skipped_entries_with_the_next_push(
+    redis_layer: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What RunCursor does for a consumer: a push past a gap reads the gap from the journal.
+    publisher = live._publisher()
+    monkeypatch.setattr(live, "WATCH_TTL_S", 0.3)
+    layer = channel_layers.make_backend("default")
+
+    async def scenario() -> list[int]:
+        live.publish([entry(21, 1)])  # nobody listens: skipped, and remembered so
+        watcher = await layer.new_channel()
+        await layer.group_add("run.21", watcher)
+        live.publish([entry(21, 2)])  # still within WATCH_TTL_S: skipped too
+        await asyncio.sleep(0.35)
+        live.publish([entry(21, 3)])  # read again: sent
+        message = await asyncio.wait_for(layer.receive(watcher), 5)
+        return [e["seq"] for e in message["entries"]]
+
+    # The first push to arrive is seq 3: the consumer's cursor sees 2 missing after its
+    # replay and reads it (tests/runtime/test_consumers.py covers that part).
+    assert asyncio.run(scenario()) == [3]

@@ -58,3 +58,10 @@ def test_vite_bundles_are_cached_forever_and_other_static_files_are_not() -> Non
     assert immutable("", "/static/assets/main-BbtSLSCu.css")
     assert not immutable("", "/static/admin/css/base.css")
     assert not immutable("", "/static/assets/main.js")
+
+
+def test_a_bad_worker_synchronous_commit_value_is_a_named_startup_error() -> None:
+    out = settings_of(
+        DATABASE_URL="postgresql://u@db/t", TRELLIS_PG_WORKER_SYNCHRONOUS_COMMIT="sometimes"
+    )
+    assert "ImproperlyConfigured: TRELLIS_PG_WORKER_SYNCHRONOUS_COMMIT must be" in out

@@ -208,3 +208,21 @@ def test_signals_are_delivered_once_on_several_workers(
         assert steps.step_counts(run.pk) == {"root": 1, "end": 1}
         assert kinds(run.pk, "step_completed", "wl") == kinds(run.pk, "step_completed", "wr") == 1
     assert journal_problems(ids) == []
+
+
+def test_worker_commits_skip_the_fsync_wait_while_api_commits_keep_it(
+    product: Product, env_dev: Environment, cluster: Callable[..., Worker]
+) -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's; this runs in the scale-out pass")
+    wf = make_workflow(product, {"sequences": [{"tag": "m", "events": [step("commit_mode", "c")]}]})
+    cluster(workers=1)
+    run = run_start(workflow=wf, environment=env_dev, input={})
+    assert wait_for(all_ended([run.pk]), timeout=60)
+    output = StepRun.objects.get(run=run, tag="c").output
+    assert output["mode"] == "off"  # TRELLIS_PG_WORKER_SYNCHRONOUS_COMMIT's default
+    with connection.cursor() as cursor:  # this process is not a worker: the server default
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
