@@ -118,7 +118,7 @@ def test_a_listener_joining_while_nobody_listened_gets_the_skipped_entries_with_
     redis_layer: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # What RunCursor does for a consumer: a push past a gap reads the gap from the journal.
-    publisher = live._publisher()
+    live._publisher()  # a fresh publisher for this layer
     monkeypatch.setattr(live, "WATCH_TTL_S", 0.3)
     layer = channel_layers.make_backend("default")
 
