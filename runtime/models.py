@@ -127,9 +127,7 @@ class SequenceRun(models.Model):
     """One sequence of a run: driven by one task at a time, which holds its lease."""
 
     # Indexed by uniq_seqrun (run, tag).
-    run = models.ForeignKey(
-        Run, on_delete=models.CASCADE, related_name="sequences", db_index=False
-    )
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="sequences", db_index=False)
     tag = models.CharField(max_length=100)
     status = models.CharField(max_length=15, choices=StepStatus.choices, default=StepStatus.PENDING)
     started_at = models.DateTimeField(null=True, blank=True)
