@@ -227,6 +227,9 @@ TRELLIS_CODE_PACKAGES = env_list("TRELLIS_CODE_PACKAGES", ["workflows", "tests"]
 # A worker that stops renewing its lease on a run's sequence (crashed) loses it after this
 # many seconds; another worker then continues the run.
 TRELLIS_LEASE_S = env_float("TRELLIS_LEASE_S", 10.0)
+# PUBLISH: runs started by messages from runs started by messages… stop after this many
+# generations (a workflow publishing to a topic it subscribes to would loop forever).
+TRELLIS_PUBLISH_CHAIN_MAX = env_int("TRELLIS_PUBLISH_CHAIN_MAX", 10)
 # Code-first workflows: their CODE steps call runtime.workflows, which only runs functions
 # registered by workflows.define() for the run's own workflow.
 TRELLIS_CODE_PACKAGES.append("runtime.workflows")

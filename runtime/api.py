@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -132,13 +133,18 @@ class RunListApi(ApiView):
         input_ = body.get("input", {})
         if body.get("schedule") is not None:
             return self._schedule(request, workflow, env, input_, body["schedule"])
-        run = services.run_start(
-            workflow=workflow, environment=env, input=input_, idempotency_key=key, user=request.user
-        )
-        reused = run.reused
-        run = selectors.run_for(user=request.user, run_id=run.pk)
-        if not reused:
-            run_action_audit(actor=request.user, action="run.start", run=run, details=body)
+        with transaction.atomic():  # the run and its audit row commit together
+            run = services.run_start(
+                workflow=workflow,
+                environment=env,
+                input=input_,
+                idempotency_key=key,
+                user=request.user,
+            )
+            reused = run.reused
+            run = selectors.run_for(user=request.user, run_id=run.pk)
+            if not reused:
+                run_action_audit(actor=request.user, action="run.start", run=run, details=body)
         code = status.HTTP_200_OK if reused else status.HTTP_202_ACCEPTED
         return Response(run_json(run), status=code)
 
@@ -155,16 +161,21 @@ class RunListApi(ApiView):
             )
         if not isinstance(input_, dict):
             raise RunRefused("input must be an object", field="input")
-        job = run_schedule(
-            workflow=workflow, environment=env, input=input_, schedule=schedule, user=request.user
-        )
-        audit_record(
-            product=workflow.product,
-            actor=request.user,
-            action="run.schedule",
-            target=f"{workflow.tag}@{env.slug}",
-            after={"schedule_id": job.pk, "schedule": schedule},
-        )
+        with transaction.atomic():
+            job = run_schedule(
+                workflow=workflow,
+                environment=env,
+                input=input_,
+                schedule=schedule,
+                user=request.user,
+            )
+            audit_record(
+                product=workflow.product,
+                actor=request.user,
+                action="run.schedule",
+                target=f"{workflow.tag}@{env.slug}",
+                after={"schedule_id": job.pk, "schedule": schedule},
+            )
         return Response(
             {"scheduled": True, "schedule_id": job.pk, "next_run": job.next_run},
             status=status.HTTP_202_ACCEPTED,
@@ -211,9 +222,11 @@ class RunSignalApi(ApiView):
     )
     def post(self, request: Request, run_id: str, name: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
-        signal = services.run_signal(run=run, name=name, payload=_body(request), user=request.user)
-        details = {"signal": name, "payload": signal.payload}
-        run_action_audit(actor=request.user, action="run.signal", run=run, details=details)
+        payload = _body(request)
+        with transaction.atomic():
+            signal = services.run_signal(run=run, name=name, payload=payload, user=request.user)
+            details = {"signal": name, "payload": signal.payload}
+            run_action_audit(actor=request.user, action="run.signal", run=run, details=details)
         return Response(
             {"id": signal.pk, "run": run.pk, "name": name, "payload": signal.payload},
             status=status.HTTP_202_ACCEPTED,
@@ -231,10 +244,11 @@ class RunCancelApi(ApiView):
         reason = _body(request).get("reason", "")
         if not isinstance(reason, str):
             raise RunRefused("reason must be a string", field="reason")
-        run = services.run_cancel(run=run, user=request.user, reason=reason)
-        run_action_audit(
-            actor=request.user, action="run.cancel", run=run, details={"reason": reason}
-        )
+        with transaction.atomic():
+            run = services.run_cancel(run=run, user=request.user, reason=reason)
+            run_action_audit(
+                actor=request.user, action="run.cancel", run=run, details={"reason": reason}
+            )
         return Response(run_json(run), status=status.HTTP_202_ACCEPTED)
 
 
@@ -263,8 +277,9 @@ class RunReplayApi(ApiView):
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
-        new = services.run_replay(run=run, user=request.user)
-        run_action_audit(actor=request.user, action="run.replay", run=new, origin=run)
+        with transaction.atomic():
+            new = services.run_replay(run=run, user=request.user)
+            run_action_audit(actor=request.user, action="run.replay", run=new, origin=run)
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 
@@ -282,10 +297,13 @@ class RunRestartApi(ApiView):
         merge = body.get("merge", True)
         if not isinstance(merge, bool):
             raise RunRefused("merge must be true or false", field="merge")
-        new = services.run_restart(run=run, input=body.get("input"), merge=merge, user=request.user)
-        run_action_audit(
-            actor=request.user, action="run.restart", run=new, origin=run, details=body
-        )
+        with transaction.atomic():
+            new = services.run_restart(
+                run=run, input=body.get("input"), merge=merge, user=request.user
+            )
+            run_action_audit(
+                actor=request.user, action="run.restart", run=new, origin=run, details=body
+            )
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 
@@ -303,13 +321,12 @@ class RunResumeApi(ApiView):
         checkpoint = body.get("checkpoint")
         if checkpoint is not None and not isinstance(checkpoint, str):
             raise RunRefused("checkpoint must be a checkpoint name", field="checkpoint")
-        new = services.run_resume(
-            run=run,
-            skip=_string_list(body.get("skip"), "skip"),
-            checkpoint=checkpoint,
-            user=request.user,
-        )
-        run_action_audit(actor=request.user, action="run.resume", run=new, origin=run, details=body)
+        skip = _string_list(body.get("skip"), "skip")
+        with transaction.atomic():
+            new = services.run_resume(run=run, skip=skip, checkpoint=checkpoint, user=request.user)
+            run_action_audit(
+                actor=request.user, action="run.resume", run=new, origin=run, details=body
+            )
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 
@@ -328,8 +345,11 @@ class RunForkApi(ApiView):
         outputs = body.get("outputs") or {}
         if not isinstance(outputs, dict):
             raise RunRefused("outputs must map step tags to outputs", field="outputs")
-        new = services.run_fork(run=run, step=step, outputs=outputs, user=request.user)
-        run_action_audit(actor=request.user, action="run.fork", run=new, origin=run, details=body)
+        with transaction.atomic():
+            new = services.run_fork(run=run, step=step, outputs=outputs, user=request.user)
+            run_action_audit(
+                actor=request.user, action="run.fork", run=new, origin=run, details=body
+            )
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 

@@ -74,6 +74,7 @@ def publish_run(call: ConnectorCall) -> Any:
             event=f"{broker}:{topic}",
             message=message,
             message_id=stored.pk,
+            publisher_run_id=call.run_id,
         )
         stored.runs = started
         stored.save(update_fields=["runs"])
@@ -169,23 +170,68 @@ def topic_subscribers(*, environment_id: int, event: str) -> list[tuple[Any, dic
     return out
 
 
+def message_generation(run_id: int | None) -> int:
+    """How many messages led to this run: 0 for a run not started by a message from
+    another run, else one more than the run that published it."""
+    from runtime.models import Run
+
+    generation = 0
+    seen: set[int] = set()
+    while run_id is not None and run_id not in seen:
+        seen.add(run_id)
+        row = Run.objects.filter(pk=run_id).values_list("origin_id", "origin_kind").first()
+        if row is None or row[1] != "message":
+            break
+        generation += 1
+        run_id = row[0]
+    return generation
+
+
 def topic_trigger(
-    *, product_id: int, environment_id: int, event: str, message: Any, message_id: int
+    *,
+    product_id: int,
+    environment_id: int,
+    event: str,
+    message: Any,
+    message_id: int,
+    publisher_run_id: int | None = None,
 ) -> tuple[list[int], list[dict[str, Any]]]:
     """Start every workflow subscribed to ``event`` with the message as input.
 
     Returns the started run ids and, for each refused start (inactive, input not matching
     the schema…), ``{workflow, message}``; one refusal does not stop the others. Each
     start is keyed by the message, so triggering twice starts each workflow once.
+
+    A started run records the run that published the message as its origin (kind
+    "message"). A chain of runs starting runs through messages — a workflow publishing to
+    a topic it subscribes to, or two workflows feeding each other — stops after
+    ``TRELLIS_PUBLISH_CHAIN_MAX`` generations: the next starts are refused, named.
     """
+    from django.conf import settings
+
     from designer.models import Environment
     from runtime.expressions import DictScope, resolve
+    from runtime.models import Run
     from runtime.services import run_start
 
     environment = Environment.objects.get(pk=environment_id, product_id=product_id)
     started: list[int] = []
     refused: list[dict[str, Any]] = []
-    for workflow, trigger in topic_subscribers(environment_id=environment_id, event=event):
+    subscribers = topic_subscribers(environment_id=environment_id, event=event)
+    publisher = Run.objects.filter(pk=publisher_run_id).first() if publisher_run_id else None
+    if subscribers and publisher is not None:
+        limit = int(getattr(settings, "TRELLIS_PUBLISH_CHAIN_MAX", 10))
+        generation = message_generation(publisher.pk) + 1
+        if generation > limit:
+            why = (
+                f"not started: it would be generation {generation} of a chain of runs "
+                f"started by messages from run {publisher.pk}'s ancestors (limit {limit}, "
+                "TRELLIS_PUBLISH_CHAIN_MAX): a workflow publishing to a topic it subscribes "
+                "to loops"
+            )
+            log.warning("topic %s: %s", event, why)
+            return [], [{"workflow": workflow.tag, "message": why} for workflow, _ in subscribers]
+    for workflow, trigger in subscribers:
         mapping = trigger.get("input")
         try:
             run_input = message if mapping is None else resolve(mapping, DictScope(input=message))
@@ -196,6 +242,8 @@ def topic_trigger(
                 environment=environment,
                 input=run_input,
                 idempotency_key=f"message:{message_id}",
+                origin=publisher,
+                origin_kind="message" if publisher is not None else "",
             )
         except TrellisError as exc:
             log.info("topic %s did not start %s: %s", event, workflow.tag, exc)

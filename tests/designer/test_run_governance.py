@@ -152,3 +152,22 @@ def test_every_operator_action_is_audited_with_its_actor(
     )
     assert refused.status_code == 409
     assert AuditEntry.objects.filter(action="run.start").count() == 1
+
+
+def test_a_run_and_its_audit_row_commit_together(
+    workflow: Workflow, admin_user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runtime.api
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("the audit log is unavailable")
+
+    monkeypatch.setattr(runtime.api, "run_action_audit", broken)
+    client = client_for(admin_user)
+    client.raise_request_exception = False
+    response = start(client, "dev", name="Ada", email="ada@example.com")
+    assert response.status_code == 500
+    assert not Run.objects.exists()  # no unaudited run
+    monkeypatch.undo()
+    assert start(client, "dev", name="Ada", email="ada@example.com").status_code == 202
+    assert Run.objects.count() == 1 and last("run.start").actor == admin_user

@@ -260,3 +260,34 @@ def test_a_redis_host_off_the_allow_list_is_refused(product: Product) -> None:
             component,
             allowed_hosts=("redis.internal",),
         )
+
+
+def test_a_workflow_publishing_to_its_own_topic_stops_after_the_chain_limit(
+    product: Product, settings: Any
+) -> None:
+    settings.TRELLIS_PUBLISH_CHAIN_MAX = 2
+    looping = publish_workflow(
+        product, "loop", triggers=[{"type": "topic", "event": "order-events:order-created"}]
+    )
+    event = "order-events:order-created"
+    publish(product, "dev", event, {"message": {"orderId": "A"}}, idempotency_key="k0")
+    first = Run.objects.get()  # started from outside: generation 0
+    assert (first.origin_id, first.origin_kind) == (None, "")
+    publisher = first
+    for n in (1, 2):  # each run publishes the message that starts the next
+        out = publish(
+            product, "dev", event, {"message": {"orderId": "A"}}, idempotency_key=f"k{n}",
+            run_id=publisher.pk,
+        )  # fmt: skip
+        run = Run.objects.get(pk=out["runs"][0])
+        assert (run.workflow, run.origin_id, run.origin_kind) == (looping, publisher.pk, "message")
+        publisher = run
+    out = publish(
+        product, "dev", event, {"message": {"orderId": "A"}}, idempotency_key="k3",
+        run_id=publisher.pk,
+    )  # fmt: skip
+    assert out["runs"] == []
+    assert out["refused"][0]["workflow"] == "loop"
+    assert "generation 3" in out["refused"][0]["message"]
+    assert "limit 2" in out["refused"][0]["message"]
+    assert Run.objects.count() == 3
