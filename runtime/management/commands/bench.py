@@ -350,9 +350,14 @@ def _scratch_env(
 
 
 def table(result: dict[str, Any]) -> str:
+    w1_target = "2" if result.get("mode") == "scale" else "1"  # issue targets per mode
     rows = [
         ("mode", result.get("mode"), ""),
-        ("W1 100 sequential steps", result.get("w1_ms_per_step"), "ms/step (target < 1)"),
+        (
+            "W1 100 sequential steps",
+            result.get("w1_ms_per_step"),
+            f"ms/step (target < {w1_target})",
+        ),
         ("W2 200 runs x 10 steps", result.get("w2_steps_per_s"), "steps/s (target >= 1000)"),
         ("W2 runs", result.get("w2_runs_per_s"), "runs/s"),
         ("W3 fan-out 50 + join", result.get("w3_s"), "s (target < 0.5)"),
