@@ -28,6 +28,7 @@ from runtime.recorder import (
     _SNAKE,
     CALL_SHAPES,
     MISSING,
+    LogLevels,
     RecordingContext,
     RecordingError,
     contains_recorded,
@@ -275,29 +276,15 @@ class _LiveTransform:
     formatDate = format_date
 
 
-class _LiveLog:
+class _LiveLog(LogLevels):
     """Log lines are kept and handed to the runner when the function returns (on the
     engine's thread, which journals them with the step)."""
 
     def __init__(self) -> None:
         self.lines: list[tuple[str, str, Any]] = []
 
-    def _add(self, level: str, message: Any, data: Any) -> None:
+    def _log(self, level: str, message: Any, data: Any = None) -> None:
         self.lines.append((level, str(message), _unwrap(data)))
-
-    def debug(self, message: Any, data: Any = None) -> None:
-        self._add("debug", message, data)
-
-    def info(self, message: Any, data: Any = None) -> None:
-        self._add("info", message, data)
-
-    def warn(self, message: Any, data: Any = None) -> None:
-        self._add("warning", message, data)
-
-    warning = warn
-
-    def error(self, message: Any, data: Any = None) -> None:
-        self._add("error", message, data)
 
 
 class LiveContext:

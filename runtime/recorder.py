@@ -1338,7 +1338,29 @@ class _Transform:
     formatDate = format_date
 
 
-class _Log:
+class LogLevels:
+    """``ctx.log``'s levels, for recording and for live code steps alike: a subclass says
+    what ``_log`` does with a line."""
+
+    def _log(self, level: str, message: Any, data: Any = None) -> None:
+        raise NotImplementedError
+
+    def debug(self, message: Any, data: Any = None) -> None:
+        self._log("debug", message, data)
+
+    def info(self, message: Any, data: Any = None) -> None:
+        self._log("info", message, data)
+
+    def warn(self, message: Any, data: Any = None) -> None:
+        self._log("warning", message, data)
+
+    warning = warn
+
+    def error(self, message: Any, data: Any = None) -> None:
+        self._log("error", message, data)
+
+
+class _Log(LogLevels):
     """``ctx.log.info(message, data)``: journaled at run time as a ``log`` entry (a small
     CODE event ``log``, ``log-2``… in the spec)."""
 
@@ -1356,20 +1378,6 @@ class _Log:
             payload["data"] = rec.to_spec(data, site, "log data")
         event = {"type": EventType.CODE.value, "event": LOG_EVENT, "input": payload}
         rec.record(rec.auto_tag("log"), event, site=site)
-
-    def debug(self, message: Any, data: Any = None) -> None:
-        self._log("debug", message, data)
-
-    def info(self, message: Any, data: Any = None) -> None:
-        self._log("info", message, data)
-
-    def warn(self, message: Any, data: Any = None) -> None:
-        self._log("warning", message, data)
-
-    warning = warn
-
-    def error(self, message: Any, data: Any = None) -> None:
-        self._log("error", message, data)
 
 
 class _Steps:

@@ -6,6 +6,7 @@ Refusals raise :class:`runtime.errors.RunRefused` with an HTTP status and the fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -492,25 +493,13 @@ def run_resume(
             )
         marker = next((s for s in steps if s.tag == record.get("step")), None)
         cutoff = marker.finished_at if marker else None
-    copy: dict[str, tuple[str, Any]] = {}
-    for s in steps:
-        if s.status not in ("completed", "skipped"):
-            continue
-        if cutoff is not None and (s.finished_at is None or s.finished_at > cutoff):
-            continue
-        copy[s.tag] = (s.status, s.output)
+    copy = _done_steps(
+        steps,
+        keep=lambda s: cutoff is None or (s.finished_at is not None and s.finished_at <= cutoff),
+    )
     for tag in skip or []:
         copy[tag] = ("skipped", None)
-    return run_start(
-        workflow=run.workflow,
-        environment=run.environment,
-        input=run.input,
-        user=user,
-        origin=run,
-        origin_kind="resume",
-        version=run.version,
-        copy_steps=copy,
-    )
+    return _start_derived(run, kind="resume", copy=copy, user=user)
 
 
 def run_fork(
@@ -530,15 +519,15 @@ def run_fork(
         if tag not in by_tag:
             raise RunRefused(f"outputs: unknown step '{tag}'", field=f"outputs.{tag}")
     start = target.started_at
-    copy: dict[str, tuple[str, Any]] = {}
-    for s in steps:
-        if s.tag == step or s.status not in ("completed", "skipped") or s.finished_at is None:
-            continue
-        if start is not None and s.finished_at > start:
-            continue
-        if start is None and s.index >= target.index and s.sequence == target.sequence:
-            continue
-        copy[s.tag] = (s.status, outputs.get(s.tag, s.output))
+
+    def before_target(s: StepRun) -> bool:
+        if s.tag == step or s.finished_at is None:
+            return False
+        if start is not None:
+            return s.finished_at <= start
+        return not (s.index >= target.index and s.sequence == target.sequence)
+
+    copy = _done_steps(steps, keep=before_target)
     for tag, value in outputs.items():
         if tag != step and tag not in copy:
             raise RunRefused(
@@ -548,13 +537,30 @@ def run_fork(
             )
         if tag in copy:
             copy[tag] = ("completed", value)
+    return _start_derived(run, kind="fork", copy=copy, user=user)
+
+
+def _done_steps(
+    steps: list[StepRun], *, keep: Callable[[StepRun], bool]
+) -> dict[str, tuple[str, Any]]:
+    """``{tag: (status, output)}`` of the completed or skipped steps ``keep`` accepts: what
+    a run derived from another (resume, fork) starts with."""
+    return {
+        s.tag: (s.status, s.output)
+        for s in steps
+        if s.status in ("completed", "skipped") and keep(s)
+    }
+
+
+def _start_derived(run: Run, *, kind: str, copy: dict[str, tuple[str, Any]], user: Any) -> Run:
+    """A new run of ``run``'s version and input, made from it, ``copy``'s steps done."""
     return run_start(
         workflow=run.workflow,
         environment=run.environment,
         input=run.input,
         user=user,
         origin=run,
-        origin_kind="fork",
+        origin_kind=kind,
         version=run.version,
         copy_steps=copy,
     )
