@@ -25,9 +25,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from runtime.errors import StepError
 from runtime.recorder import (
-    _SNAKE,
-    CALL_SHAPES,
     MISSING,
+    CallNamespace,
     LogLevels,
     RecordingContext,
     RecordingError,
@@ -181,20 +180,11 @@ def _loop_running() -> bool:
     return True
 
 
-class _LiveNamespace:
-    def __init__(self, ctx: LiveContext, name: str) -> None:
-        self._ctx = ctx
-        self._name = name
+class _LiveNamespace(CallNamespace):
+    """At run time: each method makes a call that runs when awaited (or used)."""
 
-    def __getattr__(self, method: str) -> Callable[..., LiveCall]:
-        label = f"{self._name}.{_SNAKE.get(method, method)}"
-        if label not in CALL_SHAPES:
-            raise AttributeError(f"ctx.{self._name} has no method {method!r}")
-
-        def call(spec: Mapping[str, Any] | None = None, /, **kwargs: Any) -> LiveCall:
-            return LiveCall(self._ctx, label, spec, kwargs)
-
-        return call
+    def _make(self, label: str, spec: Any, kwargs: Mapping[str, Any]) -> LiveCall:
+        return LiveCall(self._ctx, label, spec, kwargs)
 
 
 class _LiveTransform:

@@ -1143,23 +1143,34 @@ def split_call(label: str, spec: Any, kwargs: Mapping[str, Any]) -> SplitCall:
     return SplitCall(shape, app, event, tag, options, payload)
 
 
-class _Namespace:
-    """``ctx.action``, ``ctx.database``…: each method records one connector call."""
+class CallNamespace:
+    """``ctx.action``, ``ctx.database``…: one method per ``CALL_SHAPES`` entry (camelCase
+    aliases included), for recording and for live code steps alike; a subclass says what
+    a call does (``_make``)."""
 
-    def __init__(self, ctx: RecordingContext, name: str) -> None:
+    def __init__(self, ctx: Any, name: str) -> None:
         self._ctx = ctx
         self._name = name
 
-    def __getattr__(self, method: str) -> Callable[..., PendingCall]:
+    def __getattr__(self, method: str) -> Callable[..., Any]:
         label = f"{self._name}.{_SNAKE.get(method, method)}"
         if label not in CALL_SHAPES:
             raise AttributeError(f"ctx.{self._name} has no method {method!r}")
 
-        def call(spec: Mapping[str, Any] | None = None, /, **kwargs: Any) -> PendingCall:
+        def call(spec: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
             return self._make(label, spec, kwargs)
 
         call.__name__ = method
         return call
+
+    def _make(self, label: str, spec: Any, kwargs: Mapping[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class _Namespace(CallNamespace):
+    """Recording: each method records one connector call."""
+
+    _ctx: RecordingContext
 
     def _make(self, label: str, spec: Any, kwargs: Mapping[str, Any]) -> PendingCall:
         site = user_site(3)
