@@ -199,3 +199,53 @@ def test_auto_layout_select_all_and_delete_are_undoable(page: Page, server: Serv
     page.keyboard.press("Control+z")
     expect(page.locator(".seq-card")).to_have_count(6)
     expect(page.locator(".react-flow__edge")).to_have_count(5)
+
+
+def test_renaming_a_step_follows_it_in_every_reference_and_undoes_in_one_step(
+    page: Page, server: Server
+) -> None:
+    spec = {
+        "sequences": [
+            {
+                "tag": "main",
+                "events": [
+                    {"type": "CODE", "event": "runtime.connectors.code:echo", "tag": "fetch"},
+                    {
+                        "type": "CODE",
+                        "event": "runtime.connectors.code:echo",
+                        "tag": "use",
+                        "input": {"id": "$Step{fetch}{id}"},
+                        "condition": "$Step{fetch}{ok} == true",
+                    },
+                ],
+            }
+        ],
+        "output": {"id": "$Step{fetch}{id}"},
+    }
+    api = server.api()
+    create_workflow(api, "orders-rename", "Orders (rename)", spec)
+    login(page)
+    open_canvas(page, "orders-rename")
+    page.get_by_test_id("event-fetch").click()
+    tag = page.get_by_test_id("field-tag")
+    tag.fill("load")
+    tag.press("Enter")
+    expect_steps(page, "main", ["load", "use"])
+
+    def draft() -> dict:
+        expect(page.get_by_test_id("save-state")).to_have_attribute(
+            "data-state", "saved", timeout=10_000
+        )
+        spec: dict = api.get("/products/acme/workflows/orders-rename/draft").json()["spec"]
+        return spec
+
+    use = draft()["sequences"][0]["events"][1]
+    assert use["input"] == {"id": "$Step{load}{id}"}
+    assert use["condition"] == "$Step{load}{ok} == true"
+    assert draft()["output"] == {"id": "$Step{load}{id}"}
+    expect(page.get_by_test_id("validation-state")).to_have_attribute("data-state", "ok")
+
+    page.locator(".react-flow__pane").click()
+    page.keyboard.press("Control+z")  # the tag and its references come back together
+    expect_steps(page, "main", ["fetch", "use"])
+    assert draft()["sequences"][0]["events"][1]["input"] == {"id": "$Step{fetch}{id}"}

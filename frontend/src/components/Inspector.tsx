@@ -41,6 +41,30 @@ function Field({ label, children, hint, issues = [] }: { label: string; children
   );
 }
 
+/** A tag, edited as a draft and committed on blur or Enter when it is valid and free
+ * (the rename then follows the tag in every reference: one undo step). */
+function TagField({ tag, hint, taken, what, issues, onRename, testId }: { tag: string; hint: string; taken: ReadonlySet<string>; what: string; issues: readonly Issue[]; onRename: (to: string) => void; testId: string }) {
+  const [draft, setDraft] = useState<string | null>(null);
+  const error = draft === null || draft === tag ? '' : !TAG_RE.test(draft) ? 'Letters, digits, _ - . (start with a letter or _)' : taken.has(draft) ? `Another ${what} has this tag` : '';
+  const commit = () => {
+    if (draft !== null && !error && draft !== tag) onRename(draft);
+    setDraft(null);
+  };
+  return (
+    <Field label="Tag" hint={hint} issues={issues}>
+      <input
+        value={draft ?? tag}
+        className={error ? 'invalid' : ''}
+        onChange={(e) => setDraft(e.target.value)}
+        onBlur={commit}
+        onKeyDown={(e) => e.key === 'Enter' && commit()}
+        data-testid={testId}
+      />
+      {error ? <div className="json-error">{error}</div> : null}
+    </Field>
+  );
+}
+
 function Section({ title, children, defaultOpen = true, badge }: { title: string; children: ReactNode; defaultOpen?: boolean; badge?: number }) {
   const [open, setOpen] = useState(defaultOpen);
   return (
@@ -85,7 +109,6 @@ function EventInspector({ at }: { at: EventRef }) {
   const seqIndex = spec.sequences.findIndex((s) => s.tag === at.seq);
   const seq = spec.sequences[seqIndex];
   const event = seq?.events[at.index];
-  const [tagDraft, setTagDraft] = useState<string | null>(null);
   if (!seq || !event) return null;
 
   const ctx: CompletionContext = { spec, seqTag: seq.tag, eventIndex: at.index, components: componentTags };
@@ -98,12 +121,6 @@ function EventInspector({ at }: { at: EventRef }) {
   const appEvents = components.find((c) => c.tag === event.app)?.events ?? [];
   const tag = stepTag(event);
   const otherTags = new Set(spec.sequences.flatMap((s, i) => s.events.filter((_, j) => !(i === seqIndex && j === at.index)).map(stepTag)));
-  const tagError = tagDraft === null ? '' : !TAG_RE.test(tagDraft) ? 'Letters, digits, _ - . (start with a letter or _)' : otherTags.has(tagDraft) ? 'Another step has this tag' : '';
-
-  const commitTag = () => {
-    if (tagDraft !== null && !tagError && tagDraft !== tag) update({ tag: tagDraft }, `tag:${seq.tag}:${at.index}`);
-    setTagDraft(null);
-  };
 
   const rollback = event.rollback ?? null;
   const updateRollback = (patch: Partial<RollbackSpec>, key: string) => {
@@ -139,17 +156,7 @@ function EventInspector({ at }: { at: EventRef }) {
                 ))}
               </select>
             </Field>
-            <Field label="Tag" hint="$Step{tag}" issues={fieldIssues('tag')}>
-              <input
-                value={tagDraft ?? tag}
-                className={tagError ? 'invalid' : ''}
-                onChange={(e) => setTagDraft(e.target.value)}
-                onBlur={commitTag}
-                onKeyDown={(e) => e.key === 'Enter' && commitTag()}
-                data-testid="field-tag"
-              />
-              {tagError ? <div className="json-error">{tagError}</div> : null}
-            </Field>
+            <TagField key={`${seq.tag}:${at.index}`} tag={tag} hint="$Step{tag}" taken={otherTags} what="step" issues={fieldIssues('tag')} onRename={(to) => store.getState().renameStep(at, to)} testId="field-tag" />
           </div>
           {kind ? (
             <Field label="Component" hint={kind} issues={fieldIssues('app')}>
@@ -279,17 +286,11 @@ function SequenceInspector({ tag }: { tag: string }) {
   const readOnly = useEditor((s) => s.readOnly);
   const componentTags = useComponentTags();
   const seq = spec.sequences.find((s) => s.tag === tag);
-  const [tagDraft, setTagDraft] = useState<string | null>(null);
   if (!seq) return null;
   const own = issueIndex.bySequence.get(tag)?.own ?? [];
   const issuesFor = (field: string) => own.filter((i) => i.path.replace(/^sequences\[\d+\]\.?/, '').startsWith(field));
   const ctx: CompletionContext = { spec, seqTag: tag, eventIndex: 0, components: componentTags };
-  const taken = new Set(spec.sequences.map((s) => s.tag));
-  const tagError = tagDraft === null || tagDraft === tag ? '' : !TAG_RE.test(tagDraft) ? 'Letters, digits, _ - . (start with a letter or _)' : taken.has(tagDraft) ? 'Another sequence has this tag' : '';
-  const commitTag = () => {
-    if (tagDraft !== null && !tagError && tagDraft !== tag) store.getState().renameSequence(tag, tagDraft);
-    setTagDraft(null);
-  };
+  const taken = new Set(spec.sequences.map((s) => s.tag).filter((t) => t !== tag));
   const candidates = spec.sequences.filter((s) => canConnect(spec, s.tag, tag)).map((s) => s.tag);
   const update = (patch: Partial<Omit<SequenceSpec, 'tag' | 'events'>>) => store.getState().updateSequence(tag, patch);
 
@@ -311,17 +312,7 @@ function SequenceInspector({ tag }: { tag: string }) {
       </header>
       <fieldset disabled={readOnly}>
         <Section title="Sequence">
-          <Field label="Tag" hint="$Sequence{tag}" issues={issuesFor('tag')}>
-            <input
-              value={tagDraft ?? tag}
-              className={tagError ? 'invalid' : ''}
-              onChange={(e) => setTagDraft(e.target.value)}
-              onBlur={commitTag}
-              onKeyDown={(e) => e.key === 'Enter' && commitTag()}
-              data-testid="field-seq-tag"
-            />
-            {tagError ? <div className="json-error">{tagError}</div> : null}
-          </Field>
+          <TagField key={tag} tag={tag} hint="$Sequence{tag}" taken={taken} what="sequence" issues={issuesFor('tag')} onRename={(to) => store.getState().renameSequence(tag, to)} testId="field-seq-tag" />
           <Field label="Description">
             <input value={seq.description ?? ''} onChange={(e) => update({ description: e.target.value || undefined })} />
           </Field>

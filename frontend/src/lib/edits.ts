@@ -115,7 +115,38 @@ export function disconnect(spec: WorkflowSpec, parent: string, child: string): W
   );
 }
 
-/** Rename a sequence, following the rename in parents and positions. */
+/** Every string in `value` with each `from` text replaced by its `to` (objects and arrays
+ * rebuilt only where something changed, so untouched parts stay identical). */
+export function replaceInStrings<T>(value: T, replacements: [string, string][]): T {
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') {
+      let out = v;
+      for (const [from, to] of replacements) if (out.includes(from)) out = out.split(from).join(to);
+      return out;
+    }
+    if (Array.isArray(v)) {
+      const items = v.map(walk);
+      return items.some((item, i) => item !== v[i]) ? items : v;
+    }
+    if (v && typeof v === 'object') {
+      const entries = Object.entries(v).map(([k, item]) => [k, walk(item)] as const);
+      const changed = entries.some(([k, item]) => item !== (v as Record<string, unknown>)[k]);
+      return changed ? Object.fromEntries(entries) : v;
+    }
+    return v;
+  };
+  return walk(value) as T;
+}
+
+/** References in the spec (inputs, conditions, skip_if, output…, not the layout) renamed. */
+function renameReferences(spec: WorkflowSpec, replacements: [string, string][]): WorkflowSpec {
+  const { layout, ...rest } = spec;
+  const renamed = replaceInStrings(rest, replacements);
+  return renamed === rest ? spec : { ...renamed, layout };
+}
+
+/** Rename a sequence, following the rename in parents, positions and every
+ * `$Sequence{tag}…` reference. */
 export function renameSequence(spec: WorkflowSpec, from: string, to: string): WorkflowSpec {
   if (from === to || !to || sequenceTags(spec).has(to)) return spec;
   const sequences = spec.sequences.map((s) => {
@@ -126,7 +157,21 @@ export function renameSequence(spec: WorkflowSpec, from: string, to: string): Wo
   });
   const positions: Record<string, Point> = {};
   for (const [t, p] of Object.entries(spec.layout.positions)) positions[t === from ? to : t] = p;
-  return { ...spec, sequences, layout: { ...spec.layout, positions } };
+  const renamed = { ...spec, sequences, layout: { ...spec.layout, positions } };
+  return renameReferences(renamed, [[`$Sequence{${from}}`, `$Sequence{${to}}`]]);
+}
+
+/** Give a step a new tag, following it in every `$Step{tag}` and `$Sequence{seq}{tag}`
+ * reference (one edit, so one undo). */
+export function renameStep(spec: WorkflowSpec, seqTag: string, index: number, to: string): WorkflowSpec {
+  const event = spec.sequences.find((s) => s.tag === seqTag)?.events[index];
+  if (!event || !to) return spec;
+  const from = stepTag(event);
+  if (from === to) return spec;
+  return renameReferences(updateEvent(spec, seqTag, index, { tag: to }), [
+    [`$Step{${from}}`, `$Step{${to}}`],
+    [`$Sequence{${seqTag}}{${from}}`, `$Sequence{${seqTag}}{${to}}`],
+  ]);
 }
 
 export function updateSequence(spec: WorkflowSpec, tag: string, patch: Partial<Omit<SequenceSpec, 'tag' | 'events'>>): WorkflowSpec {

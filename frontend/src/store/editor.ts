@@ -85,6 +85,8 @@ export interface EditorActions {
   updateEvent(ref: EventRef, patch: Partial<EventSpec>, key?: string): void;
   updateSequence(tag: string, patch: Partial<Omit<SequenceSpec, 'tag' | 'events'>>, key?: string): void;
   renameSequence(from: string, to: string): boolean;
+  /** A step's new tag, followed in every reference to it. */
+  renameStep(ref: EventRef, to: string): void;
   connect(parent: string, child: string): void;
   disconnect(parent: string, child: string): void;
   deleteSelection(): void;
@@ -390,6 +392,9 @@ export function createEditorStore(options: EditorOptions): EditorStore {
         set({ selected, selectedEvent });
         commit(next);
         return true;
+      },
+      renameStep(ref, to) {
+        commit(edits.renameStep(get().spec, ref.seq, ref.index, to));
       },
       connect(parent, child) {
         commit(edits.connect(get().spec, parent, child));

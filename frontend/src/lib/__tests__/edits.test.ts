@@ -67,6 +67,36 @@ describe('edits', () => {
     expect(edits.renameSequence(next, 'start', 'b')).toBe(next);
   });
 
+  it('follows a renamed sequence in its $Sequence references, and only there', () => {
+    const s = spec([
+      seq('a', [], [ev('x')]),
+      seq('ab', ['a'], [{ ...ev('y', { v: '$Sequence{a}{x}{id}', w: '$Sequence{ab}{y}{id}' }), condition: '$Sequence{a}{x}{ok} == true' }]),
+    ]);
+    const next = edits.renameSequence(s, 'a', 'start');
+    const y = next.sequences[1]!.events[0]!;
+    expect(y.input).toEqual({ v: '$Sequence{start}{x}{id}', w: '$Sequence{ab}{y}{id}' });
+    expect(y.condition).toBe('$Sequence{start}{x}{ok} == true');
+  });
+
+  it('renames a step and every reference to it, leaving the rest identical', () => {
+    const s = {
+      ...spec([
+        seq('a', [], [ev('fetch'), ev('use', { id: '$Step{fetch}{id}', list: ['$Sequence{a}{fetch}{n}', '$Step{fetchAll}{n}'] })]),
+        seq('b', ['a'], [{ ...ev('later'), condition: '$Step{fetch}{ok} && $Step{use}{ok}' }]),
+        seq('c', [], [ev('other')]),
+      ]),
+      output: { id: '$Step{fetch}{id}' },
+    };
+    const next = edits.renameStep(s, 'a', 0, 'load');
+    expect(next.sequences[0]!.events[0]!.tag).toBe('load');
+    expect(next.sequences[0]!.events[1]!.input).toEqual({ id: '$Step{load}{id}', list: ['$Sequence{a}{load}{n}', '$Step{fetchAll}{n}'] });
+    expect(next.sequences[1]!.events[0]!.condition).toBe('$Step{load}{ok} && $Step{use}{ok}');
+    expect(next.output).toEqual({ id: '$Step{load}{id}' });
+    expect(next.sequences[2]).toBe(s.sequences[2]);
+    expect(next.layout).toBe(s.layout);
+    expect(edits.renameStep(next, 'a', 0, 'load')).toBe(next);
+  });
+
   it('pastes copies with fresh tags, keeping links inside the copy', () => {
     const s = spec([seq('a', [], [ev('x')]), seq('b', ['a'], [ev('y')])]);
     const { spec: next, tags } = edits.pasteSequences(s, s.sequences, { a: { x: 0, y: 0 } }, { x: 40, y: 40 });
