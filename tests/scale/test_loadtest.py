@@ -1,5 +1,6 @@
 """The load test, small: 300 runs of 10 steps with injected failures and retries, on two
-qcluster processes of which one is SIGKILLed and replaced every 2 seconds. The full
+qcluster processes of which one is SIGKILLed and replaced every half second (the runs take
+about two seconds when nothing is killed). The full
 size is ``python manage.py loadtest --runs 10000 --steps 10 --fail-rate 0.01``."""
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def test_a_small_load_test_with_killed_workers_keeps_every_invariant(
         retries=1,
         clusters=2,
         workers=1,
-        kill_every=2.0,
+        kill_every=0.5,
         min_kills=2,
         in_flight=150,
         timeout=240,
