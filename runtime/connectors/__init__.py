@@ -44,6 +44,15 @@ class ConnectorCall:
     product_id: int | None = None
     environment_id: int | None = None
 
+    @property
+    def once_key(self) -> str:
+        """This step of this run, whatever the attempt (``<run>:<step>``): for effects
+        that must happen once per step even when an attempt fails after them (a message,
+        a quota unit). ``idempotency_key`` when the call is not a run's step."""
+        if self.run_id is not None and self.step:
+            return f"{self.run_id}:{self.step}"
+        return self.idempotency_key
+
 
 Executor = Callable[[ConnectorCall], Any]
 CONNECTORS: dict[EventType, Executor] = {}

@@ -51,7 +51,8 @@ def publish_run(call: ConnectorCall) -> Any:
         raise StepError("PUBLISH needs the run's product and environment", retryable=False)
     data = call.input if isinstance(call.input, dict) else {}
     message = data["message"] if "message" in data else call.input
-    key = str(data.get("key") or call.idempotency_key or "")
+    # One message per step of a run, however many attempts it took to publish it.
+    key = str(data.get("key") or call.once_key or "")
     config = component.config if component else {}
     backend = str(config.get("backend") or "database")
     if backend not in {"database", "redis"}:
@@ -272,6 +273,17 @@ def _redis(url: str, timeout: float) -> Any:
         return client
 
 
+# KEYS[1] the stream, KEYS[2] the entry id already appended for this message key.
+_XADD_ONCE = """
+local seen = redis.call('GET', KEYS[2])
+if seen then return seen end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
+redis.call('SET', KEYS[2], id, 'PX', ARGV[2])
+return id
+"""
+KEY_TTL_MS = 24 * 3600 * 1000  # how long a message key is remembered in Redis
+
+
 def stream_name(prefix: str, product: str, environment: str, broker: str, topic: str) -> str:
     return ":".join([prefix or "trellis", product, environment or "_", broker, topic])
 
@@ -305,9 +317,16 @@ def _redis_add(
     }
     try:
         client = _redis(url, call.timeout_s or 10.0)
-        entry = client.xadd(
-            stream, fields, maxlen=int(config.get("maxlen", 100_000)), approximate=True
-        )
+        if key:  # appended once per key: a retried or re-run step gets the same entry
+            seen = f"{stream}:key:{key}"
+            args: list[Any] = [int(config.get("maxlen", 100_000)), KEY_TTL_MS]
+            for name, value in fields.items():
+                args += [name, value]
+            entry = client.eval(_XADD_ONCE, 2, stream, seen, *args)
+        else:
+            entry = client.xadd(
+                stream, fields, maxlen=int(config.get("maxlen", 100_000)), approximate=True
+            )
     except redis.RedisError as exc:
         raise StepError(f"broker '{broker}': redis: {exc}", retryable=True) from exc
     entry_id = entry.decode() if isinstance(entry, bytes) else str(entry)

@@ -39,15 +39,27 @@ from runtime.errors import StepError
 from runtime.http import host_check
 from runtime.spec import EventType, duration_ms
 
+# KEYS[1] the window's counter, KEYS[2] (optional) what this step was answered before: a
+# step re-run after a crash or retried after an error is not counted twice.
 _LUA = """
+if KEYS[2] then
+  local seen = redis.call('GET', KEYS[2])
+  if seen then
+    local allowed, used = string.match(seen, '(%d+):(%d+)')
+    return {tonumber(allowed), tonumber(used)}
+  end
+end
 local used = redis.call('INCRBY', KEYS[1], ARGV[1])
 if used == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+local allowed = 1
 if used > tonumber(ARGV[2]) then
   used = redis.call('DECRBY', KEYS[1], ARGV[1])
-  return {0, used}
+  allowed = 0
 end
-return {1, used}
+if KEYS[2] then redis.call('SET', KEYS[2], allowed .. ':' .. used, 'PX', ARGV[4]) end
+return {allowed, used}
 """
+ONCE_TTL_MS = 24 * 3600 * 1000  # how long a step's answer is remembered
 
 
 @register(EventType.QUOTA)
@@ -197,6 +209,10 @@ def _redis_take(
     counter = ":".join(
         [prefix, "quota", str(call.environment_id), component.tag, name, key, str(start_ms)]
     )
+    keys = [counter]
+    if call.once_key:
+        keys.append(":".join([prefix, "quota-once", str(call.environment_id), component.tag,
+                              name, call.once_key]))  # fmt: skip
     try:
         with _scripts_lock:
             script = _scripts.get(url)
@@ -207,7 +223,7 @@ def _redis_take(
                 )
                 script = client.register_script(_LUA)
                 _scripts[url] = script
-        allowed, used = script(keys=[counter], args=[cost, limit, window_ms + 1000])
+        allowed, used = script(keys=keys, args=[cost, limit, window_ms + 1000, ONCE_TTL_MS])
     except redis.RedisError as exc:
         raise StepError(f"quota '{component.tag}': redis: {exc}", retryable=True) from exc
     return bool(allowed), int(used)

@@ -241,6 +241,29 @@ def test_the_redis_broker_appends_to_a_stream(product: Product, stream_prefix: s
     assert len(result["runs"]) == 1
 
 
+def test_a_retried_redis_publish_appends_once(product: Product, stream_prefix: str) -> None:
+    component = broker(backend="redis", url=REDIS_URL, stream_prefix=stream_prefix)
+    first = publish(
+        product, "dev", "order-events:paid", {"message": {"orderId": "P"}}, component,
+        run_id=78, step="announce", idempotency_key="78:announce:1",
+    )  # fmt: skip
+    # The Redis append happened, then the attempt failed: the retry must not append again.
+    Message.objects.all().delete()
+    retry = publish(
+        product, "dev", "order-events:paid", {"message": {"orderId": "P"}}, component,
+        run_id=78, step="announce", idempotency_key="78:announce:2",
+    )  # fmt: skip
+    assert retry["stream_id"] == first["stream_id"]
+    assert len(redis.Redis.from_url(REDIS_URL).xrange(first["stream"])) == 1
+    assert Message.objects.get().key == "78:announce"
+    other = publish(
+        product, "dev", "order-events:paid", {"message": {"orderId": "Q"}}, component,
+        run_id=79, step="announce", idempotency_key="79:announce:1",
+    )  # fmt: skip
+    assert other["stream_id"] != first["stream_id"]
+    assert len(redis.Redis.from_url(REDIS_URL).xrange(first["stream"])) == 2
+
+
 def test_an_unreachable_redis_is_retryable(product: Product) -> None:
     component = broker(backend="redis", url="redis://127.0.0.1:1/0")
     with pytest.raises(StepError, match="redis") as err:

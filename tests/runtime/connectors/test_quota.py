@@ -49,7 +49,9 @@ def limiter(config: dict[str, Any], **rule: Any) -> Component:
     )
 
 
-def take(product: Product, component: Component, event: str, input: Any, env: str = "dev") -> Any:
+def take(
+    product: Product, component: Component, event: str, input: Any, env: str = "dev", **kw: Any
+) -> Any:
     environment = product.environments.get(slug=env)
     return execute(
         ConnectorCall(
@@ -61,6 +63,7 @@ def take(product: Product, component: Component, event: str, input: Any, env: st
             environment=env,
             product_id=product.pk,
             environment_id=environment.pk,
+            **kw,
         )
     )
 
@@ -132,3 +135,29 @@ def test_concurrent_callers_never_exceed_the_limit(
     assert allowed.count(True) == 5
     if backend["backend"] == "database":
         assert QuotaCounter.objects.get(name="burst").count == 5
+
+
+@pytest.mark.django_db
+def test_a_step_re_run_or_retried_is_counted_once_in_redis(
+    product: Product, redis_prefix: str
+) -> None:
+    config = {"backend": "redis", "url": REDIS_URL, "key_prefix": redis_prefix}
+    component = limiter(config, limit=2, window="1h")
+    step = {"run_id": 41, "step": "charge"}
+    first = take(
+        product, component, "per-user", {"key": "k"}, idempotency_key="41:charge:1", **step
+    )
+    # The same step again: re-run after a crash (same attempt) or retried (next attempt).
+    again = take(
+        product, component, "per-user", {"key": "k"}, idempotency_key="41:charge:1", **step
+    )
+    retry = take(
+        product, component, "per-user", {"key": "k"}, idempotency_key="41:charge:2", **step
+    )
+    assert first["allowed"] and first["used"] == 1
+    assert again == first and retry == first
+    other = take(product, component, "per-user", {"key": "k"}, run_id=42, step="charge")
+    assert other["used"] == 2  # another run's step counts
+    refused = take(product, component, "per-user", {"key": "k"}, run_id=43, step="charge")
+    assert not refused["allowed"]
+    assert take(product, component, "per-user", {"key": "k"}, run_id=43, step="charge") == refused
