@@ -296,6 +296,27 @@ class Message(models.Model):
         return f"{self.broker}:{self.topic} #{self.pk}"
 
 
+class QuotaUse(models.Model):
+    """What one step of a run was answered by a quota (database backend): a step re-run
+    after a crash, or retried after an error, gets the same answer and is not counted
+    again. Forgotten after a day."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    quota = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+    step_key = models.CharField(max_length=200)  # <run>:<step>
+    allowed = models.BooleanField()
+    used = models.PositiveIntegerField()
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "quota", "name", "step_key"], name="uniq_quota_use"
+            )
+        ]
+
+
 class QuotaCounter(models.Model):
     """Calls counted in one fixed window of a quota, per environment and key."""
 

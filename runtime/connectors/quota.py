@@ -93,8 +93,8 @@ def quota_run(call: ConnectorCall) -> Any:
     if backend == "redis":
         allowed, used = _redis_take(call, component, name, key, start_ms, window_ms, limit, cost)
     elif backend == "database":
-        allowed, used = _db_take(
-            call.environment_id, component.tag, name, key, window_start, limit, cost
+        allowed, used = _db_take_once(
+            call.once_key, call.environment_id, component.tag, name, key, window_start, limit, cost
         )
     else:
         raise StepError(f"quota '{component.tag}': unknown backend {backend!r}", retryable=False)
@@ -131,6 +131,41 @@ def _rule(component: Component, name: str) -> tuple[dict[str, Any], str]:
             over = limits.get(first) if isinstance(limits, dict) else None
             return {**value, **(over if isinstance(over, dict) else {})}, first
     raise StepError(f"quota component '{component.tag}' has no quota '{name}'", retryable=False)
+
+
+def _db_take_once(
+    step_key: str,
+    environment_id: int,
+    tag: str,
+    name: str,
+    key: str,
+    window_start: dt.datetime,
+    limit: int,
+    cost: int,
+) -> tuple[bool, int]:
+    """``_db_take``, once per step: the answer is kept with the count, in one transaction."""
+    from designer.models import QuotaUse
+
+    if not step_key:
+        return _db_take(environment_id, tag, name, key, window_start, limit, cost)
+    uses = QuotaUse.objects.filter(
+        environment_id=environment_id, quota=tag, name=name, step_key=step_key
+    )
+    for _ in range(2):
+        seen = uses.values_list("allowed", "used").first()
+        if seen is not None:
+            return bool(seen[0]), int(seen[1])
+        try:
+            with transaction.atomic():
+                allowed, used = _db_take(environment_id, tag, name, key, window_start, limit, cost)
+                QuotaUse.objects.create(
+                    environment_id=environment_id, quota=tag, name=name, step_key=step_key,
+                    allowed=allowed, used=used,
+                )  # fmt: skip
+                return allowed, used
+        except IntegrityError:
+            continue  # the same step, concurrently (a re-run beside a slow original)
+    raise StepError("quota counter is busy", retryable=True)
 
 
 def _db_take(
@@ -175,11 +210,12 @@ def _db_take(
 
 
 def _prune(environment_id: int, tag: str, name: str, window_start: dt.datetime) -> None:
-    from designer.models import QuotaCounter
+    from designer.models import QuotaCounter, QuotaUse
 
     QuotaCounter.objects.filter(
         environment_id=environment_id, quota=tag, name=name, window_start__lt=window_start
     ).delete()
+    QuotaUse.objects.filter(at__lt=window_start - dt.timedelta(days=1)).delete()
 
 
 _scripts: dict[str, Any] = {}
