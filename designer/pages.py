@@ -21,5 +21,6 @@ urlpatterns: list[Any] = [
     path("p/<slug:slug>/w/<slug:tag>/", views.canvas, name="canvas"),
     path("p/<slug:slug>/runs/<int:run_id>/", views.run_monitor, name="run-monitor"),
     path("p/<slug:slug>/w/<slug:tag>/runs/", views.runs, name="runs"),
+    path("media/<slug:slug>/<path:path>", views.media_file, name="media"),
     path("", include("designer.governance_pages")),  # activation, environments, members, audit
 ]

@@ -6,10 +6,12 @@ the API base); everything else comes from /api/v1/. Outsiders get 404, like the 
 
 from __future__ import annotations
 
+import mimetypes
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import reverse
@@ -100,3 +102,37 @@ def runs(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
         role=role,
         workflow=workflow,
     )
+
+
+# Files a STORAGE step wrote with the file system backend, under MEDIA_ROOT/<product>/…:
+# served to members of that product only. Shown inline only when the type cannot run
+# script; everything is sandboxed (an uploaded HTML or SVG file must not act as this site).
+INLINE_TYPES = {
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+}
+
+
+@login_required
+def media_file(request: HttpRequest, slug: str, path: str) -> FileResponse:
+    from django.conf import settings
+
+    _product(request, slug)  # 404 unless a member (any role)
+    root = (Path(settings.MEDIA_ROOT) / slug).resolve()
+    file = (root / path).resolve()
+    if not file.is_relative_to(root) or not file.is_file():
+        raise Http404("No such file.")
+    content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    response = FileResponse(
+        file.open("rb"),
+        content_type=content_type,
+        as_attachment=content_type not in INLINE_TYPES,
+        filename=file.name,
+    )
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["Cache-Control"] = "private, max-age=300"
+    return response

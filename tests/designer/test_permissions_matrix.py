@@ -75,6 +75,9 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ],
     ("", "GET"): [Row(USER, "/", page=True)],
     ("p/<slug:slug>", "GET"): [Row(Role.VIEWER, "/p/acme/", page=True)],
+    ("media/<slug:slug>/<path:path>", "GET"): [
+        Row(Role.VIEWER, "/media/acme/dev/files/hello.txt", page=True)
+    ],
     ("p/<slug:slug>/w/<slug:tag>", "GET"): [Row(Role.VIEWER, "/p/acme/w/onboard/", page=True)],
     ("p/<slug:slug>/runs/<int:run_id>", "GET"): [
         Row(Role.VIEWER, "/p/acme/runs/{dev_run}/", page=True)
@@ -350,8 +353,14 @@ def world(
     operator_user: User,
     viewer_user: User,
     outsider: User,
+    settings: Any,
+    tmp_path: Any,
 ) -> dict[str, Any]:
     from runtime.models import Run
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    (tmp_path / "media/acme/dev/files").mkdir(parents=True)
+    (tmp_path / "media/acme/dev/files/hello.txt").write_text("hello")
 
     User.objects.create_superuser("root", password="pw-root")
     User.objects.create_user("newbie", password="pw-newbie")

@@ -184,3 +184,40 @@ def test_s3_endpoint_must_be_on_the_allow_list(s3_server: str) -> None:
     )
     with pytest.raises(StepError, match="not on the allow-list"):
         run(component, "upload", {"text": "x", "fileName": "x"}, allowed_hosts=("s3.example.com",))
+
+
+@pytest.mark.django_db
+def test_the_url_of_an_upload_is_served_to_members_only(
+    media: Path, product: Any, viewer_user: Any, outsider: Any
+) -> None:
+    from django.test import Client
+
+    from designer.models import Product
+
+    pdf = {"buffer": base64.b64encode(PDF).decode(), "fileName": "i-8.pdf"}
+    up = run(
+        docs(), "upload-invoice", {**pdf, "mimeType": "application/pdf"}, product_id=product.pk
+    )
+    page = run(docs(), "upload", {"text": "<script>alert(1)</script>", "fileName": "x.html"},
+               product_id=product.pk)  # fmt: skip
+    member, stranger, anonymous = Client(), Client(), Client()
+    member.force_login(viewer_user)
+    stranger.force_login(outsider)
+
+    got = member.get(up["url"])
+    assert got.status_code == 200 and b"".join(got.streaming_content) == PDF
+    assert got["Content-Type"] == "application/pdf"
+    assert got["Content-Security-Policy"].startswith("sandbox")
+    # Anything that could run script is a download, never a page of this site.
+    html = member.get(page["url"])
+    assert html.status_code == 200 and html["Content-Disposition"].startswith("attachment")
+    assert stranger.get(up["url"]).status_code == 404
+    assert anonymous.get(up["url"]).status_code == 302  # to the login page
+    # Nothing outside the product's folder, whatever the path says.
+    other = Product.objects.create(slug="other", name="Other")
+    (media / "other").mkdir()
+    (media / "other" / "secret.txt").write_text("no")
+    assert member.get("/media/acme/../other/secret.txt").status_code == 404
+    assert member.get("/media/acme/dev/%2e%2e/%2e%2e/other/secret.txt").status_code == 404
+    assert member.get(f"/media/{other.slug}/secret.txt").status_code == 404
+    assert member.get("/media/acme/dev/documents/missing.pdf").status_code == 404
