@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -277,6 +278,7 @@ def _environment_from(values: Iterable[Any]) -> Any:
     return env
 
 
+@functools.cache
 def _run_select(*, also: str = "", joined_to: str = "") -> str:
     """``SELECT`` of the run (RUN_FIELDS) and its environment's row, joined (read once
     per task: an environment's host allow-list may just have changed); ``also`` adds

@@ -171,20 +171,19 @@ def topic_subscribers(*, environment_id: int, event: str) -> list[tuple[Any, dic
     return out
 
 
-def message_generation(run_id: int | None) -> int:
-    """How many messages led to this run: 0 for a run not started by a message from
-    another run, else one more than the run that published it."""
+def message_generation(run: Any) -> int:
+    """How many messages led to ``run``: 0 for a run not started by a message from another
+    run, else one more than the run that published it."""
     from runtime.models import Run
 
     generation = 0
     seen: set[int] = set()
-    while run_id is not None and run_id not in seen:
-        seen.add(run_id)
-        row = Run.objects.filter(pk=run_id).values_list("origin_id", "origin_kind").first()
-        if row is None or row[1] != "message":
-            break
+    origin_id, kind = run.origin_id, run.origin_kind
+    while kind == "message" and origin_id is not None and origin_id not in seen:
+        seen.add(origin_id)
         generation += 1
-        run_id = row[0]
+        row = Run.objects.filter(pk=origin_id).values_list("origin_id", "origin_kind").first()
+        origin_id, kind = row if row is not None else (None, "")
     return generation
 
 
@@ -222,7 +221,7 @@ def topic_trigger(
     publisher = Run.objects.filter(pk=publisher_run_id).first() if publisher_run_id else None
     if subscribers and publisher is not None:
         limit = int(getattr(settings, "TRELLIS_PUBLISH_CHAIN_MAX", 10))
-        generation = message_generation(publisher.pk) + 1
+        generation = message_generation(publisher) + 1
         if generation > limit:
             why = (
                 f"not started: it would be generation {generation} of a chain of runs "
@@ -257,6 +256,7 @@ def topic_trigger(
 # --- Redis Streams ---------------------------------------------------------------------
 
 _clients: dict[str, Any] = {}
+_scripts: dict[int, Any] = {}  # id(client) -> registered script (clients live forever)
 _clients_lock = threading.Lock()
 
 
@@ -282,6 +282,15 @@ redis.call('SET', KEYS[2], id, 'PX', ARGV[2])
 return id
 """
 KEY_TTL_MS = 24 * 3600 * 1000  # how long a message key is remembered in Redis
+
+
+def _xadd_once(client: Any) -> Any:
+    """The registered ``_XADD_ONCE`` script of a client (sent once, then by its hash)."""
+    with _clients_lock:
+        script = _scripts.get(id(client))
+        if script is None:
+            script = _scripts[id(client)] = client.register_script(_XADD_ONCE)
+        return script
 
 
 def stream_name(prefix: str, product: str, environment: str, broker: str, topic: str) -> str:
@@ -322,7 +331,7 @@ def _redis_add(
             args: list[Any] = [int(config.get("maxlen", 100_000)), KEY_TTL_MS]
             for name, value in fields.items():
                 args += [name, value]
-            entry = client.eval(_XADD_ONCE, 2, stream, seen, *args)
+            entry = _xadd_once(client)(keys=[stream, seen], args=args)
         else:
             entry = client.xadd(
                 stream, fields, maxlen=int(config.get("maxlen", 100_000)), approximate=True

@@ -83,10 +83,8 @@ class Bench:
         self.w2_workers: list[int] = [2]  # W2 is measured again with each of these
 
     def setup(self) -> None:
-        from django.utils import timezone
-
-        from designer.models import Activation, Environment, Product, Workflow, WorkflowVersion
-        from runtime.compiler import compile_spec, spec_checksum
+        from designer import services
+        from designer.models import Environment, Product
 
         call_command("migrate", verbosity=0, interactive=False)
         product = Product.objects.create(slug="bench", name="Bench")
@@ -97,19 +95,9 @@ class Bench:
             ("w2", spec_w2()),
             ("w3", spec_w3()),
         ):
-            wf = Workflow.objects.create(product=product, tag=tag, name=tag)
-            version = WorkflowVersion.objects.create(
-                workflow=wf,
-                state="published",
-                number=1,
-                spec=spec,
-                plan=compile_spec(spec).model_dump(mode="json"),
-                checksum=spec_checksum(spec),
-                published_at=timezone.now(),
-            )
-            Activation.objects.create(
-                workflow=wf, environment=self.env, active=True, version=version
-            )
+            wf = services.workflow_create(product=product, tag=tag, name=tag)
+            version = services.workflow_publish(workflow=wf, author=None, spec=spec)
+            services.activation_set(workflow=wf, environment=self.env, active=True, version=version)
             self.workflows[tag] = wf
 
     # ---- workers

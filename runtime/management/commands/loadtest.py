@@ -183,26 +183,12 @@ class LoadTest:
         return {"sequences": [{"tag": "main", "events": events}]}
 
     def workflow(self) -> Any:
-        from django.utils import timezone
+        from designer import services
 
-        from designer.models import Activation, Workflow, WorkflowVersion
-        from runtime.compiler import compile_spec, spec_checksum
-
-        spec = self.spec()
         tag = f"loadtest-{self.seed}"
-        workflow = Workflow.objects.create(
-            product_id=self.environment.product_id, tag=tag, name=tag
-        )
-        version = WorkflowVersion.objects.create(
-            workflow=workflow,
-            state="published",
-            number=1,
-            spec=spec,
-            plan=compile_spec(spec).model_dump(mode="json"),
-            checksum=spec_checksum(spec),
-            published_at=timezone.now(),
-        )
-        Activation.objects.create(
+        workflow = services.workflow_create(product=self.environment.product, tag=tag, name=tag)
+        version = services.workflow_publish(workflow=workflow, author=None, spec=self.spec())
+        services.activation_set(
             workflow=workflow, environment=self.environment, active=True, version=version
         )
         return workflow
