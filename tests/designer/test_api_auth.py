@@ -70,7 +70,7 @@ def test_a_bad_token_is_401(product: Product) -> None:
 
 def test_session_writes_need_the_csrf_token(product: Product, admin_user: User) -> None:
     browser = APIClient(enforce_csrf_checks=True)
-    assert browser.login(username="alice", password="pw-alice")
+    browser.force_login(admin_user)
     assert browser.get(P).status_code == 200  # reads need no token
 
     refused = browser.patch(P, {"name": "Renamed"}, format="json")
