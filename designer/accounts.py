@@ -21,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
+from django.core import checks
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
@@ -56,6 +57,25 @@ def client_ip(request: HttpRequest) -> str | None:
     hops = [hop.strip() for hop in forwarded.split(",")]
     candidate = hops[-min(proxies, len(hops))]
     return candidate if _is_ip(candidate) else remote
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def trusted_proxies_check(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Behind a proxy with TRELLIS_TRUSTED_PROXIES=0 every client has the proxy's address:
+    the per-address rate is shared by all, and a username+address lockout becomes a lockout
+    of that username for everyone — the denial of service the pair was chosen to avoid."""
+    if settings.SECURE_PROXY_SSL_HEADER and settings.TRELLIS_TRUSTED_PROXIES == 0:
+        return [
+            checks.Warning(
+                "TRUST_X_FORWARDED_PROTO is on (a proxy is in front) but "
+                "TRELLIS_TRUSTED_PROXIES is 0: every client looks like the proxy, so one "
+                "client's wrong passwords lock a username out for everyone.",
+                hint="Set TRELLIS_TRUSTED_PROXIES to the number of proxies that append to "
+                "X-Forwarded-For (1 for the README's nginx).",
+                id="trellis.W910",
+            )
+        ]
+    return []
 
 
 # --- lockout (django-axes) --------------------------------------------------------------
@@ -130,7 +150,9 @@ def login_rate_limited(view: Callable[..., HttpResponseBase]) -> Callable[..., H
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.method == "POST":
             throttle = LoginRateThrottle()
-            if not throttle.allow_request(request, None):
+            # A DRF throttle reads only request.META, which a Django request has too.
+            drf_request: Any = request
+            if not throttle.allow_request(drf_request, None):  # type: ignore[arg-type]
                 wait = max(1, int(throttle.wait() or 1))
                 response = _login_page(
                     request,

@@ -85,9 +85,7 @@ def test_with_one_trusted_proxy_the_address_the_proxy_saw_is_used(
     settings.TRELLIS_TRUSTED_PROXIES = 1
     # The proxy appends the address it saw; whatever the client wrote stays on the left.
     codes = [
-        token_post(
-            f"user{n}", "guess", HTTP_X_FORWARDED_FOR=f"10.9.9.{n}, 203.0.113.7"
-        ).status_code
+        token_post(f"user{n}", "guess", HTTP_X_FORWARDED_FOR=f"10.9.9.{n}, 203.0.113.7").status_code
         for n in range(31)
     ]
     assert codes[-2:] == [401, 429]
@@ -399,7 +397,9 @@ def test_under_asgi_the_lockout_answers_the_same(admin_user: User) -> None:
         out.append(await client.post("/login/", {"username": "alice", "password": "pw-alice"}))
         api = [
             await client.post(
-                TOKEN, {"username": "alice", "password": "pw-alice"}, content_type="application/json"
+                TOKEN,
+                {"username": "alice", "password": "pw-alice"},
+                content_type="application/json",
             )
         ]
         return out + api
@@ -409,3 +409,13 @@ def test_under_asgi_the_lockout_answers_the_same(admin_user: User) -> None:
     assert b"Too many failed logins for this username" in forms[-1].content
     assert api.status_code == 429
     assert api.json()["code"] == "locked_out"
+
+
+def test_check_deploy_warns_when_a_proxy_is_in_front_but_none_is_trusted(settings: Any) -> None:
+    from designer.accounts import trusted_proxies_check
+
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.TRELLIS_TRUSTED_PROXIES = 0
+    assert [m.id for m in trusted_proxies_check()] == ["trellis.W910"]
+    settings.TRELLIS_TRUSTED_PROXIES = 1
+    assert trusted_proxies_check() == []
