@@ -9,7 +9,7 @@ that expire (ExpiringTokenAuthentication) and die with a password change.
 from __future__ import annotations
 
 from django.contrib.auth import authenticate, user_logged_in
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import APIException, AuthenticationFailed
@@ -44,7 +44,14 @@ class TokenApi(ApiView):
     @extend_schema(
         operation_id="auth_token",
         request=TokenIn,
-        responses={200: TokenOut},
+        responses={
+            200: TokenOut,
+            401: OpenApiResponse(description="Wrong username or password."),
+            429: OpenApiResponse(
+                description="Too many attempts from this address (`throttled`), or this "
+                "username is locked out from this address (`locked_out`)."
+            ),
+        },
         auth=[],
         description="Exchange a username and password for an API token; send it as "
         "`Authorization: Token <token>`. The token stops working at `expires` (null: "

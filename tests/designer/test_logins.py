@@ -150,6 +150,9 @@ def test_brute_force_on_the_login_page_locks_the_username_from_that_address(
     assert fifth.status_code == 429
     assert b"Too many failed logins for this username" in fifth.content
     assert b'id="id_password"' in fifth.content  # the form is still there
+    # axes keeps the attempts for admins to see, never the guessed passwords.
+    kept = "".join(AccessAttempt.objects.values_list("post_data", flat=True))
+    assert "guess" not in kept
 
     # The right password is refused during the lockout…
     right = form_post("/login/", "alice", "pw-alice")
