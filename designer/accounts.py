@@ -85,6 +85,10 @@ def _cooloff_minutes() -> int:
     return int(settings.TRELLIS_LOGIN_COOLOFF_MINUTES)
 
 
+def lockout_cooloff_seconds() -> int:
+    return _cooloff_minutes() * 60
+
+
 def lockout_message() -> str:
     minutes = _cooloff_minutes()
     return (
@@ -115,7 +119,7 @@ def login_locked_out(
     """axes' AXES_LOCKOUT_CALLABLE: what a locked-out username+address pair is told."""
     if isinstance(original_response, HttpResponseBase) and original_response.status_code == 429:
         return original_response  # the token endpoint already answered in the API's shape
-    retry_after = str(_cooloff_minutes() * 60)
+    retry_after = str(lockout_cooloff_seconds())
     if _is_api(request):
         return JsonResponse(
             {"code": "locked_out", "message": lockout_message()},

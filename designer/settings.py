@@ -7,6 +7,7 @@ journal-tailing channel layer — no extra servers. Scale-out: set DATABASE_URL 
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -317,6 +318,11 @@ AXES_HTTP_RESPONSE_CODE = 429
 # Attempts per minute from one client address on the login endpoints, whatever the
 # usernames (password spraying across accounts; per web process: the default cache).
 TRELLIS_LOGIN_RATE = env_str("TRELLIS_LOGIN_RATE", "30/minute")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", TRELLIS_LOGIN_RATE):
+    raise ImproperlyConfigured(
+        f"TRELLIS_LOGIN_RATE must look like 30/minute (per second, minute, hour or day), "
+        f"got {TRELLIS_LOGIN_RATE!r}"
+    )
 # API tokens expire this many hours after they were issued (0: never). A leaked token
 # stops working on its own; POST /api/v1/auth/token issues a new one and says when it
 # expires. Changing a user's password deletes their tokens (designer.accounts).

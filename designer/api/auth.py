@@ -12,7 +12,7 @@ from django.contrib.auth import authenticate, user_logged_in
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import APIException, AuthenticationFailed
+from rest_framework.exceptions import APIException, AuthenticationFailed, Throttled
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,9 +25,15 @@ from designer.api.serializers import TokenIn, TokenOut
 LoginThrottle = accounts.LoginRateThrottle
 
 
-class LockedOut(APIException):
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+class LockedOut(Throttled):
+    """429 ``locked_out``, with Retry-After: the cool-off (it restarts with each attempt)."""
+
     default_code = "locked_out"
+
+    def __init__(self, *, wait: int, detail: str) -> None:
+        # Not Throttled's own __init__: the message already says when to come back.
+        APIException.__init__(self, detail)
+        self.wait = wait
 
 
 class TokenApi(ApiView):
@@ -66,7 +72,9 @@ class TokenApi(ApiView):
             request=django_request, username=data["username"], password=data["password"]
         )
         if getattr(django_request, "axes_locked_out", False):
-            raise LockedOut(accounts.lockout_message())
+            raise LockedOut(
+                wait=accounts.lockout_cooloff_seconds(), detail=accounts.lockout_message()
+            )
         if user is None or not user.is_active:
             raise AuthenticationFailed("Wrong username or password.")
         # What login() announces: axes clears this pair's failures, last_login is updated.

@@ -195,6 +195,7 @@ def test_brute_force_on_the_token_endpoint_is_locked_out_with_a_json_429(
     assert locked.status_code == 429
     assert locked.json()["code"] == "locked_out"
     assert "Too many failed logins" in locked.json()["message"]
+    assert locked["Retry-After"] == str(15 * 60)
 
     right = token_post("vera", "pw-vera")
     assert right.status_code == 429
