@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
@@ -13,19 +11,11 @@ from designer.models import Environment, Membership, Product, Role
 
 
 @pytest.fixture(autouse=True)
-def _fresh_login_guards(request: pytest.FixtureRequest) -> Iterator[None]:
-    """No test inherits another's login counts: the per-address rate lives in the cache,
-    django-axes' failures in the database (rolled back with each test anyway; reset here
-    too, so a transactional test's rows cannot lock out the next test's logins)."""
+def _fresh_login_guards() -> None:
+    """No test inherits another's login counts. The per-address login rate counts in the
+    cache: cleared here. django-axes' failures are database rows, which every test's
+    rollback (or a transactional test's flush) already removes."""
     cache.clear()
-    yield
-    uses_db = request.node.get_closest_marker("django_db") is not None or any(
-        name in request.fixturenames for name in ("db", "transactional_db", "live_server")
-    )
-    if uses_db:
-        from axes.utils import reset
-
-        reset()
 
 
 @pytest.fixture
