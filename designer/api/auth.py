@@ -21,9 +21,6 @@ from designer import accounts
 from designer.api.base import ApiView
 from designer.api.serializers import TokenIn, TokenOut
 
-# Kept under its old name: the per-address rate of every login endpoint.
-LoginThrottle = accounts.LoginRateThrottle
-
 
 class LockedOut(Throttled):
     """429 ``locked_out``, with Retry-After: the cool-off (it restarts with each attempt)."""
@@ -41,7 +38,8 @@ class TokenApi(ApiView):
     # ambient authority for CSRF to protect, and scripts need no CSRF token.
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
-    throttle_classes = [LoginThrottle]
+    # The per-address rate shared with /login/ and /admin/login/ (TRELLIS_LOGIN_RATE).
+    throttle_classes = [accounts.LoginRateThrottle]
 
     def get_authenticate_header(self, request: Request) -> str:
         # Wrong credentials are a 401 (DRF makes it a 403 when no authenticator is set).
