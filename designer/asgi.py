@@ -13,6 +13,10 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from runtime.routing import websocket_urlpatterns  # noqa: E402
 
+# Sockets read no client address and accept no password or token: they authenticate with
+# the session cookie, and channels' get_user checks the session's password hash, so a
+# password change refuses the user's old sessions here too (tests/designer/test_logins.py).
+# The one client-address rule (TRELLIS_TRUSTED_PROXIES) is designer.accounts.client_ip.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,

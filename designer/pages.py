@@ -8,11 +8,17 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from designer import views
+from designer.accounts import login_rate_limited
 
 urlpatterns: list[Any] = [
     path(
         "login/",
-        auth_views.LoginView.as_view(template_name="login.html", redirect_authenticated_user=True),
+        # Per-address rate here; the username+address lockout is django-axes (settings).
+        login_rate_limited(
+            auth_views.LoginView.as_view(
+                template_name="login.html", redirect_authenticated_user=True
+            )
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -7,6 +7,8 @@ journal-tailing channel layer — no extra servers. Scale-out: set DATABASE_URL 
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -90,6 +92,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",  # login lockout (see "Logins" below)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served offline
     "channels",
@@ -107,6 +110,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes' docs require: turns a lockout flagged during authenticate() into the
+    # 429 answer of designer.accounts.login_locked_out.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "designer.urls"
@@ -273,10 +279,61 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 
+# --- Logins -----------------------------------------------------------------------------
+# How many reverse proxies (each appending to X-Forwarded-For) stand between the clients
+# and Trellis. 0 (default): the socket peer (REMOTE_ADDR) is the client and X-Forwarded-For
+# is ignored — a client writes whatever it likes there, so trusting it let one machine
+# pose as a new address on every login attempt. N: the N-th address from the right of
+# X-Forwarded-For, the one the outermost trusted proxy saw. One rule for everything that
+# needs a client address (designer.accounts.client_ip): DRF throttles (NUM_PROXIES below)
+# and the login lockout (AXES_CLIENT_IP_CALLABLE). Do not run daphne with --proxy-headers:
+# it takes the left-most (client-written) address.
+TRELLIS_TRUSTED_PROXIES = env_int("TRELLIS_TRUSTED_PROXIES", 0)
+if TRELLIS_TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured("TRELLIS_TRUSTED_PROXIES must be 0 or more")
+# Password guessing on /login/, /admin/login/ and POST /api/v1/auth/token (django-axes):
+# after TRELLIS_LOGIN_FAILURE_LIMIT failures for one username from one client address,
+# that pair is refused (429, even with the right password) for TRELLIS_LOGIN_COOLOFF_MINUTES
+# after its last failure. Username AND address: locking a username alone would let anyone
+# lock any user out from everywhere by typing wrong passwords; an address alone would lock
+# out everyone behind a shared NAT. Guessing across many usernames from one address is
+# slowed by the per-address rate limit (TRELLIS_LOGIN_RATE). `manage.py axes_reset`
+# (or axes_reset_username) lifts a lockout early.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair up front
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env_int("TRELLIS_LOGIN_FAILURE_LIMIT", 5)
+TRELLIS_LOGIN_COOLOFF_MINUTES = env_int("TRELLIS_LOGIN_COOLOFF_MINUTES", 15)
+if AXES_FAILURE_LIMIT < 1 or TRELLIS_LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured(
+        "TRELLIS_LOGIN_FAILURE_LIMIT and TRELLIS_LOGIN_COOLOFF_MINUTES must be 1 or more"
+    )
+AXES_COOLOFF_TIME = timedelta(minutes=TRELLIS_LOGIN_COOLOFF_MINUTES)
+AXES_RESET_ON_SUCCESS = True  # a successful login clears that pair's failures
+AXES_CLIENT_IP_CALLABLE = "designer.accounts.client_ip"
+AXES_LOCKOUT_CALLABLE = "designer.accounts.login_locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+# Attempts per minute from one client address on the login endpoints, whatever the
+# usernames (password spraying across accounts; per web process: the default cache).
+TRELLIS_LOGIN_RATE = env_str("TRELLIS_LOGIN_RATE", "30/minute")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", TRELLIS_LOGIN_RATE):
+    raise ImproperlyConfigured(
+        f"TRELLIS_LOGIN_RATE must look like 30/minute (per second, minute, hour or day), "
+        f"got {TRELLIS_LOGIN_RATE!r}"
+    )
+# API tokens expire this many hours after they were issued (0: never). A leaked token
+# stops working on its own; POST /api/v1/auth/token issues a new one and says when it
+# expires. Changing a user's password deletes their tokens (designer.accounts).
+TRELLIS_TOKEN_TTL_HOURS = env_int("TRELLIS_TOKEN_TTL_HOURS", 720)
+if TRELLIS_TOKEN_TTL_HOURS < 0:
+    raise ImproperlyConfigured("TRELLIS_TOKEN_TTL_HOURS must be 0 (never) or more")
+
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes anonymous requests a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "designer.api.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -287,6 +344,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["designer.api.parsers.JSONBodyParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    # DRF throttles identify clients by the same trusted-proxy rule as everything else.
+    "NUM_PROXIES": TRELLIS_TRUSTED_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Trellis API",

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from designer.models import Environment, Membership, Product, Role
+
+
+@pytest.fixture(autouse=True)
+def _fresh_login_guards() -> None:
+    """No test inherits another's login counts. The per-address login rate counts in the
+    cache: cleared here. django-axes' failures are database rows, which every test's
+    rollback (or a transactional test's flush) already removes."""
+    cache.clear()
 
 
 @pytest.fixture

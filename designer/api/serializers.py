@@ -322,3 +322,5 @@ class TokenIn(Strict):
 class TokenOut(serializers.Serializer):
     token = serializers.CharField()
     username = serializers.CharField()
+    # When the token stops working (TRELLIS_TOKEN_TTL_HOURS); null: never.
+    expires = serializers.DateTimeField(allow_null=True)

@@ -87,8 +87,8 @@ def test_the_last_admin_cannot_demote_themselves(admin_user: User) -> None:
 
 
 def test_a_demoted_member_loses_rights_at_once(admin_user: User, designer_user: User) -> None:
-    dana = APIClient()  # a real login: the user is loaded afresh on each request
-    assert dana.login(username="dana", password="pw-dana")
+    dana = APIClient()  # a session: the user is loaded afresh on each request
+    dana.force_login(designer_user)
     assert (
         dana.post(P + "components/", {"kind": "app", "tag": "a"}, format="json").status_code == 201
     )

@@ -8,6 +8,8 @@ import pytest
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.http import HttpRequest
+from django.test import RequestFactory
 
 from designer.models import (
     Activation,
@@ -36,6 +38,11 @@ def load() -> str:
     return out.getvalue()
 
 
+def _request() -> HttpRequest:
+    # django-axes watches every authenticate(): it needs the request a login came with.
+    return RequestFactory().post("/login/")
+
+
 def counts() -> dict[str, int]:
     models = [Product, Environment, User, Membership, Component, ComponentConfig, Workflow]
     models += [WorkflowVersion, Activation, AuditEntry]
@@ -48,7 +55,7 @@ def test_it_loads_the_demo_and_prints_a_working_login(var_dir: Path) -> None:
     password = (var_dir / "demo_password").read_text().strip()
     assert f"Demo login: demo / {password}" in output
     assert oct((var_dir / "demo_password").stat().st_mode & 0o777) == "0o600"
-    user = authenticate(username="demo", password=password)
+    user = authenticate(_request(), username="demo", password=password)
     assert user is not None and user.is_staff and not user.is_superuser
 
     product = Product.objects.get(slug="acme")
@@ -97,7 +104,7 @@ def test_it_never_undoes_what_people_changed(var_dir: Path) -> None:
     output = load()
 
     assert "changed since it was generated" in output
-    assert authenticate(username="demo", password="my-own-password") is not None
+    assert authenticate(_request(), username="demo", password="my-own-password") is not None
     assert not Activation.objects.get(environment__slug="dev").active
     config.refresh_from_db()
     assert config.config == {"base_url": "https://accounts.example.com"}

@@ -88,6 +88,8 @@ class Server:
             "SQLITE_PATH": str(base / "db.sqlite3"),
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
+            # Every test logs in from 127.0.0.1: the per-address login rate is not under test.
+            "TRELLIS_LOGIN_RATE": "1000/minute",
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
