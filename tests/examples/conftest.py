@@ -20,6 +20,9 @@ from tests.runtime.conftest import (
 )
 
 
+WORKFLOW_MODULES = "examples,tests.examples.worker_samples"
+
+
 class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], Message]] = []
@@ -69,7 +72,10 @@ def worker(transactional_db: None) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
     def start(**kwargs: Any) -> Worker:
-        w = Worker(**kwargs).start()
+        # The worker loads the code-first workflows at startup from the modules an admin
+        # lists (it never imports the module a step's input names).
+        env = {"TRELLIS_WORKFLOW_MODULES": WORKFLOW_MODULES, **kwargs.pop("env", {})}
+        w = Worker(env=env, **kwargs).start()
         started.append(w)
         return w
 
