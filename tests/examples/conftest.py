@@ -19,7 +19,6 @@ from tests.runtime.conftest import (
     _fresh_plan_cache,  # noqa: F401 - fixture
 )
 
-
 WORKFLOW_MODULES = "examples,tests.examples.worker_samples"
 
 
