@@ -136,6 +136,26 @@ def test_a_recorded_steps_module_hint_is_never_imported(
     assert name not in sys.modules and not marker.exists()
 
 
+def test_the_in_process_test_harness_follows_the_same_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime.testing import WorkflowTestEnvironment
+
+    marker = tmp_path / "imported"
+    name = f"evil_{uuid.uuid4().hex[:8]}"
+    evil_module(tmp_path / "pkg", name, marker)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    spec = code_spec(
+        {"type": "CODE", "event": "runtime.connectors.code:echo", "tag": "e", "input": {"a": 1}},
+        {"type": "CODE", "event": f"{name}:run", "tag": "x"},
+    )
+    run = WorkflowTestEnvironment().run(spec)
+    assert run.status == "failed"
+    assert run.steps["e"].status == "completed"
+    assert "is not a registered step function" in str(run.error)
+    assert name not in sys.modules and not marker.exists()
+
+
 # --- the compiler, validate and publish ------------------------------------------------------
 
 
