@@ -298,6 +298,34 @@ def test_trellis_step_functions_registers_named_functions_and_refuses_a_bad_one(
     assert "TRELLIS_STEP_FUNCTIONS" in bad.stderr and "os.nope" in bad.stderr
 
 
+def test_decorated_functions_of_workflow_modules_are_registered_at_startup(
+    tmp_path: Path,
+) -> None:
+    package = tmp_path / "acme_flows"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "workflows.py").write_text(
+        "from runtime import workflows\n\n"
+        "@workflows.step_function\n"
+        "def score(input, ctx):\n"
+        "    return {'score': 1}\n"
+    )
+    probe = (
+        "from runtime.step_functions import step_function_names; "
+        "print(sorted(n for n in step_function_names() if n.startswith('acme_')))"
+    )
+    done = manage(
+        "shell",
+        "-c",
+        probe,
+        DJANGO_SETTINGS_MODULE="designer.settings",
+        TRELLIS_WORKFLOW_MODULES="acme_flows.workflows",
+        PYTHONPATH=str(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "['acme_flows.workflows:score']" in done.stdout
+
+
 # --- uploaded files live outside every import path -------------------------------------------
 
 
