@@ -32,6 +32,7 @@ from designer.models import (
 from runtime.compiler import ComponentInfo, Plan, compile_spec, spec_checksum
 from runtime.errors import Issue, SpecError
 from runtime.spec import WorkflowSpec
+from runtime.step_functions import step_function_names
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -390,7 +391,11 @@ def _stored(spec: WorkflowSpec) -> dict[str, Any]:
 
 def spec_compile(*, product: Product, spec: Mapping[str, Any] | WorkflowSpec) -> Plan:
     """Compile against the product's components; raises SpecError with every issue."""
-    return compile_spec(spec_parse(spec), components=component_infos(product))
+    return compile_spec(
+        spec_parse(spec),
+        components=component_infos(product),
+        step_functions=step_function_names(),
+    )
 
 
 def workflow_create(
@@ -497,7 +502,11 @@ def workflow_publish(
                 raise ValidationError({"spec": "there is no draft to publish: send a spec"})
             spec = draft.spec
         parsed = spec_parse(spec)
-        plan = compile_spec(parsed, components=component_infos(workflow.product))
+        plan = compile_spec(
+            parsed,
+            components=component_infos(workflow.product),
+            step_functions=step_function_names(),
+        )
         stored = _stored(parsed)
         checksum = spec_checksum(stored)
         latest = (

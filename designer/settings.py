@@ -227,20 +227,30 @@ else:
     Q_CLUSTER["broker_class"] = "runtime.brokers.DelayedORM"
 
 # --- Engine ---------------------------------------------------------------------------
-# CODE steps may only call functions from these packages (plus runtime.connectors.code's
-# built-ins): a spec author must never be able to name os:system.
-TRELLIS_CODE_PACKAGES = env_list("TRELLIS_CODE_PACKAGES", ["workflows", "tests"])
+# CODE steps call only registered step functions, never a module a spec names: a designer
+# must not be able to run code of their choosing in the worker (os:system, an uploaded
+# file, a test helper). An admin names functions here ("package.module:function",
+# comma-separated); they are imported once at startup. Functions decorated with
+# @workflows.step_function in an installed app's workflows.py (or a module of
+# TRELLIS_WORKFLOW_MODULES) and the built-ins runtime.connectors.code:noop|echo|fail are
+# registered too.
+TRELLIS_STEP_FUNCTIONS = env_list("TRELLIS_STEP_FUNCTIONS", [])
+if "TRELLIS_CODE_PACKAGES" in os.environ:
+    # It opened whole packages (tests included) to CODE steps: refuse to start with it.
+    raise ImproperlyConfigured(
+        "TRELLIS_CODE_PACKAGES is no longer supported: list the functions CODE steps may "
+        "call in TRELLIS_STEP_FUNCTIONS ('package.module:function', comma-separated)."
+    )
 # A worker that stops renewing its lease on a run's sequence (crashed) loses it after this
 # many seconds; another worker then continues the run.
 TRELLIS_LEASE_S = env_float("TRELLIS_LEASE_S", 10.0)
 # PUBLISH: runs started by messages from runs started by messages… stop after this many
 # generations (a workflow publishing to a topic it subscribes to would loop forever).
 TRELLIS_PUBLISH_CHAIN_MAX = env_int("TRELLIS_PUBLISH_CHAIN_MAX", 10)
-# Code-first workflows: their CODE steps call runtime.workflows, which only runs functions
-# registered by workflows.define() for the run's own workflow.
-TRELLIS_CODE_PACKAGES.append("runtime.workflows")
 # Modules defining code-first workflows, besides every installed app's `workflows` module
-# (`manage.py sync_workflows` imports them), e.g. TRELLIS_WORKFLOW_MODULES=examples.
+# (`manage.py sync_workflows` imports them), e.g. TRELLIS_WORKFLOW_MODULES=examples. Every
+# process imports them at startup (their workflows and @step_function functions), never later
+# because a step's input named a module.
 TRELLIS_WORKFLOW_MODULES = env_list("TRELLIS_WORKFLOW_MODULES", [])
 
 # --- Channels -------------------------------------------------------------------------
@@ -370,7 +380,11 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every start otherwise
 STATICFILES_DIRS = [p for p in [BASE_DIR / "frontend" / "dist"] if p.exists()]
-MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Files of file-system STORAGE steps (designer-chosen content). The default directory name
+# holds a dot so no dotted module name can reach through it: an uploaded .py can never be
+# imported, even though VAR_DIR sits in the project root (on sys.path). A MEDIA_ROOT that a
+# module path can reach is refused at startup (system check trellis.E010).
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media.files")))
 MEDIA_URL = "/media/"
 WHITENOISE_USE_FINDERS = True
 

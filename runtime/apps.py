@@ -8,9 +8,56 @@ class RuntimeConfig(AppConfig):
     def ready(self) -> None:
         # Registers the channel-layer system check (a broken CHANNEL_LAYERS is silent)
         # and the scale-out deploy checks (manage.py check --deploy).
-        from runtime import deploy_checks, live  # noqa: F401
+        from runtime import code_checks, deploy_checks, live  # noqa: F401
 
+        # An importable MEDIA_ROOT lets an uploaded .py be imported: refuse to start (daphne
+        # and qcluster do not run system checks; trellis.E010 says the same in `check`).
+        issue = code_checks.media_root_issue()
+        if issue is not None:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(issue)
+        _step_functions_load()
         _engine_signals_connect()
+
+
+def _step_functions_load() -> None:
+    """Fill the step-function registry once, at startup, from what an admin deployed.
+
+    CODE steps call only registered functions (runtime.step_functions): the built-ins,
+    the recorder's targets, ``@step_function`` in installed apps' ``workflows`` modules and
+    in ``TRELLIS_WORKFLOW_MODULES``, and ``TRELLIS_STEP_FUNCTIONS``. Nothing is imported
+    later because a spec or a step's input named it.
+    """
+    import logging
+
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    if hasattr(settings, "TRELLIS_CODE_PACKAGES"):
+        # It let CODE steps import any module of whole packages (tests included).
+        raise ImproperlyConfigured(
+            "TRELLIS_CODE_PACKAGES is no longer supported: CODE steps call only registered "
+            "step functions. Name them in TRELLIS_STEP_FUNCTIONS ('package.module:function', "
+            "comma-separated) or decorate them with @workflows.step_function in an installed "
+            "app's workflows.py."
+        )
+    from runtime import workflows
+    from runtime.connectors import code  # noqa: F401 - registers the built-ins
+    from runtime.step_functions import step_functions_import
+
+    try:
+        step_functions_import(getattr(settings, "TRELLIS_STEP_FUNCTIONS", []))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TRELLIS_STEP_FUNCTIONS: {exc}") from exc
+    # Code-first workflows and their @step_function: a module that fails to load is logged
+    # here and reported by `manage.py sync_workflows`; the others still load.
+    errors: list[tuple[str, Exception]] = []
+    workflows.discover(errors=errors)
+    for module, error in errors:
+        logging.getLogger("trellis.workflows").error(
+            "cannot load workflow module %s: %s", module, error
+        )
 
 
 def _engine_signals_connect() -> None:

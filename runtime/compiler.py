@@ -25,7 +25,7 @@ import hashlib
 import heapq
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,6 +45,7 @@ from runtime.spec import (
     WorkflowSpec,
     duration_ms,
 )
+from runtime.step_functions import step_function_path as _step_function_name
 
 __all__ = [
     "ComponentInfo",
@@ -263,9 +264,15 @@ def spec_checksum(spec: WorkflowSpec | Mapping[str, Any]) -> str:
 
 
 class _Compiler:
-    def __init__(self, spec: WorkflowSpec, components: Mapping[str, ComponentInfo] | None) -> None:
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        components: Mapping[str, ComponentInfo] | None,
+        step_functions: Collection[str] | None = None,
+    ) -> None:
         self.spec = spec
         self.components = components
+        self.step_functions = step_functions
         self.issues: list[Issue] = []
         self.seq_index: dict[str, int] = {}
         self.step_index: dict[str, tuple[int, int]] = {}
@@ -620,6 +627,10 @@ class _Compiler:
                     f"{path}.event",
                     f"'{event.event}' is not a dotted path like 'package.module:function'",
                 )
+            elif self.step_functions is not None and (
+                _step_function_name(event.event) not in self.step_functions
+            ):
+                self.issue(f"{path}.event", f"'{event.event}' is not a registered step function")
 
     def check_signal(self, name: Any, path: str) -> None:
         if not isinstance(name, str):
@@ -747,11 +758,14 @@ def compile_spec(
     spec: WorkflowSpec | Mapping[str, Any],
     *,
     components: Mapping[str, ComponentInfo] | None = None,
+    step_functions: Collection[str] | None = None,
 ) -> Plan:
     """Compile a spec (model or JSON dict) into a :class:`Plan`.
 
     Raises :class:`SpecError` listing every issue found, each with a JSON path. When
     ``components`` (tag → :class:`ComponentInfo`) is None, component checks are skipped.
+    ``step_functions`` (registered names, ``package.module:function``): when given, a CODE
+    event naming anything else is an issue.
     """
     with _gc_paused():
         if isinstance(spec, WorkflowSpec):
@@ -761,7 +775,7 @@ def compile_spec(
                 model = WorkflowSpec.model_validate(spec)
             except ValidationError as exc:
                 raise SpecError(validation_issues(exc)) from None
-        return _Compiler(model, components).run()
+        return _Compiler(model, components, step_functions).run()
 
 
 @contextmanager

@@ -24,8 +24,6 @@ ends ``waiting``).
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +35,7 @@ from runtime.context import BareRuntime
 from runtime.errors import StepError, TrellisError
 from runtime.expressions import DictScope, evaluate_condition, resolve
 from runtime.spec import EventType, WorkflowSpec
+from runtime.step_functions import step_function_get
 
 __all__ = ["Fail", "StepResult", "TestRun", "WorkflowTestEnvironment"]
 
@@ -302,17 +301,17 @@ class _Run:
         return value
 
     def code(self, path: str, data: Any, tag: str) -> Any:
-        module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
-        fn = getattr(importlib.import_module(module_name), attr)
+        # The same rule as the worker: registered step functions only, nothing imported
+        # because a spec named it (the built-ins register with their module).
+        from runtime import workflows as _workflows  # noqa: F401
+        from runtime.connectors import code as _code  # noqa: F401
+
+        entry = step_function_get(path)
+        fn = entry.fn
         live = data.get("ctx") if isinstance(data, dict) else None
         runtime = _TestRuntime(self, tag, live if isinstance(live, Mapping) else None)
-        params = [
-            p
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
         try:
-            return fn(data, runtime) if len(params) >= 2 else fn(data)
+            return fn(data, runtime) if entry.wants_ctx else fn(data)
         except StepError:
             raise
         except TrellisError as exc:

@@ -40,6 +40,7 @@ from runtime.recorder import (
     user_site,
 )
 from runtime.spec import TAG_RE, WorkflowSpec
+from runtime.step_functions import register_step_function, step_function
 
 __all__ = [
     "RecordingError",
@@ -48,8 +49,10 @@ __all__ = [
     "define",
     "discover",
     "log_step",
+    "register_step_function",
     "registry",
     "run_code_step",
+    "step_function",
     "transform_step",
     "workflow",
 ]
@@ -579,30 +582,28 @@ def using(*definitions: WorkflowDefinition) -> Iterator[None]:
 
 
 def find(key: str, module: str | None = None) -> WorkflowDefinition:
-    """The definition of ``product/tag``, importing its module if this process has not."""
+    """The definition of ``product/tag`` among the workflows this process loaded.
+
+    Definitions come from the modules loaded at startup (installed apps' ``workflows``
+    modules and ``TRELLIS_WORKFLOW_MODULES``, see runtime.apps). ``module`` (what a
+    recorded step's input says) is only named in the error: a step's input never makes
+    the worker import anything.
+    """
     definition = (_IN_USE.get() or {}).get(key) or registry.get_key(key)
-    if definition is None and module:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise StepError(
-                f"cannot import {module!r} for code workflow {key!r}: {exc}", retryable=False
-            ) from exc
-        definition = registry.get_key(key)
     if definition is None:
-        try:
-            discover()
-        except Exception as exc:  # settings not configured: nothing more to find
-            raise StepError(f"code workflow {key!r} not found: {exc}", retryable=False) from exc
-        definition = registry.get_key(key)
-    if definition is None:
-        raise StepError(f"code workflow {key!r} is not defined in this process", retryable=False)
+        where = f" (recorded in module {module!r})" if module else ""
+        raise StepError(
+            f"code workflow {key!r}{where} is not defined in this process: list its module "
+            "in TRELLIS_WORKFLOW_MODULES or put it in an installed app's workflows.py",
+            retryable=False,
+        )
     return definition
 
 
 # --- run time: CODE events emitted by the recorder ------------------------------------------
 
 
+@step_function
 def run_code_step(input: Mapping[str, Any], ctx: Any = None) -> Any:
     """CODE event target: run a code step's (or its rollback's) function for real.
 
@@ -641,6 +642,7 @@ def run_code_step(input: Mapping[str, Any], ctx: Any = None) -> Any:
     )
 
 
+@step_function
 def log_step(input: Mapping[str, Any], ctx: Any = None) -> Any:
     """CODE event target for ``ctx.log.*`` in a handler: one ``log`` journal entry."""
     from runtime.context import log_to
@@ -649,6 +651,7 @@ def log_step(input: Mapping[str, Any], ctx: Any = None) -> Any:
     return {}
 
 
+@step_function
 def transform_step(input: Mapping[str, Any]) -> Any:
     """CODE event target for ``ctx.transform.parse_json/stringify`` of a run-time value
     (the expression language has no JSON operators): ``{value}``."""

@@ -7,28 +7,25 @@ with ``ctx.log(message, **data)`` for journaled log lines. Its return value is t
 output (JSON). Raise :class:`runtime.errors.StepError` to say whether a retry can help;
 any other exception fails the attempt and may be retried.
 
-Only functions under the packages listed in ``settings.TRELLIS_CODE_PACKAGES`` (and the
-built-ins of this module) can be called: a spec author must not be able to name
-``os:system``.
+Only registered step functions (runtime.step_functions: ``@step_function`` in deployed
+code, ``TRELLIS_STEP_FUNCTIONS``, and the built-ins of this module) can be called: a spec
+author must not be able to name ``os:system`` nor make the worker import anything.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from runtime.connectors import ConnectorCall, register
 from runtime.errors import StepError
 from runtime.spec import EventType
+from runtime.step_functions import step_function, step_function_get
 
 _local = threading.local()
-BUILTIN_MODULE = __name__
 
 
 @contextmanager
@@ -59,52 +56,13 @@ class StepInfo:
             sink.append({"level": level, "message": str(message), "data": data})
 
 
-def _allowed(module: str) -> bool:
-    if module == BUILTIN_MODULE:
-        return True
-    try:
-        from django.conf import settings
-
-        packages = list(getattr(settings, "TRELLIS_CODE_PACKAGES", []))
-    except ImportError:  # pragma: no cover
-        packages = []
-    return any(module == p or module.startswith(p + ".") for p in packages)
-
-
-@lru_cache(maxsize=1024)
 def code_function(path: str) -> tuple[Callable[..., Any], bool]:
-    """(function, whether it takes ctx) for a dotted path; StepError when not callable."""
-    if ":" in path:
-        module_name, _, attr = path.partition(":")
-    else:
-        module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
-        raise StepError(
-            f"'{path}' is not a dotted path like 'package.module:function'", retryable=False
-        )
-    if not _allowed(module_name):
-        raise StepError(
-            f"module '{module_name}' is not in TRELLIS_CODE_PACKAGES; CODE steps may only "
-            "call functions from the packages listed there",
-            retryable=False,
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise StepError(f"cannot import '{module_name}': {exc}", retryable=False) from exc
-    fn = getattr(module, attr, None)
-    if not callable(fn) or attr.startswith("_"):
-        raise StepError(f"'{path}' is not a public function", retryable=False)
-    try:
-        params = [
-            p
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        wants_ctx = len(params) >= 2
-    except (TypeError, ValueError):
-        wants_ctx = False
-    return fn, wants_ctx
+    """(function, whether it takes ctx) for a registered name; StepError when unregistered.
+
+    A lookup in the step-function registry only: a name is never imported on demand.
+    """
+    entry = step_function_get(path)
+    return entry.fn, entry.wants_ctx
 
 
 @register(EventType.CODE)
@@ -129,19 +87,22 @@ def code_run(call: ConnectorCall) -> Any:
         raise StepError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
 
 
-# --- Built-ins (always allowed): handy in examples, tests and the benchmark ----------------
+# --- Built-ins (always registered): handy in examples, tests and the benchmark -------------
 
 
+@step_function
 def noop(input: Any) -> dict[str, Any]:
     """Do nothing; output ``{}``."""
     return {}
 
 
+@step_function
 def echo(input: Any) -> Any:
     """Return the input as the output."""
     return input
 
 
+@step_function
 def fail(input: Any) -> Any:
     """Always fail; ``input.retryable`` (default true) and ``input.message`` shape the error."""
     data = input if isinstance(input, dict) else {}

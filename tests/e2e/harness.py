@@ -83,7 +83,7 @@ class Server:
             for k, v in os.environ.items()
             if k not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "SQLITE_TEST_PATH"}
         } | {
-            "DJANGO_SETTINGS_MODULE": "designer.settings",
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
             "TRELLIS_VAR_DIR": str(base),
             "SQLITE_PATH": str(base / "db.sqlite3"),
             "PYTHONPATH": str(ROOT),

@@ -19,6 +19,8 @@ from tests.runtime.conftest import (
     _fresh_plan_cache,  # noqa: F401 - fixture
 )
 
+WORKFLOW_MODULES = "examples,tests.examples.worker_samples"
+
 
 class Inbox:
     def __init__(self) -> None:
@@ -69,7 +71,10 @@ def worker(transactional_db: None) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
     def start(**kwargs: Any) -> Worker:
-        w = Worker(**kwargs).start()
+        # The worker loads the code-first workflows at startup from the modules an admin
+        # lists (it never imports the module a step's input names).
+        env = {"TRELLIS_WORKFLOW_MODULES": WORKFLOW_MODULES, **kwargs.pop("env", {})}
+        w = Worker(env=env, **kwargs).start()
         started.append(w)
         return w
 

@@ -154,7 +154,7 @@ class Worker:
             {
                 "TRELLIS_WORKERS": str(self.workers),
                 "TRELLIS_QUEUE_POLL": env.get("TRELLIS_QUEUE_POLL", "0.02"),
-                "DJANGO_SETTINGS_MODULE": "designer.settings",
+                "DJANGO_SETTINGS_MODULE": "tests.settings",
                 "PYTHONUNBUFFERED": "1",
             }
         )

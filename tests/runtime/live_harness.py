@@ -75,7 +75,7 @@ class LiveStack:
             if key not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "SQLITE_TEST_PATH"}
         }
         env |= {
-            "DJANGO_SETTINGS_MODULE": "designer.settings",
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
             "TRELLIS_VAR_DIR": str(base),
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
@@ -486,7 +486,7 @@ def _writer() -> None:
 def main(argv: list[str]) -> None:
     import django
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "designer.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     django.setup()
     if argv[0] == "seed":
         print(json.dumps(_seed()))

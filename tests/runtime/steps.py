@@ -1,4 +1,4 @@
-"""CODE step functions used by the engine tests (TRELLIS_CODE_PACKAGES includes 'tests').
+"""CODE step functions used by the engine tests (registered by tests/settings.py only).
 
 Side effects are appended to files under $TRELLIS_TEST_EFFECTS so a test can count how
 often each step really ran, also when a separate worker process ran it.

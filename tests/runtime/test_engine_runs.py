@@ -375,13 +375,13 @@ def test_a_step_timeout_fails_the_attempt(product: Product, env_dev: Environment
     assert run.error["code"] == "step_timeout"
 
 
-def test_code_outside_the_allowed_packages_is_refused(
+def test_code_that_is_not_a_registered_step_function_is_refused(
     product: Product, env_dev: Environment
 ) -> None:
     body = spec(seq("m", {"type": "CODE", "event": "os:getcwd", "tag": "x"}))
     run = run_until_done(start(product, env_dev, body))
     assert run.status == "failed"
-    assert "TRELLIS_CODE_PACKAGES" in run.error["message"]
+    assert "'os:getcwd' is not a registered step function" in run.error["message"]
 
 
 def test_the_run_timeout_fails_a_parked_run_through_the_sweep(

@@ -197,7 +197,7 @@ def test_the_embedded_default_serves_a_web_process_and_a_worker(tmp_path: Path) 
         "print(type(get_channel_layer()).__name__)"
     )
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
-    env |= {"DJANGO_SETTINGS_MODULE": "designer.settings", "TRELLIS_VAR_DIR": str(tmp_path)}
+    env |= {"DJANGO_SETTINGS_MODULE": "tests.settings", "TRELLIS_VAR_DIR": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )

@@ -1,4 +1,4 @@
-"""CODE step functions for the scale-out tests (TRELLIS_CODE_PACKAGES includes 'tests').
+"""CODE step functions for the scale-out tests (registered by tests/settings.py only).
 
 Every execution is appended to ``$TRELLIS_TEST_EFFECTS/<run id>.log`` as one line
 ``<step> <attempt> <idempotency key> <pid>``: the file is shared by the test process and

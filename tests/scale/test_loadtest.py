@@ -15,7 +15,8 @@ from tests.runtime.conftest import Worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.scale, pytest.mark.django_db(transaction=True)]
 
-CODE_PACKAGES = "tests,runtime.management.commands.loadtest"
+# The clusters call the load test's step function: registered for them by an admin's setting.
+STEP_FUNCTIONS = "runtime.management.commands.loadtest:step"
 
 
 def test_a_small_load_test_with_killed_workers_keeps_every_invariant(
@@ -36,7 +37,7 @@ def test_a_small_load_test_with_killed_workers_keeps_every_invariant(
     test = LoadTest(
         config,
         environment=env_dev,
-        start_cluster=lambda: cluster(workers=1, env={"TRELLIS_CODE_PACKAGES": CODE_PACKAGES}),
+        start_cluster=lambda: cluster(workers=1, env={"TRELLIS_STEP_FUNCTIONS": STEP_FUNCTIONS}),
     )
     report = test.run()
     print(format_report(report))

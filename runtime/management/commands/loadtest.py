@@ -184,7 +184,11 @@ class LoadTest:
 
     def workflow(self) -> Any:
         from designer import services
+        from runtime.step_functions import register_step_function
 
+        # This process publishes the workflow (its CODE step must be registered to pass
+        # validation); the clusters get it through TRELLIS_STEP_FUNCTIONS (see handle).
+        register_step_function(STEP, step)
         tag = f"loadtest-{self.seed}"
         workflow = services.workflow_create(product=self.environment.product, tag=tag, name=tag)
         version = services.workflow_publish(workflow=workflow, author=None, spec=self.spec())
@@ -456,7 +460,8 @@ class Command(BaseCommand):
         tmp = Path(tempfile.mkdtemp(prefix="trellis-loadtest-"))
         env, cleanup = _scratch_env(tmp, prefix="trellis_scale_loadtest")
         # The clusters may call the load test's step function (and nothing else new).
-        env["TRELLIS_CODE_PACKAGES"] = "runtime.management.commands.loadtest"
+        listed = [p for p in env.get("TRELLIS_STEP_FUNCTIONS", "").split(",") if p.strip()]
+        env["TRELLIS_STEP_FUNCTIONS"] = ",".join([*listed, STEP])
         argv = [a for a in sys.argv[2:] if a != "--json"]
         self.stderr.write(f"load test in {settings.TRELLIS_MODE} mode (scratch: {tmp})")
         try:
