@@ -236,6 +236,11 @@ TRELLIS_CODE_PACKAGES.append("runtime.workflows")
 # Modules defining code-first workflows, besides every installed app's `workflows` module
 # (`manage.py sync_workflows` imports them), e.g. TRELLIS_WORKFLOW_MODULES=examples.
 TRELLIS_WORKFLOW_MODULES = env_list("TRELLIS_WORKFLOW_MODULES", [])
+# Outgoing connections (SSRF, runtime/netguard.py): names or IP addresses of this Trellis
+# server that are not loopback or private (its public address, a load balancer in front
+# of it). Steps may not connect to them unless an environment's allowed hosts name the
+# address; the host name and the names in ALLOWED_HOSTS are added on their own.
+TRELLIS_SELF_ADDRESSES = env_list("TRELLIS_SELF_ADDRESSES", [])
 
 # --- Channels -------------------------------------------------------------------------
 # Live run updates cross processes (worker -> web). Scale-out: channels-redis. Embedded:
