@@ -270,7 +270,12 @@ class HostPolicy:
         if not name_allowed and not addresses and literal is None:
             # Not listed, and no address entry could allow it: refuse before any lookup.
             raise self._not_listed(host, port)
-        resolved = [literal] if literal is not None else _resolve(host, port)
+        try:
+            resolved = [literal] if literal is not None else _resolve(host, port)
+        except StepError:
+            if not name_allowed:
+                raise self._not_listed(host, port) from None
+            raise
         for address in resolved:
             if any(e.matches(address, port) for e in addresses):
                 continue  # an admin named this address (or its network)
@@ -295,7 +300,7 @@ class HostPolicy:
     def _not_listed(self, host: str, port: int) -> HostRefused:
         listed = ", ".join(self.allowed_hosts)
         return HostRefused(
-            f"host '{host}' (port {port}) is not on the allow-list of environment{self._env}"
+            f"host '{host}' is not on the allow-list of environment{self._env}"
             f" ({listed})",
             details={"host": host, "allowed_hosts": list(self.allowed_hosts)},
         )

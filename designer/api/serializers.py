@@ -119,7 +119,8 @@ class EnvironmentIn(Strict):
     )
 
     def validate_allowed_hosts(self, value: list[str]) -> list[str]:
-        problems = {}
+        # Keyed by index, like DRF's ListField errors: the API shows allowed_hosts[2].
+        problems: dict[Any, list[str]] = {}
         for index, entry in enumerate(value):
             try:
                 entry_parse(entry)

@@ -86,7 +86,6 @@ def database_run(call: ConnectorCall) -> Any:
     data = call.input if isinstance(call.input, dict) else {}
     statement = _build(op, operation, data, name)
     timeout = _timeout_s(call, operation, component.config)
-    url = str(component.config.get("url") or "")
     with _connect(call, component, timeout) as db:
         return db.run(statement, op)
 
@@ -448,9 +447,7 @@ def _refuse_own_database(path: Path, component: Component) -> None:
 
 
 @contextmanager
-def _postgres(
-    url: str, component: Component, timeout: float, hostaddr: str
-) -> Iterator[_Db]:
+def _postgres(url: str, component: Component, timeout: float, hostaddr: str) -> Iterator[_Db]:
     import psycopg
 
     kwargs: dict[str, Any] = {

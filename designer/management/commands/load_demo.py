@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
