@@ -175,10 +175,10 @@ def special_reason(address: IPAddress) -> str | None:
         return "shared address space (CGNAT)"
     if isinstance(address, ipaddress.IPv6Address) and address in _ULA:
         return "unique local (ULA)"
-    if address.is_private:
-        return "private"
     if address.is_reserved:
         return "reserved"
+    if address.is_private:
+        return "private"
     if not address.is_global:
         return "not globally routable"
     if address in own_addresses():
