@@ -300,8 +300,7 @@ class HostPolicy:
     def _not_listed(self, host: str, port: int) -> HostRefused:
         listed = ", ".join(self.allowed_hosts)
         return HostRefused(
-            f"host '{host}' is not on the allow-list of environment{self._env}"
-            f" ({listed})",
+            f"host '{host}' is not on the allow-list of environment{self._env} ({listed})",
             details={"host": host, "allowed_hosts": list(self.allowed_hosts)},
         )
 

@@ -53,6 +53,8 @@ class Recorder:
                 self.end_headers()
                 self.wfile.write(raw)
 
+            do_POST = do_GET
+
         for port in PORTS:
             try:
                 self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
