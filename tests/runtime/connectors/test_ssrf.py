@@ -53,7 +53,7 @@ def test_a_name_rebound_to_loopback_is_refused_without_a_connection(
 ) -> None:
     port = int(http_peer.url.rsplit(":", 1)[1])
     rebinding(monkeypatch, "rebind.test", ["127.0.0.1"])
-    with pytest.raises(HostRefused, match="resolves to 127.0.0.1, which is a loopback"):
+    with pytest.raises(HostRefused, match=r"resolves to 127\.0\.0\.1, which is a loopback"):
         http_request(
             "GET", f"http://rebind.test:{port}/echo", policy=HostPolicy(allowed_hosts=("*",))
         )
