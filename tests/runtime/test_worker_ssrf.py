@@ -183,11 +183,28 @@ def _errors(run: Run) -> dict[str, tuple[str, int, Any]]:
     }
 
 
+@pytest.fixture
+def trellis(live_server: Any) -> Iterator[tuple[int, list[str]]]:
+    """This very Trellis (Django's live server, in this process): its port and the paths
+    of the requests it received."""
+    from django.core.signals import request_started
+
+    seen: list[str] = []
+
+    def record(sender: Any, environ: dict[str, Any], **kwargs: Any) -> None:
+        seen.append(str(environ.get("PATH_INFO")))
+
+    request_started.connect(record, weak=False)
+    yield int(live_server.url.rsplit(":", 1)[1]), seen
+    request_started.disconnect(record)
+
+
 def test_a_designer_cannot_make_a_worker_connect_where_no_admin_allowed(
     product: Product,
     api_stand_in: Recorder,
     redirector: Recorder,
     listeners: dict[str, Listener],
+    trellis: tuple[int, list[str]],
     worker: Any,
 ) -> None:
     dev = product.environments.get(slug="dev")
@@ -202,7 +219,9 @@ def test_a_designer_cannot_make_a_worker_connect_where_no_admin_allowed(
     staging.save()
     api = f"http://127.0.0.1:{api_stand_in.port}/api/v1"
     v6_port = listeners["v6"].port if "v6" in listeners else 8799
+    trellis_port, trellis_seen = trellis
     targets = {
+        "trellis": f"http://127.0.0.1:{trellis_port}/api/v1/products/acme",
         "self-api": api,
         "postgres": "http://127.0.0.1:5432",
         "redis": "http://127.0.0.1:6379",
@@ -230,6 +249,7 @@ def test_a_designer_cannot_make_a_worker_connect_where_no_admin_allowed(
     run = _run(workflow, dev)
     errors = _errors(run)
     expected = {
+        "trellis": f"refused unless an admin lists '127.0.0.1' or '127.0.0.1:{trellis_port}'",
         "self-api": f"'127.0.0.1' is a loopback address: refused unless an admin lists "
         f"'127.0.0.1' or '127.0.0.1:{api_stand_in.port}'",
         "postgres": "'127.0.0.1:5432' in the allowed hosts of environment 'dev'",
@@ -250,6 +270,7 @@ def test_a_designer_cannot_make_a_worker_connect_where_no_admin_allowed(
         assert text in error["message"], (tag, error["message"])
     # Nothing was reached but the redirector an admin listed.
     assert api_stand_in.paths == []
+    assert trellis_seen == []
     assert redirector.paths == ["/x"]
     assert all(listener.accepted == 0 for listener in listeners.values())
 
@@ -268,3 +289,4 @@ def test_a_designer_cannot_make_a_worker_connect_where_no_admin_allowed(
     run = _run(workflow, staging)
     assert _errors(run)["self-api"][0] == "completed", _errors(run)
     assert api_stand_in.paths == ["/api/v1/x"]
+    assert trellis_seen == []  # and this server's API was never called
