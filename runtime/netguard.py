@@ -202,7 +202,7 @@ def own_addresses() -> frozenset[IPAddress]:
     with _own_lock:
         if _own is not None and _own[0] > now:
             return _own[1]
-    names = {socket.gethostname(), socket.getfqdn()}
+    names = {socket.gethostname()}  # (not getfqdn: its reverse lookup can hang offline)
     names.update(str(h).lstrip(".") for h in _setting("ALLOWED_HOSTS", []) if "*" not in h)
     names.update(str(h) for h in _setting("TRELLIS_SELF_ADDRESSES", []))
     found: set[IPAddress] = set()
