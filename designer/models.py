@@ -58,7 +58,10 @@ class Environment(models.Model):
     name = models.CharField(max_length=100)
     order = models.PositiveIntegerField(default=0)  # dev (0) → staging → prd
     is_production = models.BooleanField(default=False)
-    # Hosts outgoing HTTP may reach from this environment; empty = any.
+    # Where steps in this environment may connect (runtime/netguard.py): host names,
+    # *.domain, IP addresses, networks, any of them :port. Private/loopback/link-local
+    # addresses need an entry naming the address. Empty: public addresses only, and
+    # nothing at all when is_production. Admin-only, like component configs.
     allowed_hosts = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -292,6 +292,51 @@ def _component_fields(component: Component) -> dict[str, Any]:
     }
 
 
+# Where a component connects is the admin's decision, held in its per-environment config
+# (``PUT …/config/<env>``, admin only). Its events are edited by designers, so an event may
+# not name a connection target: these keys are refused in an event definition and in the
+# channel objects of a notification event (``email``/``sms``/``push``), and connectors
+# ignore them in old data.
+CONNECTION_TARGET_KEYS = frozenset(
+    {
+        "base_url",
+        "url",
+        "host",
+        "hostname",
+        "port",
+        "endpoint",
+        "endpoint_url",
+        "dsn",
+        "token_url",
+        "hostaddr",
+        "proxy",
+    }
+)
+_CHANNEL_KEYS = ("email", "sms", "push")
+
+
+def component_events_check(*, events: dict[str, Any]) -> None:
+    """Refuse (400 naming the field) an event definition that names a connection target."""
+    problems: dict[str, str] = {}
+    for tag, definition in events.items():
+        if not isinstance(definition, dict):
+            continue
+        places = [(f"events.{tag}", definition)]
+        places += [
+            (f"events.{tag}.{channel}", definition[channel])
+            for channel in _CHANNEL_KEYS
+            if isinstance(definition.get(channel), dict)
+        ]
+        for path, place in places:
+            for key in sorted(CONNECTION_TARGET_KEYS & set(place)):
+                problems[f"{path}.{key}"] = (
+                    f"'{key}' is a connection target: an admin sets it in the component's "
+                    "per-environment config, not in an event"
+                )
+    if problems:
+        raise ValidationError(problems)
+
+
 def component_create(
     *,
     product: Product,
@@ -304,6 +349,7 @@ def component_create(
 ) -> Component:
     if product.components.filter(tag=tag).exists():
         raise ValidationError({"tag": f"a component {tag!r} already exists"})
+    component_events_check(events=events or {})
     with transaction.atomic():
         component = Component.objects.create(
             product=product,
@@ -324,6 +370,8 @@ def component_create(
 
 
 def component_update(*, component: Component, actor: Actor, **fields: Any) -> Component:
+    if fields.get("events") is not None:
+        component_events_check(events=fields["events"])
     _update_audited(
         component,
         actor=actor,

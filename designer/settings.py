@@ -252,6 +252,11 @@ TRELLIS_PUBLISH_CHAIN_MAX = env_int("TRELLIS_PUBLISH_CHAIN_MAX", 10)
 # process imports them at startup (their workflows and @step_function functions), never later
 # because a step's input named a module.
 TRELLIS_WORKFLOW_MODULES = env_list("TRELLIS_WORKFLOW_MODULES", [])
+# Outgoing connections (SSRF, runtime/netguard.py): names or IP addresses of this Trellis
+# server that are not loopback or private (its public address, a load balancer in front
+# of it). Steps may not connect to them unless an environment's allowed hosts name the
+# address; the host name and the names in ALLOWED_HOSTS are added on their own.
+TRELLIS_SELF_ADDRESSES = env_list("TRELLIS_SELF_ADDRESSES", [])
 
 # --- Channels -------------------------------------------------------------------------
 # Live run updates cross processes (worker -> web). Scale-out: channels-redis. Embedded:

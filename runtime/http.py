@@ -1,5 +1,5 @@
-"""A safe outgoing HTTP client for connectors: timeouts always, a response size cap, and a
-per-environment host allow-list.
+"""A safe outgoing HTTP client for connectors: timeouts always, a response size cap, and
+every connection held to the environment's :class:`runtime.netguard.HostPolicy`.
 
 Every failure becomes a :class:`runtime.errors.StepError` that says whether a retry can
 help: network errors and timeouts can, a refused host or an oversized response cannot.
@@ -8,7 +8,6 @@ Messages name the host and path, never the query string or headers (they may hol
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -16,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from runtime.errors import StepError, StepTimeout
+from runtime.netguard import HostPolicy
 
 
 class _NoQueryStrings(logging.Filter):
@@ -97,48 +98,79 @@ def where(url: str) -> str:
     return f"{parts.hostname or ''}{(':' + str(parts.port)) if parts.port else ''}{parts.path}"
 
 
-def host_allowed(url: str, allowed_hosts: Iterable[str]) -> bool:
-    """Whether ``url``'s host is on the allow-list. An empty list allows every host.
-
-    Entries are host names (``api.stripe.com``), wildcards (``*.stripe.com``) or
-    ``host:port``; matching is case-insensitive.
-    """
-    patterns = [p.strip().lower() for p in allowed_hosts if p and p.strip()]
-    if not patterns:
-        return True
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    port = parts.port
-    for pattern in patterns:
-        if pattern in {"*", host} or (port is not None and pattern == f"{host}:{port}"):
-            return True
-        if "*" in pattern and fnmatch.fnmatchcase(host, pattern):
-            return True
-    return False
-
-
 def host_check(
     url: str,
-    allowed_hosts: Iterable[str],
+    policy: HostPolicy,
     *,
-    environment: str = "",
     schemes: Iterable[str] = ("http", "https"),
-) -> None:
-    """Refuse (not retryable) a URL whose host is not on the environment's allow-list.
+    default_port: int | None = None,
+) -> list[str]:
+    """Refuse (not retryable) a URL the environment may not reach; return the checked
+    addresses of its host, for a caller that can connect to one of them directly.
 
-    Used for every outgoing connection (HTTP, SMTP, databases, Redis, S3), with
-    ``schemes`` naming the URL schemes the caller accepts."""
-    allowed = list(allowed_hosts)
+    Used for every outgoing connection that is not HTTP (SMTP, PostgreSQL, Redis, S3), with
+    ``schemes`` naming the URL schemes the caller accepts (see :mod:`runtime.netguard`)."""
     parts = urlsplit(url)
     if parts.scheme not in set(schemes) or not parts.hostname:
         raise StepError(f"not a {'/'.join(schemes)} URL: {where(url)!r}", retryable=False)
-    if not host_allowed(url, allowed):
-        env = f" of environment '{environment}'" if environment else ""
-        raise StepError(
-            f"host '{parts.hostname}' is not on the allow-list{env} ({', '.join(allowed)})",
-            retryable=False,
-            details={"host": parts.hostname, "allowed_hosts": allowed},
-        )
+    try:
+        port = parts.port or default_port or _DEFAULT_PORTS.get(parts.scheme, 0)
+    except ValueError as exc:
+        raise StepError(f"bad port in {where(url)!r}", retryable=False) from exc
+    return policy.check(parts.hostname, port)
+
+
+_DEFAULT_PORTS = {
+    "http": 80,
+    "https": 443,
+    "smtp": 25,
+    "redis": 6379,
+    "rediss": 6379,
+    "postgresql": 5432,
+    "postgres": 5432,
+}
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Checks every TCP connection httpcore opens against the policy and connects to a
+    checked address; the URL keeps its host name, so the Host header, TLS SNI and the
+    certificate check still use the name."""
+
+    def __init__(self, policy: HostPolicy) -> None:
+        self._policy = policy
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        error: Exception | None = None
+        for address in self._policy.check(host, port):
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        assert error is not None  # check() returns at least one address or raises
+        raise error
+
+
+def _guarded_transport(policy: HostPolicy) -> httpx.HTTPTransport:
+    # trust_env=False: an HTTP(S)_PROXY from the environment would make the proxy, not
+    # this process, connect to the target, past the address check.
+    transport = httpx.HTTPTransport(trust_env=False)
+    # httpx offers no way to hand its pool a network backend: build the same pool it
+    # would, with ours (pinned by tests/runtime/test_http_guard.py).
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        network_backend=_GuardedBackend(policy),
+    )
+    return transport
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def http_request(
@@ -152,23 +184,34 @@ def http_request(
     data: Mapping[str, Any] | None = None,
     timeout_s: float | None = None,
     max_bytes: int | None = None,
-    allowed_hosts: Iterable[str] = (),
-    environment: str = "",
+    policy: HostPolicy | None = None,
 ) -> HttpResponse:
     """Send one request and read at most ``max_bytes`` of the response.
 
     The timeout bounds the whole exchange (connect, send, every read), not only each
-    socket operation, so a server dripping bytes cannot hold a worker. Redirects are not
-    followed: a redirect could lead off the allow-list.
+    socket operation, so a server dripping bytes cannot hold a worker.
+
+    Every connection goes through ``policy`` (default: public addresses only), checked
+    when it is opened, to the address that was checked. A redirect is not followed: it is
+    a non-retryable error naming where it pointed (a redirect could lead off the
+    allow-list, and custom headers carrying keys would follow it).
     """
-    host_check(url, allowed_hosts, environment=environment)
+    policy = policy or HostPolicy()
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise StepError(f"not a http/https URL: {where(url)!r}", retryable=False)
     timeout = timeout_s if timeout_s and timeout_s > 0 else default_timeout_s()
     cap = max_bytes if max_bytes and max_bytes > 0 else default_max_response_bytes()
     started = time.monotonic()
     deadline = started + timeout
     try:
         with (
-            httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as client,
+            httpx.Client(
+                timeout=httpx.Timeout(timeout),
+                follow_redirects=False,
+                trust_env=False,
+                transport=_guarded_transport(policy),
+            ) as client,
             client.stream(
                 method.upper(),
                 url,
@@ -179,6 +222,15 @@ def http_request(
                 data=dict(data) if data is not None else None,
             ) as response,
         ):
+            if response.status_code in _REDIRECTS:
+                location = response.headers.get("location", "")
+                target = where(str(response.url.join(location))) if location else "nowhere"
+                raise StepError(
+                    f"{method.upper()} {where(url)} answered {response.status_code}, a redirect "
+                    f"to {target}: redirects are not followed (configure the final URL)",
+                    retryable=False,
+                    details={"status": response.status_code, "location": target},
+                )
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > cap:
                 raise _too_large(url, cap, int(declared))

@@ -16,6 +16,7 @@ from rest_framework import serializers
 
 from designer.models import ComponentKind, Role, Source
 from designer.selectors import ActivationRow, activation_rows, draft_get
+from runtime.netguard import entry_parse
 from runtime.spec import TAG_RE
 
 # --- strict fields ------------------------------------------------------------------------
@@ -108,8 +109,26 @@ class EnvironmentIn(Strict):
     order = Number(min_value=0, max_value=1_000_000, required=False)
     is_production = Flag(required=False)
     allowed_hosts = serializers.ListField(
-        child=Text(max_length=253), max_length=200, required=False
+        child=Text(max_length=253),
+        max_length=200,
+        required=False,
+        help_text="Where steps in this environment may connect: host names, *.domain, IP "
+        "addresses, networks (10.0.0.0/8), any of them :port. Private, loopback and "
+        "link-local addresses need an entry naming the address. Empty: public addresses "
+        "only, and nothing at all in a production environment.",
     )
+
+    def validate_allowed_hosts(self, value: list[str]) -> list[str]:
+        # Keyed by index, like DRF's ListField errors: the API shows allowed_hosts[2].
+        problems: dict[Any, list[str]] = {}
+        for index, entry in enumerate(value):
+            try:
+                entry_parse(entry)
+            except ValueError as exc:
+                problems[index] = [str(exc)]
+        if problems:
+            raise serializers.ValidationError(problems)
+        return value
 
 
 class EnvironmentUpdate(EnvironmentIn):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import StepError
+from runtime.netguard import HostPolicy
 from runtime.spec import EventType
 
 
@@ -37,12 +38,22 @@ class ConnectorCall:
     component: Component | None = None
     environment: str = ""
     allowed_hosts: tuple[str, ...] = ()
+    production: bool = False
     idempotency_key: str = ""
     timeout_s: float | None = None
     run_id: int | None = None
     step: str = ""
     product_id: int | None = None
     environment_id: int | None = None
+
+    @property
+    def policy(self) -> HostPolicy:
+        """Where this call may connect: the environment's admin-held allow-list."""
+        return HostPolicy(
+            allowed_hosts=tuple(self.allowed_hosts),
+            production=self.production,
+            environment=self.environment,
+        )
 
     @property
     def once_key(self) -> str:

@@ -37,7 +37,7 @@ import base64
 import threading
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from runtime.connectors import Component, ConnectorCall, register
 from runtime.errors import StepError
@@ -88,8 +88,7 @@ def action_run(call: ConnectorCall) -> Any:
             json=body if body is not None and method not in {"GET", "HEAD"} else None,
             timeout_s=timeout_s,
             max_bytes=int(max_bytes) if max_bytes else None,
-            allowed_hosts=call.allowed_hosts,
-            environment=call.environment,
+            policy=call.policy,
         )
 
     response = send()
@@ -125,7 +124,9 @@ def _action(component: Component, event: str) -> dict[str, Any]:
 
 
 def _url(component: Component, action: dict[str, Any], params: Any, event: str) -> str:
-    base = str(component.config.get("base_url") or action.get("base_url") or "")
+    # Only the admin-held per-environment config says where an app lives: a ``base_url``
+    # in the (designer-editable) action definition is ignored, old data included.
+    base = str(component.config.get("base_url") or "")
     if not base:
         raise StepError(
             f"app '{component.tag}' has no base_url configured for this environment",
@@ -154,9 +155,22 @@ def _url(component: Component, action: dict[str, Any], params: Any, event: str) 
             out.append(ch)
             i += 1
     rendered = "".join(out)
-    if not rendered:
-        return base
-    return base.rstrip("/") + "/" + rendered.lstrip("/")
+    url = base.rstrip("/") + "/" + rendered.lstrip("/") if rendered else base
+    if _origin(url) != _origin(base):
+        # The path is the designer's: it may add to the admin's URL, never move its host.
+        raise StepError(
+            f"action '{event}': its path {path!r} leads off the app's base_url", retryable=False
+        )
+    return url
+
+
+def _origin(url: str) -> tuple[str, str | None, str]:
+    parts = urlsplit(url)
+    try:
+        port = str(parts.port)
+    except ValueError:
+        port = "bad"
+    return parts.scheme, parts.hostname, port
 
 
 def _headers(*layers: Any) -> dict[str, str]:
@@ -294,8 +308,7 @@ def _oauth2_token(
             headers={"Authorization": "Basic " + basic, "Accept": "application/json"},
             data=form,
             timeout_s=timeout_s,
-            allowed_hosts=call.allowed_hosts,
-            environment=call.environment,
+            policy=call.policy,
         )
         if response.status >= 400:
             raise StepError(

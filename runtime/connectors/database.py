@@ -49,11 +49,9 @@ from urllib.parse import unquote, urlsplit
 
 from runtime.connectors import Component, ConnectorCall, register
 from runtime.errors import StepError, StepTimeout
-from runtime.http import host_check
 from runtime.spec import EventType, duration_ms
 
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 OPS = {"insert", "query", "update", "delete", "execute"}
 DEFAULT_TIMEOUT_S = 30.0
 MAX_ROWS = 10_000
@@ -88,10 +86,7 @@ def database_run(call: ConnectorCall) -> Any:
     data = call.input if isinstance(call.input, dict) else {}
     statement = _build(op, operation, data, name)
     timeout = _timeout_s(call, operation, component.config)
-    url = str(component.config.get("url") or "")
-    if call.allowed_hosts and not url.startswith("sqlite:"):
-        host_check(url, call.allowed_hosts, environment=call.environment, schemes=PG_SCHEMES)
-    with _connect(component, timeout) as db:
+    with _connect(call, component, timeout) as db:
         return db.run(statement, op)
 
 
@@ -375,14 +370,14 @@ def _row(cur: Any, raw: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def _connect(component: Component, timeout: float) -> Iterator[_Db]:
+def _connect(call: ConnectorCall, component: Component, timeout: float) -> Iterator[_Db]:
     url = str(component.config.get("url") or "")
     scheme = urlsplit(url).scheme.split("+")[0]
     if scheme == "sqlite":
         with _sqlite(url, component, timeout) as db:
             yield db
     elif scheme in {"postgresql", "postgres"}:
-        with _postgres(url, component, timeout) as db:
+        with _postgres(url, component, timeout, _pg_pinned(call, url, component)) as db:
             yield db
     elif not url:
         raise StepError(
@@ -452,7 +447,7 @@ def _refuse_own_database(path: Path, component: Component) -> None:
 
 
 @contextmanager
-def _postgres(url: str, component: Component, timeout: float) -> Iterator[_Db]:
+def _postgres(url: str, component: Component, timeout: float, hostaddr: str) -> Iterator[_Db]:
     import psycopg
 
     kwargs: dict[str, Any] = {
@@ -467,6 +462,7 @@ def _postgres(url: str, component: Component, timeout: float) -> Iterator[_Db]:
                 f"secret '{secret}' of database '{component.tag}' is not set", retryable=False
             )
         kwargs["password"] = password
+    kwargs["hostaddr"] = hostaddr
     conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
     try:
         conn = psycopg.connect(conninfo, **kwargs)
@@ -486,6 +482,33 @@ def _postgres(url: str, component: Component, timeout: float) -> Iterator[_Db]:
         raise StepError(f"database '{component.tag}': {_pg_message(exc)}", retryable=False) from exc
     finally:
         conn.close()
+
+
+def _pg_pinned(call: ConnectorCall, url: str, component: Component) -> str:
+    """Check every host of a PostgreSQL URL against the environment's rule and return the
+    checked addresses as libpq's ``hostaddr``: libpq connects to them (no second DNS
+    lookup) and still uses the names for TLS. Query parameters (``?host=``, ``?hostaddr=``)
+    are read too, so none of them can move the connection past the check."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    except Exception as exc:  # psycopg.ProgrammingError: a malformed URL
+        raise StepError(f"database '{component.tag}': bad url: {exc}", retryable=False) from exc
+    hosts = str(params.get("host") or "").split(",")
+    ports = str(params.get("port") or "").split(",")
+    if params.get("hostaddr") or any(not h or h.startswith("/") for h in hosts):
+        raise StepError(
+            f"database '{component.tag}': the url must name its server by host name or IP "
+            "(no Unix socket, no hostaddr)",
+            retryable=False,
+        )
+    pinned = []
+    for index, host in enumerate(hosts):
+        port_text = ports[index] if index < len(ports) else ports[-1]
+        port = int(port_text) if port_text.isdigit() else 5432
+        pinned.append(call.policy.check(host, port)[0])
+    return ",".join(pinned)
 
 
 def _pg_message(exc: Exception) -> str:

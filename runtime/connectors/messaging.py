@@ -307,10 +307,9 @@ def _redis_add(
     url = str(config.get("url") or "")
     if not url:
         raise StepError(f"broker '{broker}' has no redis url configured", retryable=False)
-    if call.allowed_hosts:
-        host_check(
-            url, call.allowed_hosts, environment=call.environment, schemes=("redis", "rediss")
-        )
+    # Admin-held config names the server; it is still held to the environment's rule
+    # (empty list: public addresses only; production: nothing unless listed).
+    host_check(url, call.policy, schemes=("redis", "rediss"))
     stream = stream_name(
         str(config.get("stream_prefix") or "trellis"),
         product_slug(call.product_id),

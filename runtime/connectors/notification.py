@@ -243,13 +243,11 @@ def _connection(call: ConnectorCall, component: Component, config: dict[str, Any
                 f"secret '{config['password_secret']}' of notifier '{component.tag}' is not set",
                 retryable=False,
             )
-    if call.allowed_hosts:
-        host_check(
-            f"smtp://{config['host']}:{int(config.get('port', 25))}",
-            call.allowed_hosts,
-            environment=call.environment,
-            schemes=("smtp",),
-        )
+    # The SMTP host comes from admin-held config; it is still held to the environment's
+    # rule (checked, not pinned: smtplib resolves the name itself).
+    host_check(
+        f"smtp://{config['host']}:{int(config.get('port', 25))}", call.policy, schemes=("smtp",)
+    )
     timeout = call.timeout_s or ((duration_ms(config.get("timeout")) or 30_000) / 1000)
     return get_connection(
         backend=path,
@@ -316,8 +314,7 @@ def _http_channel(
             params=query,
             json=payload,
             timeout_s=call.timeout_s,
-            allowed_hosts=call.allowed_hosts,
-            environment=call.environment,
+            policy=call.policy,
         )
         if response.status >= 400:
             raise StepError(

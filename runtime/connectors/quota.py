@@ -237,10 +237,9 @@ def _redis_take(
     url = str(component.config.get("url") or "")
     if not url:
         raise StepError(f"quota '{component.tag}' has no redis url configured", retryable=False)
-    if call.allowed_hosts:
-        host_check(
-            url, call.allowed_hosts, environment=call.environment, schemes=("redis", "rediss")
-        )
+    # Admin-held config names the server; it is still held to the environment's rule
+    # (empty list: public addresses only; production: nothing unless listed).
+    host_check(url, call.policy, schemes=("redis", "rediss"))
     prefix = str(component.config.get("key_prefix") or "trellis")
     counter = ":".join(
         [prefix, "quota", str(call.environment_id), component.tag, name, key, str(start_ms)]

@@ -233,13 +233,13 @@ def _s3(call: ConnectorCall, component: Component, config: dict[str, Any]) -> St
     except ImportError as exc:  # pragma: no cover - installed with Trellis
         raise StepError("the s3 backend needs django-storages[s3]", retryable=False) from exc
     endpoint = config.get("endpoint_url")
+    # Checked (not pinned: botocore opens its own connections) against the environment's
+    # rule; the endpoint comes from admin-held config only.
     if endpoint:
-        host_check(str(endpoint), call.allowed_hosts, environment=call.environment)
-    elif call.allowed_hosts:
+        host_check(str(endpoint), call.policy)
+    else:
         region = config.get("region") or "us-east-1"
-        host_check(
-            f"https://s3.{region}.amazonaws.com", call.allowed_hosts, environment=call.environment
-        )
+        host_check(f"https://s3.{region}.amazonaws.com", call.policy)
     if not config.get("bucket"):
         raise StepError(f"storage '{component.tag}' has no bucket configured", retryable=False)
 

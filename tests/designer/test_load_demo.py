@@ -118,3 +118,26 @@ def test_the_demo_accounts_service_answers(client: Any) -> None:
     missing = client.post("/demo/accounts/users/validate", data={}, content_type="application/json")
     assert missing.json()["valid"] is False
     assert client.get("/demo/accounts/users/validate").status_code == 405
+
+
+def test_the_demo_lists_its_stand_in_services_so_its_action_reaches_them(var_dir: Path) -> None:
+    # Outgoing connections reach loopback only when an environment lists it (issue 13,
+    # item 3): the demo lists its stand-in, and its ACTION really gets there.
+    from designer.management.commands.load_demo import demo_load
+    from runtime.connectors import execute
+    from runtime.connectors.loader import connector_call
+    from tests.runtime.test_worker_ssrf import Recorder
+
+    server = Recorder()
+    try:
+        demo_load(base_url=f"http://127.0.0.1:{server.port}/demo")
+        for env in Environment.objects.filter(product__slug="acme"):
+            assert env.allowed_hosts == [f"127.0.0.1:{server.port}"], env.slug
+        dev = Environment.objects.get(product__slug="acme", slug="dev")
+        call = connector_call(
+            type="ACTION", event="validate_user", app="accounts", input={}, environment=dev
+        )
+        assert execute(call) == {"ok": True}
+        assert server.paths == ["/demo/accounts/users/validate"]
+    finally:
+        server.close()

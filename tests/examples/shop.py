@@ -111,6 +111,11 @@ def components_ensure(
 ) -> None:
     """Create the components of the examples in ``product`` (configured for ``env``)."""
     environment = Environment.objects.get(product=product, slug=env)
+    # The stand-in shop and SMTP server listen on loopback, which steps reach only when the
+    # environment lists it (an admin's decision; issue 13, item 3).
+    if "127.0.0.1" not in environment.allowed_hosts:
+        environment.allowed_hosts = [*environment.allowed_hosts, "127.0.0.1"]
+        environment.save(update_fields=["allowed_hosts"])
     db_path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(db_path) as db:
         db.execute(

@@ -120,6 +120,15 @@ def _fresh_plan_cache() -> Iterator[None]:
 
 
 @pytest.fixture
+def product(product: Product) -> Product:
+    """The shared product, its environments listing 127.0.0.1: runtime tests talk to real
+    peers on loopback, which no environment reaches unless an admin lists it."""
+    Environment.objects.filter(product=product).update(allowed_hosts=["127.0.0.1"])
+    product.refresh_from_db()
+    return product
+
+
+@pytest.fixture
 def env_dev(product: Product) -> Environment:
     return Environment.objects.get(product=product, slug="dev")
 

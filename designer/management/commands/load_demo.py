@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -114,12 +115,20 @@ def demo_load(*, base_url: str) -> DemoLogin:
         )
         Membership.objects.get_or_create(product=product, user=user, defaults={"role": Role.ADMIN})
         environments = {}
+        stand_in = demo_allowed_host(base_url)
         for order, (slug, name, production) in enumerate(ENVIRONMENTS):
-            environments[slug], _ = Environment.objects.get_or_create(
+            environment, _ = Environment.objects.get_or_create(
                 product=product,
                 slug=slug,
                 defaults={"name": name, "order": order, "is_production": production},
             )
+            if not environment.allowed_hosts:
+                # The demo's stand-in services answer on this server (loopback): outgoing
+                # connections reach only what an environment lists, so the demo lists
+                # them. Also fills a list left empty by a release where empty meant "any".
+                environment.allowed_hosts = [stand_in]
+                environment.save(update_fields=["allowed_hosts"])
+            environments[slug] = environment
         _components(product, environments, base_url=base_url, user=user)
         _workflow(product, environments["dev"], user=user)
     return DemoLogin(username=DEMO_USERNAME, password=password)
@@ -180,6 +189,15 @@ def _workflow(product: Product, dev: Environment, *, user: Any) -> None:
         services.workflow_publish(workflow=workflow, author=user, spec=MAIN_SEQUENCE, note="demo")
     if not Activation.objects.filter(workflow=workflow, environment=dev).exists():
         services.activation_set(workflow=workflow, environment=dev, active=True, actor=user)
+
+
+def demo_allowed_host(base_url: str) -> str:
+    """The allow-list entry for the demo's stand-in services: ``host:port`` of ``base_url``
+    (an IP address as is, so a loopback address is named explicitly)."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def default_base_url() -> str:

@@ -70,6 +70,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Compone
 
 
 def run(component: Component, event: str, input: Any, **kw: Any) -> Any:
+    kw.setdefault("allowed_hosts", ("127.0.0.1",))  # real peers listen on loopback
     return execute(
         ConnectorCall(
             type=EventType.DB_ACTION,
@@ -242,7 +243,27 @@ def test_a_database_host_not_on_the_allow_list_is_refused() -> None:
         config={"url": PG_URL},
         events={"q": {"op": "execute", "sql": "SELECT 1 AS one"}},
     )
-    with pytest.raises(StepError, match=r"host '127\.0\.0\.1' is not on the allow-list") as err:
+    with pytest.raises(StepError, match=r"host '127\.0\.0\.1' is a loopback address") as err:
         run(component, "q", {}, allowed_hosts=("db.internal",), environment="prd")
     assert err.value.retryable is False
     assert run(component, "q", {}, allowed_hosts=("127.0.0.1",))["row"] == {"one": 1}
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        # Query parameters cannot move the connection past the check.
+        ("postgresql://app@db.example.com:5432/app?host=10.0.0.1", "'10.0.0.1' is a private"),
+        ("postgresql://app@db.example.com/app?hostaddr=127.0.0.1", "no hostaddr"),
+        ("postgresql://app@/app?host=/var/run/postgresql", "no Unix socket"),
+        ("postgresql:///app", "no Unix socket"),
+        ("postgresql://app@localhost:5432/app", "'localhost' resolves to"),
+    ],
+)
+def test_a_postgres_url_is_checked_whatever_names_its_server(url: str, message: str) -> None:
+    component = Component(
+        kind="database", tag="pg", config={"url": url}, events={"q": {"op": "execute", "sql": "x"}}
+    )
+    with pytest.raises(StepError, match=message) as err:
+        run(component, "q", {}, allowed_hosts=())
+    assert err.value.retryable is False

@@ -89,6 +89,14 @@ def test_secret_values_never_leave_a_connector(http_peer: HttpPeer) -> None:
         config={"base_url": http_peer.url, "auth": {"type": "bearer", "token_secret": "t"}},
         secrets={"t": "sk-very-secret"},
     )
-    out = execute(ConnectorCall(type=EventType.ACTION, event="echo", input={}, component=component))
+    out = execute(
+        ConnectorCall(
+            type=EventType.ACTION,
+            event="echo",
+            input={},
+            component=component,
+            allowed_hosts=("127.0.0.1",),
+        )
+    )
     assert out["headers"]["authorization"] == "Bearer •••"
     assert "sk-very-secret" not in str(out)

@@ -53,6 +53,7 @@ def take(
     product: Product, component: Component, event: str, input: Any, env: str = "dev", **kw: Any
 ) -> Any:
     environment = product.environments.get(slug=env)
+    kw.setdefault("allowed_hosts", ("127.0.0.1",))  # real peers listen on loopback
     return execute(
         ConnectorCall(
             type=EventType.QUOTA,
