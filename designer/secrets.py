@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -81,16 +82,19 @@ def secret_names_masked(values: Mapping[str, Any]) -> dict[str, str]:
 
 
 def redact(value: Any, secrets: Iterable[str]) -> Any:
-    """A copy of a JSON-like value with every secret value replaced by '•••' in strings
-    (dict keys included). Longest secrets first, so one containing another is fully hidden."""
-    needles = sorted(
-        {s for s in secrets if isinstance(s, str) and len(s) >= MIN_REDACT_LENGTH},
-        key=len,
-        reverse=True,
+    """A copy of a JSON-like value where every secret value, and every transform of one
+    that keeps runs of its characters, reads '•••' in strings (dict keys included).
+
+    What is masked: any run of text covered by fragments of a secret at least
+    MIN_REDACT_LENGTH characters long, in any letter case. That hides the value itself, its
+    lower- and upper-case forms, its substrings and the parts it splits into (when they are
+    that long), wherever they sit in a message or a response that echoes them."""
+    pattern = _fragments(
+        tuple(sorted({s for s in secrets if isinstance(s, str) and len(s) >= MIN_REDACT_LENGTH}))
     )
-    if not needles:
+    if pattern is None:
         return value
-    return _redact(value, needles)
+    return _redact(value, pattern)
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
@@ -98,14 +102,46 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
     return out if isinstance(out, str) else text
 
 
-def _redact(value: Any, needles: list[str]) -> Any:
+@lru_cache(maxsize=256)
+def _fragments(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    """A pattern matching (zero-width, so matches overlap) where any MIN_REDACT_LENGTH-long
+    fragment of a secret starts, ignoring case. The regex engine scans the text in C: a
+    step's output is read once whatever the number of fragments."""
+    size = MIN_REDACT_LENGTH
+    grams = {s[i : i + size].lower() for s in secrets for i in range(len(s) - size + 1)}
+    if not grams:
+        return None
+    alternatives = "|".join(re.escape(g) for g in sorted(grams))
+    return re.compile(f"(?=(?:{alternatives}))", re.IGNORECASE)
+
+
+def _mask_text(text: str, pattern: re.Pattern[str]) -> str:
+    if len(text) < MIN_REDACT_LENGTH:
+        return text
+    size = MIN_REDACT_LENGTH
+    out: list[str] = []
+    kept = 0  # text[kept:start] is shown
+    start = end = -1  # the run of fragments being masked
+    for match in pattern.finditer(text):
+        at = match.start()
+        if at <= end:  # overlaps or touches the current run: extend it
+            end = at + size
+            continue
+        if start >= 0:
+            out += (text[kept:start], REDACTED)
+            kept = end
+        start, end = at, at + size
+    if start < 0:
+        return text
+    out += (text[kept:start], REDACTED, text[end:])
+    return "".join(out)
+
+
+def _redact(value: Any, pattern: re.Pattern[str]) -> Any:
     if isinstance(value, str):
-        for needle in needles:
-            if needle in value:
-                value = value.replace(needle, REDACTED)
-        return value
+        return _mask_text(value, pattern)
     if isinstance(value, dict):
-        return {_redact(k, needles): _redact(v, needles) for k, v in value.items()}
+        return {_redact(k, pattern): _redact(v, pattern) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_redact(v, needles) for v in value]
+        return [_redact(v, pattern) for v in value]
     return value

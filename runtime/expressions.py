@@ -55,6 +55,7 @@ __all__ = [
     "parse_condition",
     "references",
     "resolve",
+    "resolve_masked",
     "resolve_redacted",
 ]
 
@@ -175,21 +176,6 @@ class DictScope:
             now = self.now()
             return now.isoformat() if isinstance(now, datetime) else now
         return _walk(base, ref.segments) if ref.segments else base
-
-
-class _RedactingScope:
-    """Every secret reads as ``•••`` (so the journal never holds one)."""
-
-    __slots__ = ("inner",)
-
-    def __init__(self, inner: Scope) -> None:
-        self.inner = inner
-
-    def lookup(self, ref: Ref) -> Any:
-        value = self.inner.lookup(ref)
-        if ref.kind == "Secret" and value is not None:
-            return REDACTED
-        return value
 
 
 # --------------------------------------------------------------------------- AST
@@ -1003,9 +989,43 @@ def resolve(value: Any, scope: Scope) -> Any:
     return value
 
 
+def _involves_secret(node: _Node) -> bool:
+    return any(ref.kind == "Secret" for ref in node.refs())
+
+
+def _masked(template: Template, scope: Scope) -> Any:
+    """A template with a secret, as it may be stored: every expression that involves a
+    secret, at any depth of operators, reads ``•••`` and is never evaluated. Redacting the
+    expression rather than the secret's value is what keeps transforms out too
+    (``$Lowercase``, ``$Substring``, ``$Split`` of a secret, or a comparison with one)."""
+    if template.exact is not None:
+        return REDACTED
+    return "".join(
+        [
+            p if isinstance(p, str) else REDACTED if _involves_secret(p) else as_text(p.eval(scope))
+            for p in template.parts
+        ]
+    )
+
+
+def resolve_masked(value: Any, scope: Scope) -> Any:
+    """Deep-resolve like :func:`resolve`, but every expression that involves a ``$Secret``
+    reads ``•••`` (no secret is looked up): the input of a step that stores or shows it."""
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+        template = parse(value)
+        return _masked(template, scope) if template.has_secret else template.evaluate(scope)
+    if isinstance(value, dict):
+        return {k: resolve_masked(v, scope) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_masked(v, scope) for v in value]
+    return value
+
+
 def resolve_redacted(value: Any, scope: Scope) -> tuple[Any, Any]:
-    """``(resolved, redacted)``: the same value twice, but every ``$Secret`` reads ``•••``
-    in the second (what the journal and StepRun.input may store)."""
+    """``(resolved, redacted)``: the same value twice, but in the second (what the journal
+    and StepRun.input may store) every expression involving a ``$Secret`` reads ``•••``."""
     if isinstance(value, str):
         if "$" not in value:
             return value, value
@@ -1013,7 +1033,7 @@ def resolve_redacted(value: Any, scope: Scope) -> tuple[Any, Any]:
         resolved = template.evaluate(scope)
         if not template.has_secret:
             return resolved, resolved
-        return resolved, template.evaluate(_RedactingScope(scope))
+        return resolved, _masked(template, scope)
     if isinstance(value, dict):
         resolved_d: dict[Any, Any] = {}
         redacted_d: dict[Any, Any] = {}
