@@ -73,8 +73,10 @@ def _step(type_: EventType, expr: str) -> dict[str, Any]:
 
 def _spec(*events: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {
-        "sequences": [{"tag": "main", "events": [{"type": "ACTION", "event": "ok", "app": "a"}]}]
-        + [{"tag": "s", "parents": ["main"], "events": list(events)}],
+        "sequences": [
+            {"tag": "main", "events": [{"type": "ACTION", "event": "ok", "app": "a"}]},
+            {"tag": "s", "parents": ["main"], "events": list(events)},
+        ],
         "signals": {"go": {}},
         **extra,
     }
