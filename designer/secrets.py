@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import re2
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -89,12 +90,27 @@ def redact(value: Any, secrets: Iterable[str]) -> Any:
     MIN_REDACT_LENGTH characters long, in any letter case. That hides the value itself, its
     lower- and upper-case forms, its substrings and the parts it splits into (when they are
     that long), wherever they sit in a message or a response that echoes them."""
-    pattern = _fragments(
+    fragments = _fragments(
         tuple(sorted({s for s in secrets if isinstance(s, str) and len(s) >= MIN_REDACT_LENGTH}))
     )
-    if pattern is None:
+    if fragments is None or not _may_hold(value, fragments):
         return value
-    return _redact(value, pattern)
+    return _redact(value, fragments)
+
+
+def _may_hold(value: Any, fragments: _Fragments) -> bool:
+    """False when no string in ``value`` can hold a fragment: one linear scan of its JSON
+    text (the common case, a result that does not echo a secret, costs about what
+    serialising it does), instead of a walk calling the matcher on each string."""
+    if isinstance(value, str) or not isinstance(value, dict | list | tuple):
+        return True
+    if not fragments.json_safe:
+        return True
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return True
+    return fragments.pattern.search(text) is not None
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
@@ -102,46 +118,86 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
     return out if isinstance(out, str) else text
 
 
+@dataclass(frozen=True)
+class _Fragments:
+    """Every MIN_REDACT_LENGTH-long fragment of some secrets, lower-cased, and a pattern
+    matching any of them in any case."""
+
+    grams: frozenset[str]
+    pattern: Any  # re2._Regexp
+    # No fragment holds a character JSON escapes: the JSON text of a value holds a
+    # fragment wherever one of its strings does.
+    json_safe: bool
+
+
 @lru_cache(maxsize=256)
-def _fragments(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
-    """A pattern matching (zero-width, so matches overlap) where any MIN_REDACT_LENGTH-long
-    fragment of a secret starts, ignoring case. The regex engine scans the text in C: a
-    step's output is read once whatever the number of fragments."""
+def _fragments(secrets: tuple[str, ...]) -> _Fragments | None:
+    # RE2 runs the alternation of every fragment as one automaton: a step's output is read
+    # once, in linear time, whatever the number and length of the secrets (Python's re
+    # tries each alternative at each position: seconds for a megabyte and ten secrets).
     size = MIN_REDACT_LENGTH
-    grams = {s[i : i + size].lower() for s in secrets for i in range(len(s) - size + 1)}
+    grams = frozenset(s[i : i + size].lower() for s in secrets for i in range(len(s) - size + 1))
     if not grams:
         return None
-    alternatives = "|".join(re.escape(g) for g in sorted(grams))
-    return re.compile(f"(?=(?:{alternatives}))", re.IGNORECASE)
+    alternatives = "|".join(re2.escape(g) for g in sorted(grams))
+    json_safe = not any(c in '"\\' or c < " " for s in secrets for c in s)
+    return _Fragments(grams, re2.compile(f"(?i)(?:{alternatives})"), json_safe)
 
 
-def _mask_text(text: str, pattern: re.Pattern[str]) -> str:
+_SHORT = 64
+
+
+def _mask_text(text: str, fragments: _Fragments) -> str:
+    """``text`` with every run covered by (overlapping or adjacent) fragments as '•••'."""
     if len(text) < MIN_REDACT_LENGTH:
         return text
-    size = MIN_REDACT_LENGTH
+    size, grams = MIN_REDACT_LENGTH, fragments.grams
+    if len(text) <= _SHORT:
+        # Most strings of a result are short: a few set lookups beat a call into RE2.
+        low = text.lower()
+        if len(low) == len(text) and not any(
+            low[i : i + size] in grams for i in range(len(low) - size + 1)
+        ):
+            return text
+
+    def extend(end: int) -> int:
+        # Matches do not overlap: a fragment starting inside the last one (or right after
+        # it) continues the run.
+        moved = True
+        while moved:
+            moved = False
+            for at in range(end - size + 1, end + 1):
+                if text[at : at + size].lower() in grams:
+                    end, moved = at + size, True
+                    break
+        return end
+
     out: list[str] = []
     kept = 0  # text[kept:start] is shown
-    start = end = -1  # the run of fragments being masked
-    for match in pattern.finditer(text):
+    start = end = -1  # the run being masked
+    for match in fragments.pattern.finditer(text):
         at = match.start()
-        if at <= end:  # overlaps or touches the current run: extend it
-            end = at + size
+        if at > end >= 0:
+            end = extend(end)
+        if at <= end:
+            end = max(end, match.end())
             continue
         if start >= 0:
             out += (text[kept:start], REDACTED)
             kept = end
-        start, end = at, at + size
+        start, end = at, match.end()
     if start < 0:
         return text
+    end = extend(end)
     out += (text[kept:start], REDACTED, text[end:])
     return "".join(out)
 
 
-def _redact(value: Any, pattern: re.Pattern[str]) -> Any:
+def _redact(value: Any, fragments: _Fragments) -> Any:
     if isinstance(value, str):
-        return _mask_text(value, pattern)
+        return _mask_text(value, fragments)
     if isinstance(value, dict):
-        return {_redact(k, pattern): _redact(v, pattern) for k, v in value.items()}
+        return {_redact(k, fragments): _redact(v, fragments) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_redact(v, pattern) for v in value]
+        return [_redact(v, fragments) for v in value]
     return value

@@ -72,3 +72,17 @@ def test_redact_hides_the_transforms_of_a_secret_too() -> None:
     }
     # Text made of no 4-character fragment of the secret is left as it is.
     assert s.redact("hello wor K3y", [secret]) == "hello wor K3y"
+
+
+@pytest.mark.parametrize("length", range(4, 20))
+def test_a_fragment_of_any_length_is_masked_whole(length: int) -> None:
+    secret = "Zq8wK3yP9_mX7vB2nT4"
+    for start in range(len(secret) - length + 1):
+        piece = secret[start : start + length]
+        assert s.redact({"v": [f"<{piece}>"]}, [secret]) == {"v": ["<•••>"]}, piece
+
+
+def test_a_secret_with_characters_json_escapes_is_still_masked_in_a_value() -> None:
+    secret = 'pa"ss\\w0rd\n42'
+    out = s.redact({"a": {"b": [f"x {secret} y", secret.upper()]}}, [secret])
+    assert out == {"a": {"b": ["x ••• y", "•••"]}}
