@@ -166,7 +166,7 @@ def test_a_secret_in_an_outgoing_calls_input_is_accepted(form: str, expr: str) -
     rollback = {"type": "ACTION", "event": "undo", "app": "a", "input": {"body": {"v": expr}}}
     spec = _spec(
         {"type": "ACTION", "event": "pay", "app": "a", "input": call},
-        {"type": "CODE", "event": "tests.runtime.steps:record", "rollback": rollback},
+        {"type": "SLEEP", "event": "1s", "tag": "nap", "rollback": rollback},
     )
     plan = compile_spec(spec)
     assert plan.step("pay").input == call
