@@ -13,7 +13,8 @@ with the JSON path of the field (``sequences[2].events[0].input.body.id: unknown
 - a ``$Secret`` (directly, inside any operator at any depth, or interpolated in text) appears
   only in the input of an event that sends it out in its own component's call
   (``SECRET_OUTGOING``): never in state, checkpoints, outputs, queries, conditions, CODE or
-  any other input that is stored or shown below admin;
+  any other input that is stored or shown below admin; and there only whole (no
+  ``$Substring``, ``$Split``, ``$Size``, no comparison: an echoed answer would show it);
 - event types get their own checks (WAIT_SIGNAL names declared signals, SLEEP has a
   duration, FEATURE names a workflow tag, CODE a dotted path) and, when ``components`` is
   given, component events name a component of the right kind that declares the event.
@@ -250,6 +251,10 @@ def _collect_strings(value: Any, keys: _Keys, out: list[tuple[_Keys, str]]) -> N
 _duration_ms = lru_cache(maxsize=1024)(duration_ms)
 
 
+def _not_in(stored: str) -> str:
+    return f"{_SECRET_ONLY_OUTGOING} ({_OUTGOING_TYPES}), not in {stored}"
+
+
 def _stored_input(event: EventSpec | RollbackSpec) -> str | None:
     """What an event's input is, when it is stored or shown (None: only sent out)."""
     if event.type in SECRET_OUTGOING:
@@ -448,16 +453,22 @@ class _Compiler:
                 self.issue((path, keys), str(exc))
                 continue
             if stored is not None and template.has_secret:
-                self.secret_issue((path, keys), stored)
+                self.secret_issue((path, keys), _not_in(stored))
+            elif template.secret_cut_by is not None:
+                self.secret_issue(
+                    (path, keys),
+                    f"$Secret may only be sent whole: ${template.secret_cut_by} would take it"
+                    " apart or compare with it (an API echoing the request would show that)",
+                )
             for ref in template.refs:
                 if ref.kind in _STEP_KINDS:
                     found.append(((path, keys), ref))
         return found
 
-    def secret_issue(self, where: _Where, stored: str) -> None:
+    def secret_issue(self, where: _Where, message: str) -> None:
         # Taint is syntactic: Template.refs holds every reference under every operator, so
         # $Lowercase($Substring($Secret{k}, 0, 4)) is refused like $Secret{k} itself.
-        self.issue(where, f"{_SECRET_ONLY_OUTGOING} ({_OUTGOING_TYPES}), not in {stored}")
+        self.issue(where, message)
 
     def parse_cond(self, text: str | None, path: str) -> list[tuple[_Where, Ref]]:
         if text is None:
@@ -469,7 +480,7 @@ class _Compiler:
             return []
         if any(r.kind == "Secret" for r in cond.refs):
             # A condition's outcome is journaled (skipped or not): an oracle on the value.
-            self.secret_issue(path, "a condition")
+            self.secret_issue(path, _not_in("a condition"))
         return [(path, r) for r in cond.refs if r.kind in ("Step", "Sequence")]
 
     def locate(self, where: _Where, ref: Ref) -> tuple[str, int, int] | None:

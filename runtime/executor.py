@@ -452,17 +452,6 @@ class RunContext:
         self.scope.app = app
         try:
             return resolve_redacted(value, self.scope)
-        except ExpressionError as exc:
-            # "$Add: 'sk_live_…' is not a number": the message quotes the value it got.
-            component = self.component(app)
-            if not component or not component.secrets:
-                raise
-            from designer.secrets import redact
-
-            secrets = list(component.secrets.values())
-            raise ExpressionError(
-                redact(exc.message, secrets), text=exc.text, position=exc.position
-            ) from None
         finally:
             self.scope.app = None
 

@@ -45,6 +45,7 @@ __all__ = [
     "OPERATORS",
     "REDACTED",
     "REF_KINDS",
+    "WHOLE_SECRET_ARGS",
     "Condition",
     "DictScope",
     "Ref",
@@ -859,7 +860,7 @@ class _Parser:
 class Template:
     """A parsed string value: ``exact`` (one expression, keeps its type) or interpolated text."""
 
-    __slots__ = ("exact", "has_secret", "parts", "refs", "text")
+    __slots__ = ("exact", "has_secret", "parts", "refs", "secret_cut_by", "text")
 
     def __init__(self, text: str, parts: tuple[str | _Node, ...]) -> None:
         self.text = text
@@ -875,6 +876,13 @@ class Template:
         for ref in refs:
             if ref.kind == "Secret":
                 self.has_secret = True
+        # The operator that takes a secret apart or compares with it, if any (see
+        # WHOLE_SECRET_ARGS): such an expression is never evaluated, even for an outgoing call.
+        self.secret_cut_by: str | None = None
+        if self.has_secret:
+            for part in parts:
+                if not isinstance(part, str) and self.secret_cut_by is None:
+                    self.secret_cut_by = _secret_cut_by(part)
 
     @property
     def is_static(self) -> bool:
@@ -993,6 +1001,40 @@ def _involves_secret(node: _Node) -> bool:
     return any(ref.kind == "Secret" for ref in node.refs())
 
 
+# Operators that hand a secret on whole (in another letter case at most), and which of their
+# arguments may hold one: all an outgoing call may do with a secret. Every other operator
+# takes it apart ($Substring, $Split), measures it ($Size) or compares with it ($Filter,
+# $Find; $Pick's key): an API that echoes the request would hand the pieces, or the answers
+# of an oracle, back into the run, below what masking recognises as the secret.
+WHOLE_SECRET_ARGS: dict[str, frozenset[int] | None] = {  # None: any argument
+    "Concat": None,
+    "Default": None,
+    "Join": None,
+    "Trim": frozenset({0}),
+    "Uppercase": frozenset({0}),
+    "Lowercase": frozenset({0}),
+    "Pick": frozenset({0}),
+}
+
+
+def _secret_cut_by(node: _Node) -> str | None:
+    """The first operator (outermost first) through which a secret does not pass whole."""
+    if isinstance(node, _Call):
+        allowed = WHOLE_SECRET_ARGS.get(node.name, frozenset())
+        for k, arg in enumerate(node.args):
+            if allowed is not None and k not in allowed and _involves_secret(arg):
+                return node.name
+            inner = _secret_cut_by(arg)
+            if inner is not None:
+                return inner
+    elif isinstance(node, _Array):
+        for item in node.items:
+            inner = _secret_cut_by(item)
+            if inner is not None:
+                return inner
+    return None
+
+
 def _masked(template: Template, scope: Scope) -> Any:
     """A template with a secret, as it may be stored: every expression that involves a
     secret, at any depth of operators, reads ``•••`` and is never evaluated. Redacting the
@@ -1030,6 +1072,9 @@ def resolve_redacted(value: Any, scope: Scope) -> tuple[Any, Any]:
         if "$" not in value:
             return value, value
         template = parse(value)
+        if template.secret_cut_by is not None:
+            masked = _masked(template, scope)  # a piece of a secret is never sent either
+            return masked, masked
         resolved = template.evaluate(scope)
         if not template.has_secret:
             return resolved, resolved

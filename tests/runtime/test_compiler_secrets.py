@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 
 from runtime.compiler import compile_spec
 from runtime.errors import SpecError
-from runtime.expressions import OPERATORS
+from runtime.expressions import OPERATORS, WHOLE_SECRET_ARGS, parse
 from runtime.spec import SECRET_OUTGOING, EventType
 from tests.conftest import client_for
 
@@ -57,6 +57,20 @@ def _forms() -> list[tuple[str, str]]:
 
 
 FORMS = _forms()
+# Forms that hand the secret on whole: all an outgoing call may send.
+WHOLE_FORMS = [(form, expr) for form, expr in FORMS if parse(expr).secret_cut_by is None]
+CUT_FORMS = [(form, expr) for form, expr in FORMS if parse(expr).secret_cut_by is not None]
+CUT = "$Secret may only be sent whole"
+
+
+def test_only_operators_that_keep_a_secret_whole_may_send_one() -> None:
+    cut = {name for name, expr in WRAPPED.items() if parse(expr).secret_cut_by == name}
+    assert cut == {"Add", "Subtract", "Substring", "Split", "Dateformat", "Size", "Length",
+                   "Filter", "Find"}  # fmt: skip
+    assert cut == set(OPERATORS) - set(WHOLE_SECRET_ARGS)
+    # $Pick's key is a comparison with the secret.
+    assert parse("$Pick($Input{table}, $Secret{k})").secret_cut_by == "Pick"
+    assert parse("$Concat('a', $Pick([$Secret{k}], 0))").secret_cut_by is None
 
 
 def _step(type_: EventType, expr: str) -> dict[str, Any]:
@@ -155,8 +169,8 @@ def test_a_secret_that_could_be_stored_or_shown_is_refused_with_its_path(
     assert [i.path for i in mine] == [path], info.value.issues
 
 
-@pytest.mark.parametrize(("form", "expr"), FORMS, ids=[f[0] for f in FORMS])
-def test_a_secret_in_an_outgoing_calls_input_is_accepted(form: str, expr: str) -> None:
+@pytest.mark.parametrize(("form", "expr"), WHOLE_FORMS, ids=[f[0] for f in WHOLE_FORMS])
+def test_a_whole_secret_in_an_outgoing_calls_input_is_accepted(form: str, expr: str) -> None:
     call = {
         "params": {"id": expr},
         "query": {"q": expr},
@@ -170,6 +184,21 @@ def test_a_secret_in_an_outgoing_calls_input_is_accepted(form: str, expr: str) -
     )
     plan = compile_spec(spec)
     assert plan.step("pay").input == call
+
+
+@pytest.mark.parametrize(("form", "expr"), CUT_FORMS, ids=[f[0] for f in CUT_FORMS])
+def test_a_secret_taken_apart_is_refused_even_in_an_outgoing_call(form: str, expr: str) -> None:
+    rollback = {"type": "ACTION", "event": "undo", "app": "a", "input": {"v": expr}}
+    spec = _spec(
+        {"type": "ACTION", "event": "pay", "app": "a", "input": {"body": {"deep": [expr]}}},
+        {"type": "SLEEP", "event": "1s", "tag": "nap", "rollback": rollback},
+    )
+    with pytest.raises(SpecError) as info:
+        compile_spec(spec)
+    assert [(i.path, i.message.startswith(CUT)) for i in info.value.issues] == [
+        ("sequences[1].events[0].input.body.deep[0]", True),
+        ("sequences[1].events[1].rollback.input.v", True),
+    ]
 
 
 def test_every_stored_place_is_reported_at_once() -> None:
