@@ -1067,7 +1067,8 @@ def resolve_masked(value: Any, scope: Scope) -> Any:
 
 def resolve_redacted(value: Any, scope: Scope) -> tuple[Any, Any]:
     """``(resolved, redacted)``: the same value twice, but in the second (what the journal
-    and StepRun.input may store) every expression involving a ``$Secret`` reads ``•••``."""
+    and StepRun.input may store) every expression involving a ``$Secret`` reads ``•••``;
+    one that takes a secret apart (``Template.secret_cut_by``) reads ``•••`` in both."""
     if isinstance(value, str):
         if "$" not in value:
             return value, value
