@@ -12,9 +12,11 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import re2
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -81,16 +83,34 @@ def secret_names_masked(values: Mapping[str, Any]) -> dict[str, str]:
 
 
 def redact(value: Any, secrets: Iterable[str]) -> Any:
-    """A copy of a JSON-like value with every secret value replaced by '•••' in strings
-    (dict keys included). Longest secrets first, so one containing another is fully hidden."""
-    needles = sorted(
-        {s for s in secrets if isinstance(s, str) and len(s) >= MIN_REDACT_LENGTH},
-        key=len,
-        reverse=True,
+    """A copy of a JSON-like value where every secret value, and every transform of one
+    that keeps runs of its characters, reads '•••' in strings (dict keys included).
+
+    What is masked: any run of text covered by fragments of a secret at least
+    MIN_REDACT_LENGTH characters long, in any letter case. That hides the value itself, its
+    lower- and upper-case forms, its substrings and the parts it splits into (when they are
+    that long), wherever they sit in a message or a response that echoes them."""
+    fragments = _fragments(
+        tuple(sorted({s for s in secrets if isinstance(s, str) and len(s) >= MIN_REDACT_LENGTH}))
     )
-    if not needles:
+    if fragments is None or not _may_hold(value, fragments):
         return value
-    return _redact(value, needles)
+    return _redact(value, fragments)
+
+
+def _may_hold(value: Any, fragments: _Fragments) -> bool:
+    """False when no string in ``value`` can hold a fragment: one linear scan of its JSON
+    text (the common case, a result that does not echo a secret, costs about what
+    serialising it does), instead of a walk calling the matcher on each string."""
+    if isinstance(value, str) or not isinstance(value, dict | list | tuple):
+        return True
+    if not fragments.json_safe:
+        return True
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return True
+    return fragments.pattern.search(text) is not None
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
@@ -98,14 +118,86 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
     return out if isinstance(out, str) else text
 
 
-def _redact(value: Any, needles: list[str]) -> Any:
+@dataclass(frozen=True)
+class _Fragments:
+    """Every MIN_REDACT_LENGTH-long fragment of some secrets, lower-cased, and a pattern
+    matching any of them in any case."""
+
+    grams: frozenset[str]
+    pattern: Any  # re2._Regexp
+    # No fragment holds a character JSON escapes: the JSON text of a value holds a
+    # fragment wherever one of its strings does.
+    json_safe: bool
+
+
+@lru_cache(maxsize=256)
+def _fragments(secrets: tuple[str, ...]) -> _Fragments | None:
+    # RE2 runs the alternation of every fragment as one automaton: a step's output is read
+    # once, in linear time, whatever the number and length of the secrets (Python's re
+    # tries each alternative at each position: seconds for a megabyte and ten secrets).
+    size = MIN_REDACT_LENGTH
+    grams = frozenset(s[i : i + size].lower() for s in secrets for i in range(len(s) - size + 1))
+    if not grams:
+        return None
+    alternatives = "|".join(re2.escape(g) for g in sorted(grams))
+    json_safe = not any(c in '"\\' or c < " " for s in secrets for c in s)
+    return _Fragments(grams, re2.compile(f"(?i)(?:{alternatives})"), json_safe)
+
+
+_SHORT = 64
+
+
+def _mask_text(text: str, fragments: _Fragments) -> str:
+    """``text`` with every run covered by (overlapping or adjacent) fragments as '•••'."""
+    if len(text) < MIN_REDACT_LENGTH:
+        return text
+    size, grams = MIN_REDACT_LENGTH, fragments.grams
+    if len(text) <= _SHORT:
+        # Most strings of a result are short: a few set lookups beat a call into RE2.
+        low = text.lower()
+        if len(low) == len(text) and not any(
+            low[i : i + size] in grams for i in range(len(low) - size + 1)
+        ):
+            return text
+
+    def extend(end: int) -> int:
+        # Matches do not overlap: a fragment starting inside the last one (or right after
+        # it) continues the run.
+        moved = True
+        while moved:
+            moved = False
+            for at in range(end - size + 1, end + 1):
+                if text[at : at + size].lower() in grams:
+                    end, moved = at + size, True
+                    break
+        return end
+
+    out: list[str] = []
+    kept = 0  # text[kept:start] is shown
+    start = end = -1  # the run being masked
+    for match in fragments.pattern.finditer(text):
+        at = match.start()
+        if at > end >= 0:
+            end = extend(end)
+        if at <= end:
+            end = max(end, match.end())
+            continue
+        if start >= 0:
+            out += (text[kept:start], REDACTED)
+            kept = end
+        start, end = at, match.end()
+    if start < 0:
+        return text
+    end = extend(end)
+    out += (text[kept:start], REDACTED, text[end:])
+    return "".join(out)
+
+
+def _redact(value: Any, fragments: _Fragments) -> Any:
     if isinstance(value, str):
-        for needle in needles:
-            if needle in value:
-                value = value.replace(needle, REDACTED)
-        return value
+        return _mask_text(value, fragments)
     if isinstance(value, dict):
-        return {_redact(k, needles): _redact(v, needles) for k, v in value.items()}
+        return {_redact(k, fragments): _redact(v, fragments) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_redact(v, needles) for v in value]
+        return [_redact(v, fragments) for v in value]
     return value

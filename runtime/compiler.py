@@ -10,6 +10,11 @@ with the JSON path of the field (``sequences[2].events[0].input.body.id: unknown
 - every ``$Step``/``$Sequence`` reference points at a step that has run before on every
   path: earlier in the same sequence or in an ancestor sequence (through ``parents``);
 - conditions, ``skip_if`` and every expression string parse; durations are valid;
+- a ``$Secret`` (directly, inside any operator at any depth, or interpolated in text) appears
+  only in the input of an event that sends it out in its own component's call
+  (``SECRET_OUTGOING``): never in state, checkpoints, outputs, queries, conditions, CODE or
+  any other input that is stored or shown below admin; and there only whole (no
+  ``$Substring``, ``$Split``, ``$Size``, no comparison: an echoed answer would show it);
 - event types get their own checks (WAIT_SIGNAL names declared signals, SLEEP has a
   duration, FEATURE names a workflow tag, CODE a dotted path) and, when ``components`` is
   given, component events name a component of the right kind that declares the event.
@@ -37,6 +42,7 @@ from runtime.errors import ExpressionError, Issue, SpecError
 from runtime.expressions import Ref, parse, parse_condition
 from runtime.spec import (
     COMPONENT_KINDS,
+    SECRET_OUTGOING,
     TAG_RE,
     Duration,
     EventSpec,
@@ -168,6 +174,8 @@ _UNION_TAG = re.compile(r"^(int|float|str|bool|none|dict|list|constrained-\w+|[\
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _DURATION_FIELDS = frozenset({"timeout", "retry_delay"})
 _STEP_KINDS = frozenset({"Step", "Sequence"})
+_SECRET_ONLY_OUTGOING = "$Secret may only be used in an outgoing call's input"  # noqa: S105
+_OUTGOING_TYPES = ", ".join(sorted(t.value for t in SECRET_OUTGOING))
 _DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*([.:][A-Za-z_]\w*)$")
 
 
@@ -242,6 +250,18 @@ def _collect_strings(value: Any, keys: _Keys, out: list[tuple[_Keys, str]]) -> N
 
 # Specs repeat the same few durations ('1s', 30000, None): parse each once.
 _duration_ms = lru_cache(maxsize=1024)(duration_ms)
+
+
+def _not_in(stored: str) -> str:
+    return f"{_SECRET_ONLY_OUTGOING} ({_OUTGOING_TYPES}), not in {stored}"
+
+
+def _stored_input(event: EventSpec | RollbackSpec) -> str | None:
+    """What an event's input is, when it is stored or shown (None: only sent out)."""
+    if event.type in SECRET_OUTGOING:
+        return None
+    what = "rollback" if isinstance(event, RollbackSpec) else "step"
+    return f"a {event.type.value} {what}'s input"
 
 
 def spec_checksum(spec: WorkflowSpec | Mapping[str, Any]) -> str:
@@ -414,8 +434,14 @@ class _Compiler:
 
     # ---- expressions and references
 
-    def parse_value(self, value: Any, path: str) -> list[tuple[_Where, Ref]]:
-        """Parse every expression string in a JSON value; return its step references."""
+    def parse_value(
+        self, value: Any, path: str, *, stored: str | None = None
+    ) -> list[tuple[_Where, Ref]]:
+        """Parse every expression string in a JSON value; return its step references.
+
+        ``stored`` names what the value is when it is kept or shown (then a ``$Secret``
+        anywhere in it is refused); None when it is only sent out in a component's call.
+        """
         strings: list[tuple[_Keys, str]] = []
         if isinstance(value, str):
             if "$" in value:
@@ -433,10 +459,23 @@ class _Compiler:
             except ExpressionError as exc:
                 self.issue((path, keys), str(exc))
                 continue
+            if stored is not None and template.has_secret:
+                self.secret_issue((path, keys), _not_in(stored))
+            elif template.secret_cut_by is not None:
+                self.secret_issue(
+                    (path, keys),
+                    f"$Secret may only be sent whole: ${template.secret_cut_by} would take it"
+                    " apart or compare with it (an API echoing the request would show that)",
+                )
             for ref in template.refs:
                 if ref.kind in _STEP_KINDS:
                     found.append(((path, keys), ref))
         return found
+
+    def secret_issue(self, where: _Where, message: str) -> None:
+        # Taint is syntactic: Template.refs holds every reference under every operator, so
+        # $Lowercase($Substring($Secret{k}, 0, 4)) is refused like $Secret{k} itself.
+        self.issue(where, message)
 
     def parse_cond(self, text: str | None, path: str) -> list[tuple[_Where, Ref]]:
         if text is None:
@@ -446,6 +485,9 @@ class _Compiler:
         except ExpressionError as exc:
             self.issue(path, f"malformed condition: {exc}")
             return []
+        if any(r.kind == "Secret" for r in cond.refs):
+            # A condition's outcome is journaled (skipped or not): an oracle on the value.
+            self.secret_issue(path, _not_in("a condition"))
         return [(path, r) for r in cond.refs if r.kind in ("Step", "Sequence")]
 
     def locate(self, where: _Where, ref: Ref) -> tuple[str, int, int] | None:
@@ -573,7 +615,7 @@ class _Compiler:
     def check_event(self, i: int, j: int, event: EventSpec) -> None:
         path = f"sequences[{i}].events[{j}]"
         tag = event.step_tag
-        refs = self.parse_value(event.input, f"{path}.input")
+        refs = self.parse_value(event.input, f"{path}.input", stored=_stored_input(event))
         refs += self.parse_cond(event.condition, f"{path}.condition")
         self.check_refs(refs, seq=i, index=j, reader=tag)
         self.duration(event.retry_delay, f"{path}.retry_delay")
@@ -583,7 +625,7 @@ class _Compiler:
         if event.rollback is not None:
             rb = event.rollback
             rb_path = f"{path}.rollback"
-            refs = self.parse_value(rb.input, f"{rb_path}.input")
+            refs = self.parse_value(rb.input, f"{rb_path}.input", stored=_stored_input(rb))
             self.check_refs(refs, seq=i, index=j, reader=f"{tag}.rollback", inclusive=True)
             self.duration(rb.retry_delay, f"{rb_path}.retry_delay")
             self.duration(rb.timeout, f"{rb_path}.timeout")
@@ -652,14 +694,19 @@ class _Compiler:
     def check_workflow(self) -> None:
         spec = self.spec
         self.duration(spec.options.timeout, "options.timeout")
-        refs = self.parse_value(spec.output, "output")
+        refs = self.parse_value(spec.output, "output", stored="the workflow's output")
         self.check_refs(refs, seq=None, index=0, reader="output")
         for name, query in spec.queries.items():
-            refs = self.parse_value(query.output, _join(_join("queries", name), "output"))
+            refs = self.parse_value(
+                query.output, _join(_join("queries", name), "output"), stored="a query's output"
+            )
             self.check_refs(refs, seq=None, index=0, reader=name)
         for k, trigger in enumerate(spec.triggers):
             path = f"triggers[{k}]"
-            for where, ref in self.parse_value(trigger.input, f"{path}.input"):
+            trigger_input = self.parse_value(
+                trigger.input, f"{path}.input", stored="a trigger's input (the run's input)"
+            )
+            for where, ref in trigger_input:
                 self.issue(where, f"a trigger starts the run: {ref} has not run yet (use $Input)")
             if ":" not in trigger.event:
                 self.issue(

@@ -53,7 +53,14 @@ from runtime import engine
 from runtime.brokers import TaskCall, enqueue_now, is_orm_broker
 from runtime.compiler import Plan, PlanStep, compile_spec
 from runtime.errors import ExpressionError, RunRefused, StepError, StepTimeout, TrellisError
-from runtime.expressions import DictScope, Ref, evaluate_condition, resolve, resolve_redacted
+from runtime.expressions import (
+    DictScope,
+    Ref,
+    evaluate_condition,
+    resolve,
+    resolve_masked,
+    resolve_redacted,
+)
 from runtime.journal import (
     Entry,
     PreparedJournal,
@@ -71,7 +78,7 @@ from runtime.journal import (
     write_transaction,
 )
 from runtime.models import RUN_ACTIVE, RUN_FINISHED, Run, SequenceRun, Signal, StepRun
-from runtime.spec import EventType, duration_ms
+from runtime.spec import SECRET_OUTGOING, EventType, duration_ms
 
 logger = logging.getLogger("trellis.executor")
 
@@ -432,7 +439,16 @@ class RunContext:
             return True
         return evaluate_condition(text, self.scope)
 
-    def resolve_input(self, value: Any, app: str | None) -> tuple[Any, Any]:
+    def resolve_input(self, value: Any, app: str | None, type_: str) -> tuple[Any, Any]:
+        """``(resolved, redacted)`` input of a step (or rollback) of type ``type_``.
+
+        Only an event that sends its input out in its own component's call
+        (``SECRET_OUTGOING``) may see its component's secrets; any other step gets every
+        expression involving a secret as ``•••`` (the compiler refuses such specs: this is
+        the run-time guard for plans that were not compiled by it)."""
+        if type_ not in SECRET_OUTGOING:
+            masked = resolve_masked(value, self.scope)
+            return masked, masked
         self.scope.app = app
         try:
             return resolve_redacted(value, self.scope)
@@ -802,7 +818,7 @@ class SequenceDriver:
         st.status = "running"
         st.input_error = None
         try:
-            st.resolved, redacted = self.ctx.resolve_input(step.input, step.app)
+            st.resolved, redacted = self.ctx.resolve_input(step.input, step.app, step.type)
         except ExpressionError as exc:
             st.resolved, redacted = None, None
             st.input_error = str(exc)
@@ -863,7 +879,7 @@ class SequenceDriver:
         if st.resolved is None and st.input_error is None:
             # Resumed after a crash: the start was committed, the input was not kept.
             try:
-                st.resolved, _ = self.ctx.resolve_input(step.input, step.app)
+                st.resolved, _ = self.ctx.resolve_input(step.input, step.app, step.type)
             except ExpressionError as exc:
                 st.input_error = str(exc)
         logs: list[dict[str, Any]] = []
@@ -935,8 +951,15 @@ class SequenceDriver:
         )
 
         def work() -> Any:
-            with collect_logs(logs):
-                return execute(call)
+            try:
+                with collect_logs(logs):
+                    return execute(call)
+            finally:
+                secrets = call.component.secrets if call.component else None
+                if secrets and logs:
+                    from designer.secrets import redact
+
+                    logs[:] = redact(logs, list(secrets.values()))
 
         return run_bounded(work, timeout_s=timeout_s, renew=self.renew)
 
@@ -1285,7 +1308,7 @@ class SequenceDriver:
             if st.input_error is not None:
                 raise StepError(f"input: {st.input_error}", retryable=False)
             if st.resolved is None:
-                st.resolved, _ = self.ctx.resolve_input(step.input, step.app)
+                st.resolved, _ = self.ctx.resolve_input(step.input, step.app, step.type)
             handler = {
                 EventType.SLEEP: self.sleep_step,
                 EventType.WAIT_SIGNAL: self.signal_step,
@@ -1770,7 +1793,7 @@ class Compensator:
         from runtime.connectors.code import collect_logs
         from runtime.connectors.loader import connector_call
 
-        resolved, _ = self.ctx.resolve_input(rb.get("input") or {}, rb.get("app"))
+        resolved, _ = self.ctx.resolve_input(rb.get("input") or {}, rb.get("app"), rb["type"])
         timeout_ms = rb.get("timeout_ms")
         timeout_s = timeout_ms / 1000 if timeout_ms else None
         call = connector_call(

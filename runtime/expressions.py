@@ -45,6 +45,7 @@ __all__ = [
     "OPERATORS",
     "REDACTED",
     "REF_KINDS",
+    "WHOLE_SECRET_ARGS",
     "Condition",
     "DictScope",
     "Ref",
@@ -55,6 +56,7 @@ __all__ = [
     "parse_condition",
     "references",
     "resolve",
+    "resolve_masked",
     "resolve_redacted",
 ]
 
@@ -175,21 +177,6 @@ class DictScope:
             now = self.now()
             return now.isoformat() if isinstance(now, datetime) else now
         return _walk(base, ref.segments) if ref.segments else base
-
-
-class _RedactingScope:
-    """Every secret reads as ``•••`` (so the journal never holds one)."""
-
-    __slots__ = ("inner",)
-
-    def __init__(self, inner: Scope) -> None:
-        self.inner = inner
-
-    def lookup(self, ref: Ref) -> Any:
-        value = self.inner.lookup(ref)
-        if ref.kind == "Secret" and value is not None:
-            return REDACTED
-        return value
 
 
 # --------------------------------------------------------------------------- AST
@@ -873,7 +860,7 @@ class _Parser:
 class Template:
     """A parsed string value: ``exact`` (one expression, keeps its type) or interpolated text."""
 
-    __slots__ = ("exact", "has_secret", "parts", "refs", "text")
+    __slots__ = ("exact", "has_secret", "parts", "refs", "secret_cut_by", "text")
 
     def __init__(self, text: str, parts: tuple[str | _Node, ...]) -> None:
         self.text = text
@@ -889,6 +876,13 @@ class Template:
         for ref in refs:
             if ref.kind == "Secret":
                 self.has_secret = True
+        # The operator that takes a secret apart or compares with it, if any (see
+        # WHOLE_SECRET_ARGS): such an expression is never evaluated, even for an outgoing call.
+        self.secret_cut_by: str | None = None
+        if self.has_secret:
+            for part in parts:
+                if not isinstance(part, str) and self.secret_cut_by is None:
+                    self.secret_cut_by = _secret_cut_by(part)
 
     @property
     def is_static(self) -> bool:
@@ -1003,17 +997,89 @@ def resolve(value: Any, scope: Scope) -> Any:
     return value
 
 
+def _involves_secret(node: _Node) -> bool:
+    return any(ref.kind == "Secret" for ref in node.refs())
+
+
+# Operators that hand a secret on whole (in another letter case at most), and which of their
+# arguments may hold one: all an outgoing call may do with a secret. Every other operator
+# takes it apart ($Substring, $Split), measures it ($Size) or compares with it ($Filter,
+# $Find; $Pick's key): an API that echoes the request would hand the pieces, or the answers
+# of an oracle, back into the run, below what masking recognises as the secret.
+WHOLE_SECRET_ARGS: dict[str, frozenset[int] | None] = {  # None: any argument
+    "Concat": None,
+    "Default": None,
+    "Join": None,
+    "Trim": frozenset({0}),
+    "Uppercase": frozenset({0}),
+    "Lowercase": frozenset({0}),
+    "Pick": frozenset({0}),
+}
+
+
+def _secret_cut_by(node: _Node) -> str | None:
+    """The first operator (outermost first) through which a secret does not pass whole."""
+    if isinstance(node, _Call):
+        allowed = WHOLE_SECRET_ARGS.get(node.name, frozenset())
+        for k, arg in enumerate(node.args):
+            if allowed is not None and k not in allowed and _involves_secret(arg):
+                return node.name
+            inner = _secret_cut_by(arg)
+            if inner is not None:
+                return inner
+    elif isinstance(node, _Array):
+        for item in node.items:
+            inner = _secret_cut_by(item)
+            if inner is not None:
+                return inner
+    return None
+
+
+def _masked(template: Template, scope: Scope) -> Any:
+    """A template with a secret, as it may be stored: every expression that involves a
+    secret, at any depth of operators, reads ``•••`` and is never evaluated. Redacting the
+    expression rather than the secret's value is what keeps transforms out too
+    (``$Lowercase``, ``$Substring``, ``$Split`` of a secret, or a comparison with one)."""
+    if template.exact is not None:
+        return REDACTED
+    return "".join(
+        [
+            p if isinstance(p, str) else REDACTED if _involves_secret(p) else as_text(p.eval(scope))
+            for p in template.parts
+        ]
+    )
+
+
+def resolve_masked(value: Any, scope: Scope) -> Any:
+    """Deep-resolve like :func:`resolve`, but every expression that involves a ``$Secret``
+    reads ``•••`` (no secret is looked up): the input of a step that stores or shows it."""
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+        template = parse(value)
+        return _masked(template, scope) if template.has_secret else template.evaluate(scope)
+    if isinstance(value, dict):
+        return {k: resolve_masked(v, scope) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_masked(v, scope) for v in value]
+    return value
+
+
 def resolve_redacted(value: Any, scope: Scope) -> tuple[Any, Any]:
-    """``(resolved, redacted)``: the same value twice, but every ``$Secret`` reads ``•••``
-    in the second (what the journal and StepRun.input may store)."""
+    """``(resolved, redacted)``: the same value twice, but in the second (what the journal
+    and StepRun.input may store) every expression involving a ``$Secret`` reads ``•••``;
+    one that takes a secret apart (``Template.secret_cut_by``) reads ``•••`` in both."""
     if isinstance(value, str):
         if "$" not in value:
             return value, value
         template = parse(value)
+        if template.secret_cut_by is not None:
+            masked = _masked(template, scope)  # a piece of a secret is never sent either
+            return masked, masked
         resolved = template.evaluate(scope)
         if not template.has_secret:
             return resolved, resolved
-        return resolved, template.evaluate(_RedactingScope(scope))
+        return resolved, _masked(template, scope)
     if isinstance(value, dict):
         resolved_d: dict[Any, Any] = {}
         redacted_d: dict[Any, Any] = {}

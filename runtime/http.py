@@ -23,13 +23,22 @@ from runtime.netguard import HostPolicy
 
 
 class _NoQueryStrings(logging.Filter):
-    """httpx logs every request's full URL at INFO; a query string may carry an API key."""
+    """httpx logs every request's full URL at INFO; a query string may carry an API key,
+    and a path the secret of the call in flight (an ACTION's params): both are masked."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args and isinstance(record.args, tuple):
-            record.args = tuple(
+            args = tuple(
                 _strip_query(a) if isinstance(a, str | httpx.URL) else a for a in record.args
             )
+            from runtime.connectors import secrets_of_call
+
+            secrets = secrets_of_call()
+            if secrets:
+                from designer.secrets import redact
+
+                args = tuple(redact(a, secrets) for a in args)
+            record.args = args
         return True
 
 

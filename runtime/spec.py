@@ -51,6 +51,15 @@ COMPONENT_KINDS: dict[EventType, str] = {
     EventType.GRAPH: "graph",
 }
 
+# The only event types whose input may hold a $Secret: their input is sent out in their own
+# component's call (an ACTION's params, query, body and headers, to the app's admin-configured
+# base URL) and kept nowhere but as a redacted copy. Every other input is stored or shown
+# somewhere below admin: state, checkpoints, a child run's or a scheduled run's input, a
+# message that triggers runs, a file served to the product's members, a CODE function's
+# arguments, a database row that a later query reads back; a NOTIFICATION's input is
+# delivered to recipients the designer chooses.
+SECRET_OUTGOING: frozenset[EventType] = frozenset({EventType.ACTION})
+
 RollbackStrategy = Literal["reverse_all", "critical_only", "to_checkpoint", "none"]
 
 

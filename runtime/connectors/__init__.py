@@ -7,7 +7,9 @@ retry can help. Connectors never see Django request objects and never log secret
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,9 +82,11 @@ def register(event_type: EventType) -> Callable[[Executor], Executor]:
 def execute(call: ConnectorCall) -> Any:
     """Run ``call`` with the connector registered for its type.
 
-    The component's secret values are redacted to '•••' in the result and in any
-    StepError, so neither the journal nor a log line can carry them (a server echoing
-    an Authorization header back, a driver quoting a connection string).
+    The component's secret values, and their transforms (other case, fragments), are
+    redacted to '•••' in the result, in any error and in the log lines of the call, so
+    neither the journal nor a log line can carry them (a server echoing an Authorization
+    header back, a driver quoting a connection string, a URL path holding a secret).
+    A call of a component without secrets pays nothing.
     """
     _load_all()
     executor = CONNECTORS.get(call.type)
@@ -94,13 +98,41 @@ def execute(call: ConnectorCall) -> Any:
     from designer.secrets import redact
 
     try:
-        result = executor(call)
+        with secrets_in_flight(secrets):
+            result = executor(call)
     except StepError as exc:
         exc.message = redact(exc.message, secrets)
         exc.args = (exc.message,)
         exc.details = redact(exc.details, secrets)
         raise
+    except Exception as exc:
+        # Stored as "<type>: <message>": a library's message may quote what it was given.
+        text = f"{type(exc).__name__}: {exc}"
+        masked = redact(text, secrets)
+        if masked == text:
+            raise
+        raise StepError(masked) from None  # `from None`: no traceback shows the original
     return redact(result, secrets)
+
+
+_flight = threading.local()
+
+
+@contextmanager
+def secrets_in_flight(secrets: list[str]) -> Iterator[None]:
+    """Mark the secrets of the call this thread is making, for log filters
+    (:func:`secrets_of_call`): a library logging a request URL must not log a secret."""
+    previous = getattr(_flight, "secrets", None)
+    _flight.secrets = secrets
+    try:
+        yield
+    finally:
+        _flight.secrets = previous
+
+
+def secrets_of_call() -> list[str]:
+    """The secrets of the connector call this thread is making (empty when none)."""
+    return getattr(_flight, "secrets", None) or []
 
 
 _loaded = False

@@ -51,3 +51,38 @@ def test_redact_hides_secret_values_everywhere_in_a_json_value() -> None:
 
 def test_secret_names_are_masked_for_display() -> None:
     assert s.secret_names_masked({"b": "1", "a": "2"}) == {"a": "•••", "b": "•••"}
+
+
+def test_redact_hides_the_transforms_of_a_secret_too() -> None:
+    secret = "Zq8wK3yP9_mX7vB2nT4"
+    value = {
+        "lower": secret.lower(),
+        "upper": f"token={secret.upper()};",
+        "piece": f"got {secret[3:9]} back",
+        "parts": secret.split("_"),
+        "error": f"404 for /charges/{secret[:12].lower()}/x",
+    }
+    out = s.redact(value, [secret])
+    assert out == {
+        "lower": "•••",
+        "upper": "token=•••;",
+        "piece": "got ••• back",
+        "parts": ["•••", "•••"],
+        "error": "404 for /charges/•••/x",
+    }
+    # Text made of no 4-character fragment of the secret is left as it is.
+    assert s.redact("hello wor K3y", [secret]) == "hello wor K3y"
+
+
+@pytest.mark.parametrize("length", range(4, 20))
+def test_a_fragment_of_any_length_is_masked_whole(length: int) -> None:
+    secret = "Zq8wK3yP9_mX7vB2nT4"
+    for start in range(len(secret) - length + 1):
+        piece = secret[start : start + length]
+        assert s.redact({"v": [f"<{piece}>"]}, [secret]) == {"v": ["<•••>"]}, piece
+
+
+def test_a_secret_with_characters_json_escapes_is_still_masked_in_a_value() -> None:
+    secret = 'pa"ss\\w0rd\n42'
+    out = s.redact({"a": {"b": [f"x {secret} y", secret.upper()]}}, [secret])
+    assert out == {"a": {"b": ["x ••• y", "•••"]}}

@@ -22,6 +22,7 @@ from runtime.expressions import (
     parse_condition,
     references,
     resolve,
+    resolve_masked,
     resolve_redacted,
 )
 
@@ -464,15 +465,40 @@ def test_resolve_redacted_hides_every_secret_in_the_stored_copy(scope: DictScope
         "plain": 5,
         "missing": None,
     }
+    # Every expression that involves a secret is redacted whole (an operator's result
+    # included), whether or not the secret is set; plain text around it is kept.
     assert redacted == {
         "headers": {"Authorization": f"Bearer {REDACTED}"},
         "key": REDACTED,
-        "joined": f"k={REDACTED}",
+        "joined": REDACTED,
         "list": [REDACTED, 5],
         "plain": 5,
-        "missing": None,
+        "missing": REDACTED,
     }
     assert "sk_live_123" not in repr(redacted)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "$Lowercase($Secret{stripe_key})",
+        "$Uppercase($Secret{stripe_key})",
+        "$Substring($Secret{stripe_key}, 3, 4)",
+        "$Split($Secret{stripe_key}, '_')",
+        "$Join($Split($Secret{stripe_key}, ''), '-')",
+        "$Size($Secret{stripe_key})",
+        "$Default(null, $Trim($Secret{stripe_key}))",
+        "$Filter([1, 2], '', '==', $Size($Secret{stripe_key}))",
+        "key: $Pick([$Secret{stripe_key}], '0') ok",
+    ],
+)
+def test_the_stored_copy_holds_no_transform_of_a_secret(scope: DictScope, text: str) -> None:
+    _, redacted = resolve_redacted({"v": text}, scope)
+    assert resolve_masked({"v": text}, scope) == redacted
+    shown = repr(redacted)
+    for fragment in ("live", "LIVE", "123", "11"):  # a piece, another case, the size
+        assert fragment not in shown
+    assert REDACTED in shown
 
 
 # ----------------------------------------------------------------- speed

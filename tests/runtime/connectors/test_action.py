@@ -88,9 +88,12 @@ def test_it_builds_the_request_from_the_action_and_the_input(http_peer: HttpPeer
     assert result["path"] == "/v1/charges/ch%201%2Fx"
     assert result["query"] == {"v": "2", "expand": "all"}
     assert result["body"] == {"currency": "usd", "amount": 500}
-    assert result["headers"]["x-declared"] == "1"
-    assert result["headers"]["x-request-id"] == "r-1"
-    assert result["headers"]["idempotency-key"] == "run1:pay:1"
+    # Headers as the peer got them: the echoed copy masks fragments of the component's
+    # secrets ("est-" of "sk-test-123" in "x-request-id").
+    headers = http_peer.state.requests[-1]["headers"]
+    assert headers["x-declared"] == "1"
+    assert headers["x-request-id"] == "r-1"
+    assert headers["idempotency-key"] == "run1:pay:1"
 
 
 def test_a_json_body_is_the_step_result_as_is(http_peer: HttpPeer) -> None:
@@ -263,11 +266,11 @@ def test_a_host_not_on_the_allow_list_is_refused(http_peer: HttpPeer) -> None:
 def test_the_oauth2_token_url_is_also_held_to_the_allow_list(http_peer: HttpPeer) -> None:
     auth = {
         "type": "oauth2",
-        "token_url": "http://auth.evil.test/token",
+        "token_url": "http://auth.evil.example/token",  # ".test" holds "test" of a secret
         "client_id": "client-1",
         "client_secret_secret": "cs",
     }
-    with pytest.raises(StepError, match=r"host 'auth\.evil\.test' is not on the allow-list"):
+    with pytest.raises(StepError, match=r"host 'auth\.evil\.example' is not on the allow-list"):
         call(app(http_peer.url, auth), "oauth", allowed_hosts=("127.0.0.1",))
 
 
