@@ -59,6 +59,53 @@ __all__ = [
 ]
 
 REDACTED = "•••"
+
+# Bounds on what an expression may hold or produce. A value past them is an
+# ExpressionError (the step fails, no retry), never an exception that crashes the worker:
+# - integers of more than MAX_INT_DIGITS digits (Python refuses to print those over 4,300,
+#   and no JSON peer reads them), and non-finite floats (inf, nan: no JSON, no jsonb);
+# - strings and lists longer than max_length (a few doubling $Concat steps would
+#   otherwise fill the worker's memory); the engine sets it from TRELLIS_MAX_VALUE_LENGTH;
+# - nesting of operators, arrays and parentheses deeper than MAX_DEPTH (the parser and
+#   the evaluator recurse).
+MAX_INT_DIGITS = 300
+_INT_BOUND = 10**MAX_INT_DIGITS
+MAX_DEPTH = 64
+
+
+class _Limits:
+    max_length = 1_000_000
+
+
+LIMITS = _Limits()
+
+
+def set_limits(*, max_length: int) -> None:
+    """Set how long a string or list an operator may produce (the engine calls it)."""
+    LIMITS.max_length = max_length
+
+
+def check_number(value: Any, where: str) -> None:
+    """Refuse a non-finite float or an integer of more than MAX_INT_DIGITS digits."""
+    if value.__class__ is float:
+        if not math.isfinite(value):
+            raise ExpressionError(f"{where}: the result is not a finite number")
+    elif value.__class__ is int and not -_INT_BOUND < value < _INT_BOUND:
+        raise ExpressionError(f"{where}: the number has more than {MAX_INT_DIGITS} digits")
+
+
+def _check_result(name: str, value: Any) -> Any:
+    cls = value.__class__
+    if cls is float or cls is int:
+        check_number(value, f"${name}")
+    elif (cls is str or cls is list) and len(value) > LIMITS.max_length:
+        raise ExpressionError(
+            f"${name}: the result is longer than {LIMITS.max_length} "
+            + ("characters" if cls is str else "items")
+        )
+    return value
+
+
 COMPARISONS = ("===", "!==", "==", "!=", ">=", "<=", ">", "<")
 
 # kind -> (min {..} groups, max {..} groups, how many leading groups are tags (args))
@@ -276,7 +323,18 @@ class _Call(_Node):
         self.fn = OPERATORS[name].fn
 
     def eval(self, scope: Scope) -> Any:
-        return self.fn([a.eval(scope) for a in self.args])
+        args = [a.eval(scope) for a in self.args]
+        try:
+            value = self.fn(args)
+        except ExpressionError:
+            raise
+        except Exception as exc:
+            # Any argument an operator cannot work with (a date out of range, a number
+            # too large to print, an odd type) is the expression's error, not a crash.
+            raise ExpressionError(
+                f"${self.name}: cannot compute this ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
+        return _check_result(self.name, value)
 
     def refs(self) -> list[Ref]:
         return [r for a in self.args for r in a.refs()]
@@ -640,12 +698,18 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "/"
 
 
 class _Parser:
-    __slots__ = ("n", "pos", "text")
+    __slots__ = ("depth", "n", "pos", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
         self.n = len(text)
+        self.depth = 0
+
+    def deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.error(f"nested deeper than {MAX_DEPTH} levels")
 
     def error(self, message: str, position: int | None = None) -> NoReturn:
         raise ExpressionError(
@@ -744,6 +808,12 @@ class _Parser:
         return _Call(name, tuple(args), start)
 
     def operand(self) -> _Node:
+        self.deeper()
+        node = self._operand()
+        self.depth -= 1
+        return node
+
+    def _operand(self) -> _Node:
         self.skip_ws()
         c = self.peek()
         if c == "$":
@@ -756,7 +826,15 @@ class _Parser:
         if match:
             self.pos = match.end()
             raw = match.group(0)
-            return _Literal(float(raw) if any(ch in raw for ch in ".eE") else int(raw))
+            if any(ch in raw for ch in ".eE"):
+                value: int | float = float(raw)
+                if not math.isfinite(value):
+                    self.error(f"number {raw[:40]} is out of range", match.start())
+            elif len(raw.lstrip("-")) > MAX_INT_DIGITS:
+                self.error(f"a number has more than {MAX_INT_DIGITS} digits", match.start())
+            else:
+                value = int(raw)
+            return _Literal(value)
         match = _NAME_RE.match(self.text, self.pos)
         if match:
             word = match.group(0)
@@ -836,7 +914,10 @@ class _Parser:
         self.skip_ws()
         if self.peek() == "!" and not self.text.startswith("!=", self.pos):
             self.pos += 1
-            return _Not(self.unary())
+            self.deeper()
+            node = _Not(self.unary())
+            self.depth -= 1
+            return node
         return self.comparison()
 
     def comparison(self) -> _Node:
@@ -856,7 +937,9 @@ class _Parser:
         if self.peek() == "(":
             start = self.pos
             self.pos += 1
+            self.deeper()
             inner = self.or_expr()
+            self.depth -= 1
             self.skip_ws()
             if self.peek() != ")":
                 self.error(
@@ -898,7 +981,10 @@ class Template:
     def evaluate(self, scope: Scope) -> Any:
         if self.exact is not None:
             return self.exact.eval(scope)
-        return "".join([p if isinstance(p, str) else as_text(p.eval(scope)) for p in self.parts])
+        text = "".join([p if isinstance(p, str) else as_text(p.eval(scope)) for p in self.parts])
+        if len(text) > LIMITS.max_length:
+            raise ExpressionError(f"the text is longer than {LIMITS.max_length} characters")
+        return text
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"
