@@ -804,7 +804,7 @@ class SequenceDriver:
                 logger.debug("sequence %s of run %s stops: %s", self.seq_tag, self.run_id, stop.why)
                 next_seq = None
                 if stop.why == "finalize":
-                    run_finalize(self.run_id)
+                    finalize_task(self.run_id)  # a crash there is counted, not raised
 
     def drive_one(self) -> tuple[int, str] | None:
         plan = self.ctx.plan
@@ -1413,6 +1413,10 @@ class SequenceDriver:
         except (Stop, LeaseLost):
             raise
         except Exception as exc:
+            if not isinstance(exc, TrellisError):
+                # Engine code, not a connector: the same error comes back on every try.
+                message = f"the engine could not handle this step: {_describe(exc)}"
+                exc = StepError(message, retryable=False)
             self.fail(step, st, exc, pending)
 
     def sleep_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
@@ -2067,7 +2071,7 @@ def run_task_failed(
             if requeue:
                 call = (FINALIZE, (run_id,)) if finalize else (DRIVE, (seq_id,))
                 if finalize or seq_id is not None:
-                    enqueue([call], delay_s=float(count))
+                    enqueue([call], delay_s=0.5 * count)  # a short, growing pause
             return count
         message = (
             f"the engine failed {count} times in a row on this run "
