@@ -981,7 +981,15 @@ class Template:
     def evaluate(self, scope: Scope) -> Any:
         if self.exact is not None:
             return self.exact.eval(scope)
-        text = "".join([p if isinstance(p, str) else as_text(p.eval(scope)) for p in self.parts])
+        try:
+            pieces = [p if isinstance(p, str) else as_text(p.eval(scope)) for p in self.parts]
+        except ExpressionError:
+            raise
+        except Exception as exc:  # a value that cannot be written as text (nested too deep)
+            raise ExpressionError(
+                f"cannot write this value as text ({type(exc).__name__})"
+            ) from None
+        text = "".join(pieces)
         if len(text) > LIMITS.max_length:
             raise ExpressionError(f"the text is longer than {LIMITS.max_length} characters")
         return text

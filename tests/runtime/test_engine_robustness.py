@@ -150,7 +150,8 @@ def test_an_oversized_run_output_ends_the_run_with_an_error_output(
     }
     wf = make_workflow(product, spec)
     with override_settings(TRELLIS_MAX_RUN_OUTPUT_BYTES=15_000):
-        run = run_until_done(run_start(workflow=wf, environment=env_dev, input={"text": "z" * 10_000}))
+        run = run_start(workflow=wf, environment=env_dev, input={"text": "z" * 10_000})
+        run = run_until_done(run)
     assert run.status == "completed"
     assert "TRELLIS_MAX_RUN_OUTPUT_BYTES" in run.output["error"]
 
