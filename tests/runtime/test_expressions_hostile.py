@@ -91,7 +91,7 @@ def outcome(text: str, args: list[Any]) -> None:
 
 @pytest.mark.parametrize("name", sorted(OPERATORS))
 @settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
