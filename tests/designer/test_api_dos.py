@@ -92,14 +92,6 @@ def test_a_pattern_re2_cannot_run_is_refused_naming_the_field(
         assert "signals.ok.input.patternProperties.(\\w)\\1" in found
 
 
-def test_an_invalid_schema_is_refused_at_validate(designer: APIClient, workflow: Workflow) -> None:
-    spec = main_sequence()
-    spec["input"] = {"type": "object", "properties": {"n": {"type": "integr"}}}
-    response = designer.post(W + "validate", {"spec": spec}, format="json")
-    assert response.status_code == 400
-    assert "input.properties.n.type" in paths(response)
-
-
 def redos_workflow(product: Product) -> None:
     spec = {
         "sequences": [{"tag": "m", "events": [{"type": "SET_STATE", "event": "s"}]}],
