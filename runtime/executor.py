@@ -2342,7 +2342,7 @@ def sweep_once(*, limit: int = 500) -> dict[str, int]:
         .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
         .filter(not_kicked)
     )
-    ids = list(winding.values_list("id", flat=True)[:limit])
+    ids = _count_dead_finalizers(list(winding.values_list("id", flat=True)[:limit]))
     if ids:
         with transaction.atomic():
             Run.objects.filter(pk__in=ids).update(kicked_at=now)
@@ -2367,9 +2367,9 @@ def _count_dead_holders(ids: list[int]) -> list[int]:
     out of memory, over the task timeout). Count it against the run (the poison-run
     guard); returns the ids still to re-enqueue."""
     dead = SequenceRun.objects.filter(pk__in=ids).exclude(lease_owner="")
+    limit = int(getattr(settings, "TRELLIS_RUN_MAX_TASK_FAILURES", 5))
     stopped: set[int] = set()
     for seq_id, run_id, tag in dead.values_list("id", "run_id", "tag"):
-        limit = int(getattr(settings, "TRELLIS_RUN_MAX_TASK_FAILURES", 5))
         count = run_task_failed(
             run_id=run_id,
             step=tag,
@@ -2380,6 +2380,26 @@ def _count_dead_holders(ids: list[int]) -> list[int]:
         if count >= limit:
             stopped.add(seq_id)
     return [pk for pk in ids if pk not in stopped]
+
+
+def _count_dead_finalizers(ids: list[int]) -> list[int]:
+    """Winding-down runs whose run lease expired while held: the worker compensating them
+    died. Counted like dead sequence holders; returns the ids still to re-enqueue."""
+    limit = int(getattr(settings, "TRELLIS_RUN_MAX_TASK_FAILURES", 5))
+    ended: set[int] = set()
+    for run_id in (
+        Run.objects.filter(pk__in=ids).exclude(lease_owner="").values_list("id", flat=True)
+    ):
+        count = run_task_failed(
+            run_id=run_id,
+            step="",
+            error="the worker compensating this run stopped (killed or timed out)",
+            finalize=True,
+            requeue=False,
+        )
+        if count >= limit:
+            ended.add(run_id)
+    return [pk for pk in ids if pk not in ended]
 
 
 def sweep_schedule_ensure() -> None:

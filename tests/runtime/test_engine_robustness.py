@@ -237,3 +237,24 @@ def test_a_compensation_that_keeps_crashing_still_ends_the_run(
     assert run.error["code"] == "task_failed"
     assert "compensation bug" in run.error["message"]
     drain()
+
+
+@override_settings(TRELLIS_RUN_MAX_TASK_FAILURES=1)
+def test_a_dead_compensating_worker_counts_and_the_run_still_ends(
+    product: Product, env_dev: Environment
+) -> None:
+    from django_q.models import OrmQ
+
+    run = start(product, env_dev, [set_state("s", {"v": 1})])
+    OrmQ.objects.all().delete()
+    past = timezone.now() - timedelta(seconds=60)
+    # The run is winding down and its compensating worker died holding the run's lease.
+    Run.objects.filter(pk=run.pk).update(
+        stop_reason="failed", lease_owner="dead-worker", lease_until=past, kicked_at=None
+    )
+    SequenceRun.objects.filter(run=run).update(status="cancelled")
+    executor.sweep_once()
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert "compensating this run stopped" in run.error["message"]
+    assert journal_kinds(run)[-2:] == [("task_failed", ""), ("run_failed", "")]
