@@ -21,6 +21,7 @@ from typing import Any
 
 import jsonschema
 import re2
+import referencing.exceptions
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.protocols import Validator
 
@@ -185,6 +186,11 @@ def schema_issues(schema: Any, where: str) -> list[tuple[str, str]]:
     if not normalized or normalized is not schema:
         return []  # none, or shorthand: no patterns
     issues: list[tuple[str, str]] = []
+    try:  # a $ref loop recurses forever, a $ref to nowhere raises: both found on {}
+        for _error in validator_for(schema).iter_errors({}):
+            pass
+    except (RecursionError, referencing.exceptions.Unresolvable) as exc:
+        issues.append((where, f"this schema cannot be evaluated: {ref_problem(exc)}"))
     found: list[tuple[str, str]] = []
     uses_unevaluated = False
     todo: list[tuple[Any, str]] = [(schema, where)]
@@ -217,6 +223,13 @@ def schema_issues(schema: Any, where: str) -> list[tuple[str, str]]:
     if uses_unevaluated and any(".patternProperties." in p for p, _ in found):
         issues.append((where, "unevaluatedProperties cannot be combined with patternProperties"))
     return issues
+
+
+def ref_problem(exc: BaseException) -> str:
+    """What is wrong with a schema whose evaluation raised ``exc``."""
+    if isinstance(exc, RecursionError):
+        return "a $ref that refers back to itself forever"
+    return "a $ref that points nowhere"
 
 
 def _join(path: str, key: str) -> str:

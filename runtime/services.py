@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 import jsonschema
+import referencing.exceptions
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -31,7 +32,7 @@ from runtime.journal import (
     raw_insert,
 )
 from runtime.models import RUN_FINISHED, Run, Signal, StepRun
-from runtime.schemas import schema_normalize, validator_for
+from runtime.schemas import ref_problem, schema_normalize, validator_for
 
 # Input schemas: see runtime.schemas (its patterns run on RE2, in linear time).
 
@@ -48,6 +49,10 @@ def input_validate(schema: Any, value: Any, *, where: str = "input") -> None:
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     except jsonschema.exceptions.SchemaError as exc:
         raise RunRefused(f"the declared schema is invalid: {exc.message}", field=where) from exc
+    except (RecursionError, referencing.exceptions.Unresolvable) as exc:
+        # A $ref loop or a $ref to nowhere (refused at publish since; older versions).
+        message = f"the declared schema cannot be evaluated: {ref_problem(exc)}"
+        raise RunRefused(message, field=where) from None
     if error is None:
         return
     path = where

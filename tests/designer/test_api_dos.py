@@ -140,3 +140,30 @@ def test_the_redos_pattern_properties_answer_fast_on_a_signal(
     assert response.status_code == 400, response.content[:300]
     ok = api.post(f"/api/v1/runs/{run['id']}/signals/go", {"aaa": 1}, format="json")
     assert ok.status_code in (200, 201, 202), ok.content[:300]
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "#"},
+        {"allOf": [{"$ref": "#"}]},
+        {"type": "object", "$ref": "#/nowhere"},
+    ],
+)
+def test_a_schema_that_cannot_be_evaluated_is_refused_at_publish(
+    designer: APIClient, workflow: Workflow, schema: dict[str, Any]
+) -> None:
+    spec = main_sequence()
+    spec["input"] = schema
+    response = designer.post(W + "publish", {"spec": spec}, format="json")
+    assert response.status_code == 400, response.content[:300]
+    assert "input" in paths(response)
+    assert "cannot be evaluated" in json.dumps(response.json())
+
+
+def test_a_stored_schema_that_loops_is_a_400_at_run_start() -> None:
+    from runtime.errors import RunRefused
+    from runtime.services import input_validate
+
+    with pytest.raises(RunRefused, match="refers back to itself"):
+        input_validate({"$ref": "#"}, {"a": 1})
