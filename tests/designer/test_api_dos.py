@@ -167,3 +167,26 @@ def test_a_stored_schema_that_loops_is_a_400_at_run_start() -> None:
 
     with pytest.raises(RunRefused, match="refers back to itself"):
         input_validate({"$ref": "#"}, {"a": 1})
+
+
+@pytest.mark.parametrize("timeout", [10**200, "9" * 250 + "d", "99999999999d"])
+def test_a_duration_past_a_century_is_a_400_naming_the_field(
+    designer: APIClient, workflow: Workflow, timeout: Any
+) -> None:
+    spec = main_sequence()
+    spec["options"] = {"timeout": timeout}
+    spec["sequences"][0]["events"][0]["timeout"] = timeout
+    response = designer.post(W + "validate", {"spec": spec}, format="json")
+    assert response.status_code == 400, response.content[:300]
+    assert {"options.timeout", "sequences[0].events[0].timeout"} <= set(paths(response))
+    assert "longer than 100 years" in json.dumps(response.json())
+
+
+def test_a_huge_number_in_a_run_input_is_a_400_naming_the_field(
+    api: APIClient, product: Product
+) -> None:
+    redos_workflow(product)
+    body = '{"workflow": "acme/flow", "env": "dev", "input": {"n": ' + HUGE + "}}"
+    response = api.post("/api/v1/runs", body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert "input.n" in json.dumps(response.json())
