@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +24,16 @@ W = "/api/v1/products/acme/workflows/onboarding/"
 REDOS = "^(a+)+$"
 ATTACK = "a" * 27 + "!"  # 6 s with Python's re, doubling per extra "a"
 HUGE = "9" * 5000
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plan_cache() -> Iterator[None]:
+    # Runs started here cache plans by version id; the test database rolls back.
+    from runtime.executor import plan_cache_clear
+
+    plan_cache_clear()
+    yield
+    plan_cache_clear()
 
 
 @pytest.fixture
