@@ -62,6 +62,7 @@ from runtime.expressions import (
     resolve,
     resolve_redacted,
     set_limits,
+    value_budget,
 )
 from runtime.journal import (
     Entry,
@@ -100,6 +101,9 @@ ENGINE_TYPES = WAIT_TYPES | {EventType.CHECKPOINT, EventType.SET_STATE, EventTyp
 _HOST = socket.gethostname()[:40]
 
 set_limits(max_length=int(getattr(settings, "TRELLIS_MAX_VALUE_LENGTH", 1_000_000)))
+# What resolving one step's input (or a run's output) may produce in all: a few values at
+# the cap, never thousands (see runtime.expressions.value_budget).
+RESOLVE_BUDGET = 4 * int(getattr(settings, "TRELLIS_MAX_VALUE_LENGTH", 1_000_000))
 
 
 class Encoded(str):
@@ -480,7 +484,8 @@ class RunContext:
     def resolve_input(self, value: Any, app: str | None) -> tuple[Any, Any]:
         self.scope.app = app
         try:
-            return resolve_redacted(value, self.scope)
+            with value_budget(RESOLVE_BUDGET):
+                return resolve_redacted(value, self.scope)
         finally:
             self.scope.app = None
 
@@ -1649,7 +1654,10 @@ def _run_output(ctx: RunContext) -> Any:
     """The run's output: its output mapping resolved (a failure is the output's error)."""
     output: Any
     try:
-        output = resolve(ctx.plan.output, ctx.scope) if ctx.plan.output is not None else None
+        output = None
+        if ctx.plan.output is not None:
+            with value_budget(RESOLVE_BUDGET):
+                output = resolve(ctx.plan.output, ctx.scope)
         json_bounded(output, limit_setting="TRELLIS_MAX_RUN_OUTPUT_BYTES", what="the run output")
     except Exception as exc:  # whatever goes wrong, the run still ends (with this error)
         output = {"error": f"output mapping failed: {_describe(exc)}"}

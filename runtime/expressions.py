@@ -32,7 +32,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -94,15 +96,44 @@ def check_number(value: Any, where: str) -> None:
         raise ExpressionError(f"{where}: the number has more than {MAX_INT_DIGITS} digits")
 
 
+# What the expressions of one resolution (a step's input, a run's output) may still
+# produce in all, in characters/items: each value is under max_length, but many of them in
+# one input ("$Step{big}x" a thousand times) would still fill the worker's memory.
+_budget = threading.local()
+
+
+@contextmanager
+def value_budget(length: int) -> Iterator[None]:
+    """Within this block, operators and interpolated text may produce ``length``
+    characters (or list items) in all; past that, an ExpressionError."""
+    previous = getattr(_budget, "left", None)
+    _budget.left = length
+    try:
+        yield
+    finally:
+        _budget.left = previous
+
+
+def _spend(length: int) -> None:
+    left = getattr(_budget, "left", None)
+    if left is not None:
+        left -= length
+        if left < 0:
+            raise ExpressionError("the expressions produce too much text in all")
+        _budget.left = left
+
+
 def _check_result(name: str, value: Any) -> Any:
     cls = value.__class__
     if cls is float or cls is int:
         check_number(value, f"${name}")
-    elif (cls is str or cls is list) and len(value) > LIMITS.max_length:
-        raise ExpressionError(
-            f"${name}: the result is longer than {LIMITS.max_length} "
-            + ("characters" if cls is str else "items")
-        )
+    elif cls is str or cls is list:
+        if len(value) > LIMITS.max_length:
+            raise ExpressionError(
+                f"${name}: the result is longer than {LIMITS.max_length} "
+                + ("characters" if cls is str else "items")
+            )
+        _spend(len(value))
     return value
 
 
@@ -992,6 +1023,7 @@ class Template:
         text = "".join(pieces)
         if len(text) > LIMITS.max_length:
             raise ExpressionError(f"the text is longer than {LIMITS.max_length} characters")
+        _spend(len(text))
         return text
 
     def __repr__(self) -> str:

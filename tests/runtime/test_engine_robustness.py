@@ -258,3 +258,15 @@ def test_a_dead_compensating_worker_counts_and_the_run_still_ends(
     assert run.status == "failed"
     assert "compensating this run stopped" in run.error["message"]
     assert journal_kinds(run)[-2:] == [("task_failed", ""), ("run_failed", "")]
+
+
+def test_many_copies_of_a_large_value_in_one_input_are_refused_while_resolving(
+    product: Product, env_dev: Environment
+) -> None:
+    # Each copy is under the length cap; a thousand of them would be gigabytes in memory.
+    copies = {f"c{k}": "copy: $Step{s0}{v}" for k in range(1000)}
+    events = [set_state("s0", {"v": "$Input{text}"}), set_state("many", copies)]
+    run = run_until_done(start(product, env_dev, events, text="w" * 600_000))
+    assert run.status in ("failed", "rolled_back")
+    assert "too much text in all" in step_error(run, "many")
+    assert StepRun.objects.get(run=run, tag="many").input is None

@@ -151,3 +151,15 @@ def test_a_concat_result_over_the_length_cap_is_an_expression_error() -> None:
         parse("$Join([$Input{t}, $Input{t}], '')").evaluate(scope)
     with pytest.raises(ExpressionError, match="longer than 1000000 characters"):
         parse("$Input{t}$Input{t}").evaluate(scope)
+
+
+def test_a_value_budget_bounds_what_one_resolution_produces() -> None:
+    from runtime.expressions import resolve, value_budget
+
+    scope = DictScope(input={"t": "x" * 1000})
+    value = {f"k{i}": "$Concat($Input{t}, '!')" for i in range(10)}
+    with value_budget(5000), pytest.raises(ExpressionError, match="too much text in all"):
+        resolve(value, scope)
+    with value_budget(20_000):
+        assert len(resolve(value, scope)) == 10
+    assert len(resolve(value, scope)) == 10  # outside a budget: per-value caps only
