@@ -246,7 +246,9 @@ TRELLIS_MAX_STEP_OUTPUT_BYTES = env_int("TRELLIS_MAX_STEP_OUTPUT_BYTES", 1_000_0
 TRELLIS_MAX_STATE_BYTES = env_int("TRELLIS_MAX_STATE_BYTES", 2_000_000)
 TRELLIS_MAX_RUN_OUTPUT_BYTES = env_int("TRELLIS_MAX_RUN_OUTPUT_BYTES", 1_000_000)
 # The longest string (characters) or list (items) one expression may produce ($Concat,
-# $Join, interpolated text): past it the expression fails, so memory stays bounded.
+# $Join, interpolated text): past it the expression fails, so memory stays bounded. All the
+# expressions of one step's input (or of the run output, or a query) may produce 4x this
+# in all (a thousand copies of a large value in one input are refused while resolving).
 TRELLIS_MAX_VALUE_LENGTH = env_int("TRELLIS_MAX_VALUE_LENGTH", 1_000_000)
 # Modules defining code-first workflows, besides every installed app's `workflows` module
 # (`manage.py sync_workflows` imports them), e.g. TRELLIS_WORKFLOW_MODULES=examples.

@@ -19,7 +19,7 @@ from designer.models import Environment, Workflow, WorkflowVersion
 from runtime import executor
 from runtime.compiler import Plan
 from runtime.errors import ExpressionError, RunRefused
-from runtime.expressions import DictScope, resolve
+from runtime.expressions import DictScope, resolve, value_budget
 from runtime.journal import (
     Entry,
     db_datetime,
@@ -370,7 +370,8 @@ def run_query(*, run: Run, name: str) -> Any:
             status=404,
         )
     try:
-        return resolve(plan.queries[name], run_scope(run))
+        with value_budget(executor.RESOLVE_BUDGET):  # in the web process: bounded
+            return resolve(plan.queries[name], run_scope(run))
     except ExpressionError as exc:
         raise RunRefused(f"query '{name}' failed: {exc}", status=400) from exc
 
