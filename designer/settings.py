@@ -247,6 +247,23 @@ TRELLIS_LEASE_S = env_float("TRELLIS_LEASE_S", 10.0)
 # PUBLISH: runs started by messages from runs started by messages… stop after this many
 # generations (a workflow publishing to a topic it subscribes to would loop forever).
 TRELLIS_PUBLISH_CHAIN_MAX = env_int("TRELLIS_PUBLISH_CHAIN_MAX", 10)
+# Bounds that keep one run from wedging or flooding the engine (issue 13, items 4-5).
+# A run whose tasks crash this many times in a row (an engine bug, a worker killed while
+# handling it) is failed with a journaled error instead of being re-leased forever.
+TRELLIS_RUN_MAX_TASK_FAILURES = env_int("TRELLIS_RUN_MAX_TASK_FAILURES", 5)
+# Size caps, in bytes of stored JSON: a step whose input or output, or the run state after
+# a SET_STATE/CHECKPOINT, would be larger fails (no retry) before anything is stored; a run
+# output mapping larger than its cap ends the run with an error output instead. They stop
+# a designer from filling the database/disk (doubling $Concat steps) or the worker's memory.
+TRELLIS_MAX_STEP_INPUT_BYTES = env_int("TRELLIS_MAX_STEP_INPUT_BYTES", 1_000_000)
+TRELLIS_MAX_STEP_OUTPUT_BYTES = env_int("TRELLIS_MAX_STEP_OUTPUT_BYTES", 1_000_000)
+TRELLIS_MAX_STATE_BYTES = env_int("TRELLIS_MAX_STATE_BYTES", 2_000_000)
+TRELLIS_MAX_RUN_OUTPUT_BYTES = env_int("TRELLIS_MAX_RUN_OUTPUT_BYTES", 1_000_000)
+# The longest string (characters) or list (items) one expression may produce ($Concat,
+# $Join, interpolated text): past it the expression fails, so memory stays bounded. All the
+# expressions of one step's input (or of the run output, or a query) may produce 4x this
+# in all (a thousand copies of a large value in one input are refused while resolving).
+TRELLIS_MAX_VALUE_LENGTH = env_int("TRELLIS_MAX_VALUE_LENGTH", 1_000_000)
 # Modules defining code-first workflows, besides every installed app's `workflows` module
 # (`manage.py sync_workflows` imports them), e.g. TRELLIS_WORKFLOW_MODULES=examples. Every
 # process imports them at startup (their workflows and @step_function functions), never later

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from runtime.errors import ExpressionError, Issue, SpecError
 from runtime.expressions import Ref, parse, parse_condition
+from runtime.schemas import schema_issues
 from runtime.spec import (
     COMPONENT_KINDS,
     SECRET_OUTGOING,
@@ -693,6 +694,13 @@ class _Compiler:
 
     def check_workflow(self) -> None:
         spec = self.spec
+        # Schemas validate what operators and messages send, in the web process: each
+        # must be valid and its patterns must run on RE2 (linear time, no ReDoS).
+        for path, message in schema_issues(spec.input, "input"):
+            self.issue(path, message)
+        for name, signal in spec.signals.items():
+            for path, message in schema_issues(signal.input, f"signals.{name}.input"):
+                self.issue(path, message)
         self.duration(spec.options.timeout, "options.timeout")
         refs = self.parse_value(spec.output, "output", stored="the workflow's output")
         self.check_refs(refs, seq=None, index=0, reader="output")

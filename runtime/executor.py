@@ -45,7 +45,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -60,6 +62,8 @@ from runtime.expressions import (
     resolve,
     resolve_masked,
     resolve_redacted,
+    set_limits,
+    value_budget,
 )
 from runtime.journal import (
     Entry,
@@ -96,6 +100,42 @@ WAIT_TYPES = {EventType.SLEEP, EventType.WAIT_SIGNAL, EventType.FEATURE}
 ENGINE_TYPES = WAIT_TYPES | {EventType.CHECKPOINT, EventType.SET_STATE, EventType.ROLLBACK}
 
 _HOST = socket.gethostname()[:40]
+
+set_limits(max_length=int(getattr(settings, "TRELLIS_MAX_VALUE_LENGTH", 1_000_000)))
+# What resolving one step's input (or a run's output) may produce in all: a few values at
+# the cap, never thousands (see runtime.expressions.value_budget).
+RESOLVE_BUDGET = 4 * int(getattr(settings, "TRELLIS_MAX_VALUE_LENGTH", 1_000_000))
+
+
+class Encoded(str):
+    """A value already encoded (and checked) for a JSON column: stored as it is."""
+
+    __slots__ = ()
+
+
+def json_bounded(value: Any, *, limit_setting: str, what: str) -> Encoded:
+    """``value`` as stored JSON, checked once on the text the store writes anyway: a value
+    that is not JSON, holds a non-finite number, or is over the ``limit_setting`` cap is
+    a non-retryable StepError (trying again produces the same value)."""
+    try:
+        text = json_dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise StepError(f"{what} cannot be stored: {exc}", retryable=False) from None
+    limit = int(getattr(settings, limit_setting))
+    # Characters first (cheap); bytes only when the text could be over in UTF-8.
+    if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+        raise StepError(
+            f"{what} is larger than {limit} bytes ({limit_setting})",
+            retryable=False,
+            details={"limit": limit, "setting": limit_setting},
+        )
+    return Encoded(text)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TrellisError):
+        return str(exc)
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def new_token() -> str:
@@ -171,6 +211,8 @@ _JSON_COLUMNS = frozenset(
 
 def _sql_value(column: str, value: Any) -> tuple[str, Any]:
     if column in _JSON_COLUMNS:
+        if value.__class__ is Encoded:
+            return json_param(), str(value)
         return json_param(), None if value is None else json_dumps(value)
     if isinstance(value, datetime):
         return "%s", db_datetime(value)
@@ -257,6 +299,7 @@ STEP_FIELDS = (
 RUN_FIELDS = (
     "id", "workflow_id", "version_id", "environment_id", "status", "input", "state", "error",
     "stop_reason", "deadline_at", "parent_run_id", "parent_step", "idempotency_key", "last_seq",
+    "task_failures",
 )  # fmt: skip
 
 
@@ -446,14 +489,15 @@ class RunContext:
         (``SECRET_OUTGOING``) may see its component's secrets; any other step gets every
         expression involving a secret as ``•••`` (the compiler refuses such specs: this is
         the run-time guard for plans that were not compiled by it)."""
-        if type_ not in SECRET_OUTGOING:
-            masked = resolve_masked(value, self.scope)
-            return masked, masked
-        self.scope.app = app
-        try:
-            return resolve_redacted(value, self.scope)
-        finally:
-            self.scope.app = None
+        with value_budget(RESOLVE_BUDGET):
+            if type_ not in SECRET_OUTGOING:
+                masked = resolve_masked(value, self.scope)
+                return masked, masked
+            self.scope.app = app
+            try:
+                return resolve_redacted(value, self.scope)
+            finally:
+                self.scope.app = None
 
 
 # --- Running a connector with a bound on time ---------------------------------------------------
@@ -601,6 +645,7 @@ class SequenceDriver:
         self.max_concurrency = ctx.plan.options.max_concurrency
         self.renewed_at = time.monotonic()
         self.lock_sql = " FOR UPDATE" if vendor() == "postgresql" else ""
+        self.progressed = False  # a step finished since the run's task-failure count was read
 
     # ---- commits
 
@@ -643,6 +688,7 @@ class SequenceDriver:
             self.commit_one_statement(n, alloc, updates, journal)
             if values:
                 self.renewed_at = time.monotonic()
+            self.reset_task_failures()
             return
         txn = transaction.atomic() if after is not None else write_transaction()
         with txn as raw_txn:
@@ -667,6 +713,14 @@ class SequenceDriver:
             publish_now(published)
         if values:
             self.renewed_at = time.monotonic()
+        self.reset_task_failures()
+
+    def reset_task_failures(self) -> None:
+        """A step finished and was committed: the run is making progress again, so the
+        poison-run count starts over (one read of an attribute on the hot path)."""
+        if self.progressed and self.ctx.run.task_failures:
+            Run.objects.filter(pk=self.run_id).update(task_failures=0)
+            self.ctx.run.task_failures = 0
 
     def alloc_sql(
         self, n: int, stamp: Any, run_values: dict[str, Any] | None
@@ -765,7 +819,7 @@ class SequenceDriver:
                 logger.debug("sequence %s of run %s stops: %s", self.seq_tag, self.run_id, stop.why)
                 next_seq = None
                 if stop.why == "finalize":
-                    run_finalize(self.run_id)
+                    finalize_task(self.run_id)  # a crash there is counted, not raised
 
     def drive_one(self) -> tuple[int, str] | None:
         plan = self.ctx.plan
@@ -784,19 +838,56 @@ class SequenceDriver:
             if i >= len(steps):
                 return self.complete_sequence(pending)
             step = steps[i]
-            st = self.ctx.steps[step.tag]
-            if st.status in ("pending", "retrying"):
-                if not self.ctx.condition_holds(step.condition):
-                    self.skip(step, st, pending)
-                    continue
+            try:
+                self.step_once(step, self.ctx.steps[step.tag], pending)
+            except (Stop, LeaseLost, OperationalError, InterfaceError):
+                raise  # control flow, or the database is unwell (the task retries, bounded)
+            except Exception as exc:
+                # A bug or an unforeseen value anywhere in handling this step: the step
+                # fails for good (journaled, compensation per the rollback strategy)
+                # instead of crashing this task on every re-lease.
+                logger.exception("run %s: step %s could not be handled", self.run_id, step.tag)
+                pending.entries.clear()
+                pending.steps.clear()
+                self.fail_after_error(step.tag, exc)
+
+    def step_once(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        if st.status in ("pending", "retrying"):
+            try:
+                holds = self.ctx.condition_holds(step.condition)
+            except ExpressionError as exc:
                 self.begin(step, st, pending)
-            if step.type in ENGINE_TYPES:
-                self.flush(pending)
-                self.engine_step(step, st)
-                continue
-            if pending.entries:
-                self.flush(pending)
-            self.connector_step(step, st, pending)
+                self.fail(step, st, StepError(f"condition: {exc}", retryable=False), pending)
+                return
+            if not holds:
+                self.skip(step, st, pending)
+                return
+            self.begin(step, st, pending)
+        if step.type in ENGINE_TYPES:
+            self.flush(pending)
+            self.engine_step(step, st)
+            return
+        if pending.entries:
+            self.flush(pending)
+        self.connector_step(step, st, pending)
+
+    def fail_after_error(self, tag: str, exc: BaseException) -> None:
+        """Fail step ``tag`` (no retry) from what the database holds, after ``exc`` left
+        this task's view of the run unknown."""
+        ctx = RunContext.load(self.run_id)
+        if ctx is None:
+            raise Stop("the run was deleted")
+        self.ctx = ctx
+        st = ctx.steps[tag]
+        if st.status in engine.STEP_FINISHED:
+            return
+        step = ctx.plan.step(tag)
+        pending = Pending()
+        if st.status in ("pending", "retrying"):
+            self.begin(step, st, pending)
+        message = f"the engine could not handle this step: {_describe(exc)}"
+        error = StepError(message, retryable=False)
+        self.fail(step, st, error, pending)
 
     def flush(self, pending: Pending) -> None:
         if pending.entries or pending.steps:
@@ -817,16 +908,21 @@ class SequenceDriver:
         st.attempt += 1
         st.status = "running"
         st.input_error = None
+        stored: Encoded | None = None
         try:
             st.resolved, redacted = self.ctx.resolve_input(step.input, step.app, step.type)
-        except ExpressionError as exc:
-            st.resolved, redacted = None, None
-            st.input_error = str(exc)
+            if redacted is not None:
+                stored = json_bounded(
+                    redacted, limit_setting="TRELLIS_MAX_STEP_INPUT_BYTES", what="the input"
+                )
+        except Exception as exc:  # any input that cannot be built is the step's own error
+            st.resolved = None
+            st.input_error = _describe(exc)
         st.attempts = [*st.attempts, {"n": st.attempt, "started_at": now.isoformat()}]
         values = {
             "status": "running",
             "attempt": st.attempt,
-            "input": redacted,
+            "input": stored,
             "started_at": now,
             "next_attempt_at": None,
             "attempts": st.attempts,
@@ -850,8 +946,20 @@ class SequenceDriver:
             st.attempts = [*st.attempts[:-1], last]
 
     def complete(
-        self, step: PlanStep, st: StepState, output: Any, pending: Pending, **extra: Any
+        self,
+        step: PlanStep,
+        st: StepState,
+        output: Any,
+        pending: Pending,
+        *,
+        encoded: Encoded | None = None,
+        **extra: Any,
     ) -> None:
+        if encoded is None:  # raises (before anything changes) when it cannot be stored
+            encoded = json_bounded(
+                output, limit_setting="TRELLIS_MAX_STEP_OUTPUT_BYTES", what="the output"
+            )
+        self.progressed = True
         now = timezone.now()
         self._close_attempt(st, "completed")
         st.status = "completed"
@@ -861,7 +969,7 @@ class SequenceDriver:
         self.ctx.record_output(st)
         values = {
             "status": "completed",
-            "output": output,
+            "output": encoded,
             "error": None,
             "finished_at": now,
             "attempts": st.attempts,
@@ -880,14 +988,17 @@ class SequenceDriver:
             # Resumed after a crash: the start was committed, the input was not kept.
             try:
                 st.resolved, _ = self.ctx.resolve_input(step.input, step.app, step.type)
-            except ExpressionError as exc:
-                st.input_error = str(exc)
+            except Exception as exc:
+                st.input_error = _describe(exc)
         logs: list[dict[str, Any]] = []
         try:
             if st.input_error is not None:
                 raise StepError(f"input: {st.input_error}", retryable=False)
             output = self.call_connector(step, st, logs)
-            json_dumps(output)  # fail now, not in the commit, if it is not JSON
+            # Fail now (no retry), not in the commit, when it cannot be stored.
+            encoded = json_bounded(
+                output, limit_setting="TRELLIS_MAX_STEP_OUTPUT_BYTES", what="the output"
+            )
         except Exception as exc:
             for log in logs:
                 pending.entries.append(("log", step.tag, log))
@@ -895,7 +1006,7 @@ class SequenceDriver:
             return
         for log in logs:
             pending.entries.append(("log", step.tag, log))
-        self.complete(step, st, output, pending)
+        self.complete(step, st, output, pending, encoded=encoded)
         self.begin_following(step, pending)
         if self.sequence_done(step):
             return  # committed together with the sequence's completion
@@ -965,7 +1076,10 @@ class SequenceDriver:
 
     def fail(self, step: PlanStep, st: StepState, exc: BaseException, pending: Pending) -> None:
         error = _error_json(exc)
-        retryable = bool(getattr(exc, "retryable", True))
+        # An expression that cannot be evaluated gives the same error on every try.
+        retryable = (
+            exc.retryable if isinstance(exc, StepError) else not isinstance(exc, TrellisError)
+        )
         decision = engine.on_step_failure(step, attempt=st.attempt, retryable=retryable)
         self._close_attempt(st, "failed", error)
         st.resolved = None
@@ -1321,6 +1435,10 @@ class SequenceDriver:
         except (Stop, LeaseLost):
             raise
         except Exception as exc:
+            if not isinstance(exc, TrellisError):
+                # Engine code, not a connector: the same error comes back on every try.
+                message = f"the engine could not handle this step: {_describe(exc)}"
+                exc = StepError(message, retryable=False)
             self.fail(step, st, exc, pending)
 
     def sleep_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
@@ -1487,6 +1605,7 @@ class SequenceDriver:
             self.ctx.state.clear()
             self.ctx.state.update(state)
 
+        self.check_state(lambda state: state.setdefault("_checkpoints", {}).update({name: record}))
         pending.entries.append(("checkpoint", step.tag, {"name": name, "data": payload}))
         self.complete(step, st, payload, pending)
         self.commit(pending, after=save)
@@ -1501,9 +1620,18 @@ class SequenceDriver:
             self.ctx.state.clear()
             self.ctx.state.update(state)
 
+        self.check_state(lambda state: state.update(values))
         pending.entries.append(("state_set", step.tag, {"values": values}))
         self.complete(step, st, values, pending)
         self.commit(pending, after=save)
+
+    def check_state(self, change: Callable[[dict[str, Any]], Any]) -> None:
+        """Refuse (StepError, no retry) a state change that makes the run state too large."""
+        state = dict(self.ctx.state)
+        if "_checkpoints" in state:
+            state["_checkpoints"] = dict(state["_checkpoints"] or {})
+        change(state)
+        json_bounded(state, limit_setting="TRELLIS_MAX_STATE_BYTES", what="the run state")
 
     def rollback_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
         data = st.resolved if isinstance(st.resolved, dict) else {}
@@ -1543,10 +1671,13 @@ def _run_output(ctx: RunContext) -> Any:
     """The run's output: its output mapping resolved (a failure is the output's error)."""
     output: Any
     try:
-        output = resolve(ctx.plan.output, ctx.scope) if ctx.plan.output is not None else None
-        json_dumps(output)
-    except (ExpressionError, TypeError, ValueError) as exc:
-        output = {"error": f"output mapping failed: {exc}"}
+        output = None
+        if ctx.plan.output is not None:
+            with value_budget(RESOLVE_BUDGET):
+                output = resolve(ctx.plan.output, ctx.scope)
+        json_bounded(output, limit_setting="TRELLIS_MAX_RUN_OUTPUT_BYTES", what="the run output")
+    except Exception as exc:  # whatever goes wrong, the run still ends (with this error)
+        output = {"error": f"output mapping failed: {_describe(exc)}"}
     return output
 
 
@@ -1884,6 +2015,137 @@ class Compensator:
             _after_run_end(run)
 
 
+# --- The poison-run guard -----------------------------------------------------------------------
+#
+# A task that crashes (an engine bug, a value nothing foresaw) or whose worker dies (killed,
+# out of memory, over django-q2's timeout) would be re-leased by the sweep forever. Each such
+# failure is counted on the run (``Run.task_failures``, durable, journaled as
+# ``task_failed``); a finished step resets the count; at TRELLIS_RUN_MAX_TASK_FAILURES the
+# run is failed (compensation per its strategy, or ended outright when compensating is what
+# keeps failing). A caught crash never reaches django-q2, so no failed task rows pile up.
+
+
+def sequence_task(sequence_run_id: int) -> None:
+    """The ``sequence_drive`` task: a crash is counted against the run, not raised."""
+    try:
+        sequence_drive(sequence_run_id)
+    except Exception as exc:
+        logger.exception("sequence task %s crashed", sequence_run_id)
+        with contextlib.suppress(ObjectDoesNotExist):
+            row = SequenceRun.objects.values("run_id", "tag").get(pk=sequence_run_id)
+            run_task_failed(
+                run_id=row["run_id"], step=row["tag"], error=_describe(exc), seq_id=sequence_run_id
+            )
+
+
+def finalize_task(run_id: int) -> None:
+    """The ``run_finalize`` task: a crash is counted against the run, not raised."""
+    try:
+        run_finalize(run_id)
+    except Exception as exc:
+        logger.exception("finalize task of run %s crashed", run_id)
+        with contextlib.suppress(ObjectDoesNotExist):
+            run_task_failed(run_id=run_id, step="", error=_describe(exc), finalize=True)
+
+
+def child_finished_task(child_run_id: int) -> None:
+    """The ``child_finished`` task: a crash is counted against the parent run."""
+    try:
+        child_finished(child_run_id)
+    except Exception as exc:
+        logger.exception("child_finished task of run %s crashed", child_run_id)
+        parent = Run.objects.filter(pk=child_run_id).values_list("parent_run_id", flat=True)
+        parent_id = parent.first()
+        if parent_id:
+            with contextlib.suppress(ObjectDoesNotExist):
+                run_task_failed(run_id=parent_id, step="", error=_describe(exc), requeue=False)
+
+
+def run_task_failed(
+    *,
+    run_id: int,
+    step: str,
+    error: str,
+    seq_id: int | None = None,
+    finalize: bool = False,
+    requeue: bool = True,
+) -> int:
+    """Count one failed task of a run (journaled); retry it after a short pause, or, at
+    the limit, fail the run. Returns the new count."""
+    limit = int(getattr(settings, "TRELLIS_RUN_MAX_TASK_FAILURES", 5))
+    now = timezone.now()
+    with transaction.atomic():
+        row = lock_run(run_id)
+        if row["status"] in RUN_FINISHED:
+            return 0
+        Run.objects.filter(pk=run_id).update(task_failures=F("task_failures") + 1)
+        run = Run.objects.get(pk=run_id)
+        count = run.task_failures
+        data = {"code": "task_failed", "message": error, "failures": count, "limit": limit}
+        last, _s, _r = seq_allocate(run_id, 1)
+        journal_insert(
+            run_id, run.workflow_id, run.environment_id, last, [("task_failed", step, data)], now
+        )
+        if seq_id is not None:  # free the lease now: the retry need not wait for it to expire
+            SequenceRun.objects.filter(pk=seq_id, status="running").update(
+                lease_owner="", lease_until=None
+            )
+        if finalize:
+            Run.objects.filter(pk=run_id).update(lease_owner="", lease_until=None)
+        if count < limit:
+            if requeue:
+                call = (FINALIZE, (run_id,)) if finalize else (DRIVE, (seq_id,))
+                if finalize or seq_id is not None:
+                    enqueue([call], delay_s=0.5 * count)  # a short, growing pause
+            return count
+        message = (
+            f"the engine failed {count} times in a row on this run "
+            f"(TRELLIS_RUN_MAX_TASK_FAILURES); last error: {error}"
+        )
+        cause = {"code": "task_failed", "message": message, "step": step}
+        if row["stop_reason"]:
+            # Compensation itself keeps failing: end the run here, as it stands.
+            _run_end_broken(run, cause)
+            return count
+        if seq_id is not None:
+            SequenceRun.objects.filter(pk=seq_id, status="running").update(
+                status="failed", finished_at=now, lease_owner="", lease_until=None
+            )
+        if run_stop(run_id=run_id, reason="failed", cause=cause):
+            enqueue([(FINALIZE, (run_id,))])
+    return count
+
+
+def _run_end_broken(run: Run, cause: dict[str, Any]) -> None:
+    """Inside a transaction (run locked): end ``run`` failed without compensating."""
+    now = timezone.now()
+    StepRun.objects.filter(
+        run_id=run.pk, status__in=["pending", "running", "waiting", "retrying"]
+    ).update(status="cancelled", finished_at=now)
+    SequenceRun.objects.filter(run_id=run.pk).exclude(
+        status__in=list(engine.SEQUENCE_FINISHED)
+    ).update(status="cancelled", finished_at=now, lease_owner="")
+    Run.objects.filter(pk=run.pk).update(
+        status="failed",
+        error=cause,
+        finished_at=now,
+        lease_owner="",
+        lease_until=None,
+        wake_at=None,
+    )
+    last, _s, _r = seq_allocate(run.pk, 1)
+    journal_insert(
+        run.pk,
+        run.workflow_id,
+        run.environment_id,
+        last,
+        [("run_failed", "", {"error": cause, "rolled_back_steps": []})],
+        now,
+    )
+    run.status = "failed"
+    _after_run_end(run)
+
+
 # --- Task bodies ---------------------------------------------------------------------------------
 
 
@@ -2082,6 +2344,8 @@ def sweep_once(*, limit: int = 500) -> dict[str, int]:
     )
     for name, qs in (("timers", due), ("leases", stuck)):
         ids = list(qs.filter(not_kicked).values_list("id", flat=True)[:limit])
+        if name == "leases":
+            ids = _count_dead_holders(ids)
         if ids:
             with transaction.atomic():
                 SequenceRun.objects.filter(pk__in=ids).update(kicked_at=now)
@@ -2103,7 +2367,7 @@ def sweep_once(*, limit: int = 500) -> dict[str, int]:
         .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
         .filter(not_kicked)
     )
-    ids = list(winding.values_list("id", flat=True)[:limit])
+    ids = _count_dead_finalizers(list(winding.values_list("id", flat=True)[:limit]))
     if ids:
         with transaction.atomic():
             Run.objects.filter(pk__in=ids).update(kicked_at=now)
@@ -2121,6 +2385,46 @@ def sweep_once(*, limit: int = 500) -> dict[str, int]:
         enqueue_now(children)
         counts["children"] = len(children)
     return counts
+
+
+def _count_dead_holders(ids: list[int]) -> list[int]:
+    """Sequences whose lease expired while held: the worker driving them died (killed,
+    out of memory, over the task timeout). Count it against the run (the poison-run
+    guard); returns the ids still to re-enqueue."""
+    dead = SequenceRun.objects.filter(pk__in=ids).exclude(lease_owner="")
+    limit = int(getattr(settings, "TRELLIS_RUN_MAX_TASK_FAILURES", 5))
+    stopped: set[int] = set()
+    for seq_id, run_id, tag in dead.values_list("id", "run_id", "tag"):
+        count = run_task_failed(
+            run_id=run_id,
+            step=tag,
+            error="the worker driving this sequence stopped (killed or timed out)",
+            seq_id=seq_id,
+            requeue=False,
+        )
+        if count >= limit:
+            stopped.add(seq_id)
+    return [pk for pk in ids if pk not in stopped]
+
+
+def _count_dead_finalizers(ids: list[int]) -> list[int]:
+    """Winding-down runs whose run lease expired while held: the worker compensating them
+    died. Counted like dead sequence holders; returns the ids still to re-enqueue."""
+    limit = int(getattr(settings, "TRELLIS_RUN_MAX_TASK_FAILURES", 5))
+    ended: set[int] = set()
+    for run_id in (
+        Run.objects.filter(pk__in=ids).exclude(lease_owner="").values_list("id", flat=True)
+    ):
+        count = run_task_failed(
+            run_id=run_id,
+            step="",
+            error="the worker compensating this run stopped (killed or timed out)",
+            finalize=True,
+            requeue=False,
+        )
+        if count >= limit:
+            ended.add(run_id)
+    return [pk for pk in ids if pk not in ended]
 
 
 def sweep_schedule_ensure() -> None:

@@ -32,7 +32,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -61,6 +63,82 @@ __all__ = [
 ]
 
 REDACTED = "•••"
+
+# Bounds on what an expression may hold or produce. A value past them is an
+# ExpressionError (the step fails, no retry), never an exception that crashes the worker:
+# - integers of more than MAX_INT_DIGITS digits (Python refuses to print those over 4,300,
+#   and no JSON peer reads them), and non-finite floats (inf, nan: no JSON, no jsonb);
+# - strings and lists longer than max_length (a few doubling $Concat steps would
+#   otherwise fill the worker's memory); the engine sets it from TRELLIS_MAX_VALUE_LENGTH;
+# - nesting of operators, arrays and parentheses deeper than MAX_DEPTH (the parser and
+#   the evaluator recurse).
+MAX_INT_DIGITS = 300
+_INT_BOUND = 10**MAX_INT_DIGITS
+MAX_DEPTH = 64
+
+
+class _Limits:
+    max_length = 1_000_000
+
+
+LIMITS = _Limits()
+
+
+def set_limits(*, max_length: int) -> None:
+    """Set how long a string or list an operator may produce (the engine calls it)."""
+    LIMITS.max_length = max_length
+
+
+def check_number(value: Any, where: str) -> None:
+    """Refuse a non-finite float or an integer of more than MAX_INT_DIGITS digits."""
+    if value.__class__ is float:
+        if not math.isfinite(value):
+            raise ExpressionError(f"{where}: the result is not a finite number")
+    elif value.__class__ is int and not -_INT_BOUND < value < _INT_BOUND:
+        raise ExpressionError(f"{where}: the number has more than {MAX_INT_DIGITS} digits")
+
+
+# What the expressions of one resolution (a step's input, a run's output) may still
+# produce in all, in characters/items: each value is under max_length, but many of them in
+# one input ("$Step{big}x" a thousand times) would still fill the worker's memory.
+_budget = threading.local()
+
+
+@contextmanager
+def value_budget(length: int) -> Iterator[None]:
+    """Within this block, operators and interpolated text may produce ``length``
+    characters (or list items) in all; past that, an ExpressionError."""
+    previous = getattr(_budget, "left", None)
+    _budget.left = length
+    try:
+        yield
+    finally:
+        _budget.left = previous
+
+
+def _spend(length: int) -> None:
+    left = getattr(_budget, "left", None)
+    if left is not None:
+        left -= length
+        if left < 0:
+            raise ExpressionError("the expressions produce too much text in all")
+        _budget.left = left
+
+
+def _check_result(name: str, value: Any) -> Any:
+    cls = value.__class__
+    if cls is float or cls is int:
+        check_number(value, f"${name}")
+    elif cls is str or cls is list:
+        if len(value) > LIMITS.max_length:
+            raise ExpressionError(
+                f"${name}: the result is longer than {LIMITS.max_length} "
+                + ("characters" if cls is str else "items")
+            )
+        _spend(len(value))
+    return value
+
+
 COMPARISONS = ("===", "!==", "==", "!=", ">=", "<=", ">", "<")
 
 # kind -> (min {..} groups, max {..} groups, how many leading groups are tags (args))
@@ -263,7 +341,18 @@ class _Call(_Node):
         self.fn = OPERATORS[name].fn
 
     def eval(self, scope: Scope) -> Any:
-        return self.fn([a.eval(scope) for a in self.args])
+        args = [a.eval(scope) for a in self.args]
+        try:
+            value = self.fn(args)
+        except ExpressionError:
+            raise
+        except Exception as exc:
+            # Any argument an operator cannot work with (a date out of range, a number
+            # too large to print, an odd type) is the expression's error, not a crash.
+            raise ExpressionError(
+                f"${self.name}: cannot compute this ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
+        return _check_result(self.name, value)
 
     def refs(self) -> list[Ref]:
         return [r for a in self.args for r in a.refs()]
@@ -627,12 +716,18 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "/"
 
 
 class _Parser:
-    __slots__ = ("n", "pos", "text")
+    __slots__ = ("depth", "n", "pos", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
         self.n = len(text)
+        self.depth = 0
+
+    def deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.error(f"nested deeper than {MAX_DEPTH} levels")
 
     def error(self, message: str, position: int | None = None) -> NoReturn:
         raise ExpressionError(
@@ -731,6 +826,12 @@ class _Parser:
         return _Call(name, tuple(args), start)
 
     def operand(self) -> _Node:
+        self.deeper()
+        node = self._operand()
+        self.depth -= 1
+        return node
+
+    def _operand(self) -> _Node:
         self.skip_ws()
         c = self.peek()
         if c == "$":
@@ -743,7 +844,15 @@ class _Parser:
         if match:
             self.pos = match.end()
             raw = match.group(0)
-            return _Literal(float(raw) if any(ch in raw for ch in ".eE") else int(raw))
+            if any(ch in raw for ch in ".eE"):
+                value: int | float = float(raw)
+                if not math.isfinite(value):
+                    self.error(f"number {raw[:40]} is out of range", match.start())
+            elif len(raw.lstrip("-")) > MAX_INT_DIGITS:
+                self.error(f"a number has more than {MAX_INT_DIGITS} digits", match.start())
+            else:
+                value = int(raw)
+            return _Literal(value)
         match = _NAME_RE.match(self.text, self.pos)
         if match:
             word = match.group(0)
@@ -823,7 +932,10 @@ class _Parser:
         self.skip_ws()
         if self.peek() == "!" and not self.text.startswith("!=", self.pos):
             self.pos += 1
-            return _Not(self.unary())
+            self.deeper()
+            node = _Not(self.unary())
+            self.depth -= 1
+            return node
         return self.comparison()
 
     def comparison(self) -> _Node:
@@ -843,7 +955,9 @@ class _Parser:
         if self.peek() == "(":
             start = self.pos
             self.pos += 1
+            self.deeper()
             inner = self.or_expr()
+            self.depth -= 1
             self.skip_ws()
             if self.peek() != ")":
                 self.error(
@@ -892,7 +1006,19 @@ class Template:
     def evaluate(self, scope: Scope) -> Any:
         if self.exact is not None:
             return self.exact.eval(scope)
-        return "".join([p if isinstance(p, str) else as_text(p.eval(scope)) for p in self.parts])
+        try:
+            pieces = [p if isinstance(p, str) else as_text(p.eval(scope)) for p in self.parts]
+        except ExpressionError:
+            raise
+        except Exception as exc:  # a value that cannot be written as text (nested too deep)
+            raise ExpressionError(
+                f"cannot write this value as text ({type(exc).__name__})"
+            ) from None
+        text = "".join(pieces)
+        if len(text) > LIMITS.max_length:
+            raise ExpressionError(f"the text is longer than {LIMITS.max_length} characters")
+        _spend(len(text))
+        return text
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"

@@ -34,9 +34,15 @@ def _json_default(value: Any) -> Any:
     return DjangoJSONEncoder().default(value)  # dates, decimals, UUIDs; TypeError otherwise
 
 
-def json_dumps(value: Any) -> str:
+def json_dumps(value: Any, *, allow_nan: bool = True) -> str:
     """Compact JSON as stored in JSON columns."""
-    return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(
+        value,
+        default=_json_default,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=allow_nan,
+    )
 
 
 @functools.lru_cache(maxsize=512)

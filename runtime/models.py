@@ -96,6 +96,9 @@ class Run(models.Model):
     # Lease for run-level work (compensation, finishing); sequences have their own.
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Tasks of this run that crashed (or whose worker died) since its last finished step:
+    # at TRELLIS_RUN_MAX_TASK_FAILURES the run is failed instead of retried forever.
+    task_failures = models.PositiveIntegerField(default=0)
 
     # Not a column: run_start sets it when an idempotency key found an existing run.
     reused: bool = False

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 import jsonschema
+import referencing.exceptions
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ from designer.models import Environment, Workflow, WorkflowVersion
 from runtime import executor
 from runtime.compiler import Plan
 from runtime.errors import ExpressionError, RunRefused
-from runtime.expressions import DictScope, resolve
+from runtime.expressions import DictScope, resolve, value_budget
 from runtime.journal import (
     Entry,
     db_datetime,
@@ -31,66 +32,9 @@ from runtime.journal import (
     raw_insert,
 )
 from runtime.models import RUN_FINISHED, Run, Signal, StepRun
+from runtime.schemas import ref_problem, schema_normalize, validator_for
 
-_SHORTHAND_TYPES = {"string", "number", "integer", "boolean", "object", "array", "null", "any"}
-_SCHEMA_KEYS = {
-    "type",
-    "properties",
-    "$schema",
-    "$ref",
-    "required",
-    "items",
-    "anyOf",
-    "oneOf",
-    "allOf",
-    "enum",
-    "const",
-    "additionalProperties",
-}
-
-
-# --- Input schemas ----------------------------------------------------------------------------
-
-
-def schema_normalize(schema: Any) -> dict[str, Any]:
-    """A JSON Schema from either JSON Schema or the seed's shorthand ``{field: 'string'}``.
-
-    Shorthand: each field maps to a type name (``string``, ``number``, ``integer``,
-    ``boolean``, ``object``, ``array``, ``any``), optional with a trailing ``?``
-    (``'string?'``), an array of a type with ``[]`` (``'string[]'``), or a nested shorthand
-    object. Fields without ``?`` are required; other fields are allowed.
-    """
-    if not isinstance(schema, dict) or not schema:
-        return {}
-    if _SCHEMA_KEYS & set(schema):
-        return schema
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    for name, spec in schema.items():
-        optional = False
-        if isinstance(spec, str):
-            text = spec.strip()
-            if text.endswith("?"):
-                optional, text = True, text[:-1]
-            properties[name] = _shorthand_type(text)
-        elif isinstance(spec, dict):
-            properties[name] = schema_normalize(spec) or {"type": "object"}
-        else:
-            properties[name] = {}
-        if not optional:
-            required.append(name)
-    out: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        out["required"] = required
-    return out
-
-
-def _shorthand_type(text: str) -> dict[str, Any]:
-    if text.endswith("[]"):
-        return {"type": "array", "items": _shorthand_type(text[:-2])}
-    if text == "any" or text not in _SHORTHAND_TYPES:
-        return {}
-    return {"type": text}
+# Input schemas: see runtime.schemas (its patterns run on RE2, in linear time).
 
 
 def input_validate(schema: Any, value: Any, *, where: str = "input") -> None:
@@ -101,10 +45,14 @@ def input_validate(schema: Any, value: Any, *, where: str = "input") -> None:
     if not normalized:
         return
     try:
-        validator = jsonschema.Draft202012Validator(normalized)
+        validator = validator_for(normalized)
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     except jsonschema.exceptions.SchemaError as exc:
         raise RunRefused(f"the declared schema is invalid: {exc.message}", field=where) from exc
+    except (RecursionError, referencing.exceptions.Unresolvable) as exc:
+        # A $ref loop or a $ref to nowhere (refused at publish since; older versions).
+        message = f"the declared schema cannot be evaluated: {ref_problem(exc)}"
+        raise RunRefused(message, field=where) from None
     if error is None:
         return
     path = where
@@ -422,7 +370,8 @@ def run_query(*, run: Run, name: str) -> Any:
             status=404,
         )
     try:
-        return resolve(plan.queries[name], run_scope(run))
+        with value_budget(executor.RESOLVE_BUDGET):  # in the web process: bounded
+            return resolve(plan.queries[name], run_scope(run))
     except ExpressionError as exc:
         raise RunRefused(f"query '{name}' failed: {exc}", status=400) from exc
 

@@ -184,6 +184,11 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1}
 
 
+# Durations are bounded: a century is longer than any real wait, and dates computed from a
+# longer one overflow (a 500 at run start, a crashed task at a SLEEP).
+MAX_DURATION_MS = 100 * 365 * 86_400_000
+
+
 def duration_ms(value: Duration | None) -> int | None:
     """'5m' → 300000; 1500 → 1500; None → None. Raises ValueError on anything else."""
     if value is None:
@@ -193,11 +198,17 @@ def duration_ms(value: Duration | None) -> int | None:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return int(value)
-    match = _DURATION_RE.match(value)
-    if not match:
-        raise ValueError(f"invalid duration {value!r}: use ms or '500ms', '5s', '5m', '1h', '1d'")
-    return int(float(match.group(1)) * _UNIT_MS[match.group(2)])
+        ms: float = value
+    else:
+        match = _DURATION_RE.match(value[:100])
+        if not match:
+            raise ValueError(
+                f"invalid duration {value[:40]!r}: use ms or '500ms', '5s', '5m', '1h', '1d'"
+            )
+        ms = float(match.group(1)) * _UNIT_MS[match.group(2)]
+    if not ms <= MAX_DURATION_MS:  # also false for nan
+        raise ValueError("a duration cannot be longer than 100 years")
+    return int(ms)
 
 
 def spec_json_schema() -> dict[str, Any]:

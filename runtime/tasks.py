@@ -1,5 +1,6 @@
 """django-q2 entry points. Each takes ids, is enqueued by dotted path, and only translates
-to one call in :mod:`runtime.executor`; duplicates and redeliveries are harmless (leases)."""
+to one call in :mod:`runtime.executor`; duplicates and redeliveries are harmless (leases).
+A crashing task is counted against its run there (the poison-run guard), never re-raised."""
 
 from __future__ import annotations
 
@@ -8,17 +9,17 @@ from runtime import executor
 
 def sequence_drive(sequence_run_id: int) -> None:
     """Drive one sequence of a run (and what follows it in the same task)."""
-    executor.sequence_drive(sequence_run_id)
+    executor.sequence_task(sequence_run_id)
 
 
 def run_finalize(run_id: int) -> None:
     """Compensate a winding-down run and end it."""
-    executor.run_finalize(run_id)
+    executor.finalize_task(run_id)
 
 
 def child_finished(child_run_id: int) -> None:
     """Wake the parent sequence waiting on a child run."""
-    executor.child_finished(child_run_id)
+    executor.child_finished_task(child_run_id)
 
 
 def sweep(token: str) -> None:

@@ -20,6 +20,7 @@ _TEST_STEP_FUNCTIONS = {
         "logs",
         "not_json",
         "hang",
+        "die",
     ],
     "tests.scale.steps": ["mark", "fail_first", "gate", "file_gate", "commit_mode"],
 }

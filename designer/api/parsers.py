@@ -1,7 +1,8 @@
 """A JSON body parser that refuses, with a 4xx naming where, everything that would
 otherwise surface later as a 500: bodies over the size cap, nesting deep enough to exhaust
-the parser's recursion, NaN/Infinity (PostgreSQL's jsonb refuses them), NUL characters and
-lone surrogates (neither can be stored)."""
+the parser's recursion, NaN/Infinity and numbers out of float range (PostgreSQL's jsonb
+refuses them), integers of more than 300 digits (Python cannot print those over 4,300: a
+500 later), NUL characters and lone surrogates (neither can be stored)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 from django.conf import settings
 from rest_framework import exceptions, status
 from rest_framework.parsers import BaseParser
+
+from runtime.expressions import MAX_INT_DIGITS
 
 # Deep enough for any real spec (workflow → sequence → event → input → user JSON),
 # shallow enough that nothing downstream (pydantic, json.dumps, the compiler) recurses out.
@@ -86,6 +89,8 @@ def check_value(data: Any, limit: int = MAX_DEPTH) -> None:
         value, parts = todo.pop()
         if isinstance(value, str):
             _check_string(value, parts)
+        elif isinstance(value, _BadNumber):
+            raise _refuse(parts, value.message)
         elif isinstance(value, Mapping) or isinstance(value, list):
             if len(parts) >= limit:
                 raise _refuse(parts, f"nested deeper than {limit} levels")
@@ -106,11 +111,29 @@ def _check_string(value: str, parts: list[str | int]) -> None:
         raise _refuse(parts, "text is not valid Unicode (lone surrogate)") from None
 
 
-def _finite_float(text: str) -> float:
+class _BadNumber:
+    """A number json.loads read that nothing downstream can take (an integer of thousands
+    of digits cannot even be printed; inf is no JSON): refused by check_value, which knows
+    its path."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _finite_float(text: str) -> float | _BadNumber:
     number = float(text)
     if not math.isfinite(number):
-        raise ValueError(f"number {text[:40]} is out of range")
+        return _BadNumber(f"the number {text[:40]} is out of range")
     return number
+
+
+def _bounded_int(text: str) -> int | _BadNumber:
+    # Numbers are bounded like expression literals (runtime.expressions.MAX_INT_DIGITS).
+    if len(text) - text.startswith("-") > MAX_INT_DIGITS:
+        return _BadNumber(f"the number has more than {MAX_INT_DIGITS} digits")
+    return int(text)
 
 
 def _no_constants(name: str) -> Any:
@@ -135,7 +158,12 @@ class JSONBodyParser(BaseParser):
         except UnicodeDecodeError as exc:
             raise exceptions.ParseError(f"The body is not UTF-8: {exc.reason}.") from None
         try:
-            data = json.loads(text, parse_float=_finite_float, parse_constant=_no_constants)
+            data = json.loads(
+                text,
+                parse_float=_finite_float,
+                parse_int=_bounded_int,
+                parse_constant=_no_constants,
+            )
         except RecursionError:
             parts = nesting_path(text) or []
             raise _refuse(parts, f"nested deeper than {MAX_DEPTH} levels") from None

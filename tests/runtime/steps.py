@@ -85,3 +85,11 @@ def not_json(input: Any) -> Any:
 def hang(input: Any) -> Any:
     time.sleep(float((input or {}).get("seconds", 30)))
     return {}
+
+
+def die(input: Any) -> Any:
+    """Kill the worker process running this step (a poison run: it dies on every try)."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(5)
