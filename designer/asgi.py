@@ -17,8 +17,6 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Origin = this site (scheme, host and port; see designer/ws_origin.py).
-        "websocket": SameOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

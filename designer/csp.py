@@ -19,9 +19,7 @@ HEADER = "Content-Security-Policy"
 
 
 def policy_text(directives: dict[str, list[str]]) -> str:
-    return "; ".join(
-        " ".join([name, *sources]) for name, sources in directives.items()
-    )
+    return "; ".join(" ".join([name, *sources]) for name, sources in directives.items())
 
 
 def policy_for(path: str) -> str:

@@ -6,9 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its init script as a file (?script): the CSP allows no inline script.
-    path(
-        "api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"
-    ),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("designer.api.urls")),
     path("api/v1/", include("runtime.urls")),  # runs (owner: engine engineer)
     path("demo/", include("designer.demo")),  # the demo workflow's stand-in service

@@ -204,7 +204,11 @@ def test_var_dir_and_sqlite_database_are_private_to_the_trellis_account(tmp_path
     # An install made before the rule (a 0644 database, a 0755 var/) is fixed on start.
     database.chmod(0o644)
     var.chmod(0o755)
-    script = "import django; django.setup()\nfrom django.db import connection\nconnection.ensure_connection()\n"
+    script = (
+        "import django; django.setup()\n"
+        "from django.db import connection\n"
+        "connection.ensure_connection()\n"
+    )
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=ROOT,
