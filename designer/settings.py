@@ -286,7 +286,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the error responses and additionalProperties: false of
+    # strict request bodies: the schema says what the API does (designer/api/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "designer.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "designer.api.errors.exception_handler",
     # JSON only, with caps on size and nesting that turn would-be 500s into 400s naming
     # the field (designer/api/parsers.py).

@@ -6,17 +6,19 @@ operator (admin in a production environment). Every refusal is a 4xx naming the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from designer.api.base import ApiView
+from designer.api.serializers import Strict
 from designer.governance import run_action_audit
 from designer.models import Role
 from designer.permissions import require_role
@@ -58,13 +60,65 @@ def run_json(run: Run) -> dict[str, Any]:
     }
 
 
-def _body(request: Request) -> dict[str, Any]:
+def _body(request: Request, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """The JSON object of the body: an empty body is ``{}``; ``null``, a list, a string…
+    are refused (the schema says object), and with ``fields`` so is any other key (the
+    schema says ``additionalProperties: false``)."""
     data = request.data
-    if data is None or data == "":
-        return {}
     if not isinstance(data, dict):
         raise RunRefused("the request body must be a JSON object", field="$")
-    return data
+    if fields is not None:
+        unknown = set(data) - set(fields)
+        if unknown:
+            name = sorted(unknown)[0]
+            raise RunRefused(f"unknown field '{name[:100]}'", field=name[:100])
+    return dict(data)
+
+
+# Request bodies as the schema shows them (the views check them by hand, to keep the
+# runs API's error shape: a 4xx with ``field``). Strict: unknown fields are refused.
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+class WorkflowRef(serializers.Field):
+    pass
+
+
+class RunStartIn(Strict):
+    workflow = WorkflowRef(help_text="'<product>/<tag>' or the workflow's id.")
+    env = serializers.CharField(required=False, help_text="Environment slug.")
+    input = serializers.DictField(
+        required=False, allow_null=True, help_text="Checked against the input schema."
+    )
+    idempotency_key = serializers.CharField(
+        required=False, allow_null=True, min_length=1, max_length=200
+    )
+    schedule = serializers.DictField(
+        required=False, allow_null=True, help_text="{start_at | delay | cron, timezone}"
+    )
+
+
+class RunCancelIn(Strict):
+    reason = serializers.CharField(required=False, allow_blank=True)
+
+
+class RunRestartIn(Strict):
+    input = serializers.DictField(required=False, allow_null=True)
+    merge = serializers.BooleanField(required=False, help_text="Merge into the old input.")
+
+
+class RunResumeIn(Strict):
+    skip = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
+    checkpoint = serializers.CharField(required=False, allow_null=True)
+
+
+class RunForkIn(Strict):
+    step = serializers.CharField(help_text="The tag of the step to replay from.")
+    outputs = serializers.DictField(required=False, allow_null=True)
+
+
+# replay takes no fields: an empty object or no body.
+EMPTY_BODY = {"type": "object", "additionalProperties": False, "maxProperties": 0}
 
 
 def _int(value: Any, field: str, default: int) -> int:
@@ -112,14 +166,12 @@ class RunListApi(ApiView):
         return paginator.get_paginated_response([run_json(r) for r in page])
 
     @extend_schema(
-        operation_id="runs_start", request=OpenApiTypes.OBJECT, responses={202: OpenApiTypes.OBJECT}
+        operation_id="runs_start",
+        request=RunStartIn,
+        responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request) -> Response:
-        body = _body(request)
-        unknown = set(body) - {"workflow", "env", "input", "idempotency_key", "schedule"}
-        if unknown:
-            name = sorted(unknown)[0]
-            raise RunRefused(f"unknown field '{name}'", field=name)
+        body = _body(request, RunStartIn().fields)
         if "workflow" not in body:
             raise RunRefused("workflow is required: '<product>/<tag>' or an id", field="workflow")
         workflow = selectors.workflow_for(user=request.user, ref=body["workflow"])
@@ -236,12 +288,12 @@ class RunSignalApi(ApiView):
 class RunCancelApi(ApiView):
     @extend_schema(
         operation_id="runs_cancel",
-        request=OpenApiTypes.OBJECT,
+        request=RunCancelIn,
         responses={202: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
-        reason = _body(request).get("reason", "")
+        reason = _body(request, RunCancelIn().fields).get("reason", "")
         if not isinstance(reason, str):
             raise RunRefused("reason must be a string", field="reason")
         with transaction.atomic():
@@ -262,21 +314,23 @@ class RunQueryApi(ApiView):
 
     @extend_schema(
         operation_id="runs_query_post",
-        request=OpenApiTypes.OBJECT,
+        request={"application/json": EMPTY_BODY},
         responses={200: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request, run_id: str, name: str) -> Response:
+        _body(request, ())  # queries take no arguments
         return self.get(request, run_id, name)
 
 
 class RunReplayApi(ApiView):
     @extend_schema(
         operation_id="runs_replay",
-        request=OpenApiTypes.OBJECT,
+        request={"application/json": EMPTY_BODY},
         responses={202: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
+        _body(request, ())  # no fields; ``null`` or a list is refused like anywhere else
         with transaction.atomic():
             new = services.run_replay(run=run, user=request.user)
             run_action_audit(actor=request.user, action="run.replay", run=new, origin=run)
@@ -288,12 +342,12 @@ class RunRestartApi(ApiView):
 
     @extend_schema(
         operation_id="runs_restart",
-        request=OpenApiTypes.OBJECT,
+        request=RunRestartIn,
         responses={202: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
-        body = _body(request)
+        body = _body(request, RunRestartIn().fields)
         merge = body.get("merge", True)
         if not isinstance(merge, bool):
             raise RunRefused("merge must be true or false", field="merge")
@@ -312,12 +366,12 @@ class RunResumeApi(ApiView):
 
     @extend_schema(
         operation_id="runs_resume",
-        request=OpenApiTypes.OBJECT,
+        request=RunResumeIn,
         responses={202: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
-        body = _body(request)
+        body = _body(request, RunResumeIn().fields)
         checkpoint = body.get("checkpoint")
         if checkpoint is not None and not isinstance(checkpoint, str):
             raise RunRefused("checkpoint must be a checkpoint name", field="checkpoint")
@@ -334,11 +388,11 @@ class RunForkApi(ApiView):
     """Replay from a step: {step, outputs?: {earlier step tag: output}}"""
 
     @extend_schema(
-        operation_id="runs_fork", request=OpenApiTypes.OBJECT, responses={202: OpenApiTypes.OBJECT}
+        operation_id="runs_fork", request=RunForkIn, responses={202: OpenApiTypes.OBJECT}
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
-        body = _body(request)
+        body = _body(request, RunForkIn().fields)
         step = body.get("step")
         if not isinstance(step, str) or not step:
             raise RunRefused("step is required: the tag of the step to replay from", field="step")
@@ -358,7 +412,7 @@ class RunReplayFromStepApi(RunForkApi):
 
     @extend_schema(
         operation_id="runs_replay_from_step",
-        request=OpenApiTypes.OBJECT,
+        request=RunForkIn,
         responses={202: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request, run_id: str) -> Response:
