@@ -13,3 +13,7 @@ urlpatterns = [
     # Pages (login, products, workflows, canvas, run monitor): owner canvas engineer.
     path("", include("designer.pages")),
 ]
+
+# JSON error bodies under /api/ for URLs no route matches (designer/api/errors.py).
+handler404 = "designer.api.errors.page_not_found"
+handler500 = "designer.api.errors.server_error"

@@ -15,7 +15,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, IntegrityError
 from django.db.models import ProtectedError, RestrictedError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -163,3 +164,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def _view_name(context: dict[str, Any]) -> str:
     view = context.get("view")
     return type(view).__name__ if view is not None else "an API view"
+
+
+# Django's own error pages for requests no API view handled (a URL matching no route, a
+# crash outside DRF): JSON under /api/, like every other API answer; HTML elsewhere.
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "message": "No such API endpoint."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        body = {"code": "server_error", "message": ServerError.default_detail}
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request)
