@@ -11,13 +11,13 @@ from typing import Any
 
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from designer.api.base import ApiView
+from designer.api.pagination import StrictPagination
 from designer.api.serializers import Strict
 from designer.governance import run_action_audit
 from designer.models import Role
@@ -141,15 +141,36 @@ def _string_list(value: Any, field: str) -> list[str]:
     return value
 
 
+class RunPagination(StrictPagination):
+    max_limit = 1000
+
+
 class RunListApi(ApiView):
     """GET: runs you can see (filters: workflow, env, status, product, parent,
     created_after, created_before, q = text in the input).
     POST: start a run {workflow, env, input, idempotency_key?} → 202 (200 when the key
     was used before: the existing run)."""
 
-    @extend_schema(operation_id="runs_list", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="runs_list",
+        parameters=[
+            OpenApiParameter("workflow", str, description="'<product>/<tag>' or an id."),
+            OpenApiParameter("env", str, description="Environment slug."),
+            OpenApiParameter("status", str, description="Statuses, comma-separated."),
+            OpenApiParameter("product", str, description="Product slug."),
+            OpenApiParameter("parent", str, description="Id of the parent run."),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+            OpenApiParameter("q", str, description="Text in the run's input."),
+            *StrictPagination.parameters(),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request) -> Response:
         q = request.query_params
+        for name in ("created_after", "created_before"):
+            if q.get(name) == "":  # absent is "no bound"; empty is a malformed date-time
+                raise RunRefused(f"{name} must be an ISO 8601 date-time", field=name)
         qs = selectors.runs_list(
             user=request.user,
             workflow=q.get("workflow"),
@@ -161,7 +182,7 @@ class RunListApi(ApiView):
             created_before=q.get("created_before"),
             search=q.get("q"),
         )
-        paginator = LimitOffsetPagination()
+        paginator = RunPagination()
         page = paginator.paginate_queryset(qs, request, view=self) or []
         return paginator.get_paginated_response([run_json(r) for r in page])
 

@@ -35,6 +35,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -53,6 +54,11 @@ CHECKS = [
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
+    # What the schema forbids (a null body, an unknown field, a wrong type) is refused.
+    negative_data_rejection,
+    # Not positive_data_acceptance: a body valid by the schema can still be refused with a
+    # 400 for what no JSON schema can say (a spec that does not compile, a run input
+    # against the workflow's own input schema, an environment order naming unknown slugs).
 ]
 
 SPEC: dict[str, Any] = {
