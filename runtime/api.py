@@ -11,7 +11,12 @@ from typing import Any
 
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -117,12 +122,95 @@ class RunForkIn(Strict):
     outputs = serializers.DictField(required=False, allow_null=True)
 
 
+# Response bodies as the schema shows them (the views build them with run_json & co.).
+
+
+class RunWorkflowOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    tag = serializers.CharField()
+    product = serializers.CharField()
+
+
+class RunOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    workflow = RunWorkflowOut()
+    version = serializers.IntegerField()
+    environment = serializers.CharField()
+    status = serializers.CharField()
+    input = serializers.JSONField()
+    output = serializers.JSONField(allow_null=True)
+    error = serializers.JSONField(allow_null=True)
+    state = serializers.JSONField()
+    idempotency_key = serializers.CharField(allow_null=True)
+    parent_run = serializers.IntegerField(allow_null=True)
+    parent_step = serializers.CharField(allow_blank=True)
+    parent_close_policy = serializers.CharField(allow_blank=True)
+    origin = serializers.IntegerField(allow_null=True)
+    origin_kind = serializers.CharField(allow_blank=True)
+    cancel_requested = serializers.BooleanField()
+    stop_reason = serializers.CharField(allow_blank=True)
+    last_seq = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    deadline_at = serializers.DateTimeField(allow_null=True)
+    wake_at = serializers.DateTimeField(allow_null=True)
+
+
+class RunPage(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = RunOut(many=True)
+
+
+class RunDetailOut(RunOut):
+    sequences = serializers.ListField(child=serializers.DictField())
+    steps = serializers.ListField(child=serializers.DictField())
+    journal = serializers.ListField(child=serializers.DictField())
+    journal_next = serializers.IntegerField(
+        allow_null=True, help_text="after_seq for the next journal page; null: no more."
+    )
+
+
+class JournalOut(serializers.Serializer):
+    run = serializers.IntegerField()
+    last_seq = serializers.IntegerField()
+    entries = serializers.ListField(child=serializers.DictField())
+
+
+class ScheduledOut(serializers.Serializer):
+    scheduled = serializers.BooleanField()
+    schedule_id = serializers.IntegerField()
+    next_run = serializers.DateTimeField(allow_null=True)
+
+
+class SignalOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    run = serializers.IntegerField()
+    name = serializers.CharField()
+    payload = serializers.JSONField()
+
+
+class QueryOut(serializers.Serializer):
+    run = serializers.IntegerField()
+    query = serializers.CharField()
+    result = serializers.JSONField(allow_null=True)
+
+
+RUN_STARTED = PolymorphicProxySerializer(
+    component_name="RunStarted",
+    serializers=[RunOut, ScheduledOut],
+    resource_type_field_name=None,
+)
+
+
 # replay takes no fields: an empty object or no body.
 EMPTY_BODY = {"type": "object", "additionalProperties": False, "maxProperties": 0}
 
 
 def _int(value: Any, field: str, default: int) -> int:
-    if value in (None, ""):
+    if value is None:
         return default
     try:
         number = int(value)
@@ -130,6 +218,8 @@ def _int(value: Any, field: str, default: int) -> int:
         raise RunRefused(f"{field} must be a whole number", field=field) from None
     if number < 0:
         raise RunRefused(f"{field} cannot be negative", field=field)
+    if number > 2**62:  # beyond a database integer: no such entry, and no 500 either
+        raise RunRefused(f"{field} is too large", field=field)
     return number
 
 
@@ -164,7 +254,7 @@ class RunListApi(ApiView):
             OpenApiParameter("q", str, description="Text in the run's input."),
             *StrictPagination.parameters(),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: RunPage},
     )
     def get(self, request: Request) -> Response:
         q = request.query_params
@@ -189,7 +279,7 @@ class RunListApi(ApiView):
     @extend_schema(
         operation_id="runs_start",
         request=RunStartIn,
-        responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT},
+        responses={200: RunOut, 202: RUN_STARTED},
     )
     def post(self, request: Request) -> Response:
         body = _body(request, RunStartIn().fields)
@@ -259,7 +349,14 @@ class RunDetailApi(ApiView):
     """A run with its sequences, steps and the first page of its journal
     (``?after_seq=N&limit=M`` pages through the journal)."""
 
-    @extend_schema(operation_id="runs_get", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="runs_get",
+        parameters=[
+            OpenApiParameter("after_seq", {"type": "integer", "minimum": 0}),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 0}),
+        ],
+        responses={200: RunDetailOut},
+    )
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id)
         after = _int(request.query_params.get("after_seq"), "after_seq", 0)
@@ -276,7 +373,14 @@ class RunDetailApi(ApiView):
 
 
 class RunJournalApi(ApiView):
-    @extend_schema(operation_id="runs_journal", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="runs_journal",
+        parameters=[
+            OpenApiParameter("after_seq", {"type": "integer", "minimum": 0}),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 0}),
+        ],
+        responses={200: JournalOut},
+    )
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id)
         after = _int(request.query_params.get("after_seq"), "after_seq", 0)
@@ -291,7 +395,7 @@ class RunSignalApi(ApiView):
     @extend_schema(
         operation_id="runs_signal",
         request=OpenApiTypes.OBJECT,
-        responses={202: OpenApiTypes.OBJECT},
+        responses={202: SignalOut},
     )
     def post(self, request: Request, run_id: str, name: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
@@ -310,7 +414,7 @@ class RunCancelApi(ApiView):
     @extend_schema(
         operation_id="runs_cancel",
         request=RunCancelIn,
-        responses={202: OpenApiTypes.OBJECT},
+        responses={202: RunOut},
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
@@ -326,7 +430,7 @@ class RunCancelApi(ApiView):
 
 
 class RunQueryApi(ApiView):
-    @extend_schema(operation_id="runs_query", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="runs_query", responses={200: QueryOut})
     def get(self, request: Request, run_id: str, name: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id)
         return Response(
@@ -336,7 +440,7 @@ class RunQueryApi(ApiView):
     @extend_schema(
         operation_id="runs_query_post",
         request={"application/json": EMPTY_BODY},
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: QueryOut},
     )
     def post(self, request: Request, run_id: str, name: str) -> Response:
         _body(request, ())  # queries take no arguments
@@ -347,7 +451,7 @@ class RunReplayApi(ApiView):
     @extend_schema(
         operation_id="runs_replay",
         request={"application/json": EMPTY_BODY},
-        responses={202: OpenApiTypes.OBJECT},
+        responses={202: RunOut},
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
@@ -364,7 +468,7 @@ class RunRestartApi(ApiView):
     @extend_schema(
         operation_id="runs_restart",
         request=RunRestartIn,
-        responses={202: OpenApiTypes.OBJECT},
+        responses={202: RunOut},
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
@@ -388,7 +492,7 @@ class RunResumeApi(ApiView):
     @extend_schema(
         operation_id="runs_resume",
         request=RunResumeIn,
-        responses={202: OpenApiTypes.OBJECT},
+        responses={202: RunOut},
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
@@ -408,9 +512,7 @@ class RunResumeApi(ApiView):
 class RunForkApi(ApiView):
     """Replay from a step: {step, outputs?: {earlier step tag: output}}"""
 
-    @extend_schema(
-        operation_id="runs_fork", request=RunForkIn, responses={202: OpenApiTypes.OBJECT}
-    )
+    @extend_schema(operation_id="runs_fork", request=RunForkIn, responses={202: RunOut})
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         body = _body(request, RunForkIn().fields)
@@ -434,7 +536,7 @@ class RunReplayFromStepApi(RunForkApi):
     @extend_schema(
         operation_id="runs_replay_from_step",
         request=RunForkIn,
-        responses={202: OpenApiTypes.OBJECT},
+        responses={202: RunOut},
     )
     def post(self, request: Request, run_id: str) -> Response:
         return super().post(request, run_id)

@@ -36,7 +36,9 @@ class ErrorOut(serializers.Serializer):
 
     code = serializers.CharField(help_text="Machine-readable: invalid, not_found, refused, …")
     message = serializers.CharField()
-    errors = IssueOut(many=True, required=False, help_text="One entry per problem (400).")
+    # A field named like Serializer.errors (the validation errors property): fine here,
+    # this serializer only describes a response body in the schema.
+    errors = IssueOut(many=True, required=False, help_text="One entry per problem (400).")  # type: ignore[assignment]
     field = serializers.CharField(required=False, help_text="The field at fault (runs API).")
 
 

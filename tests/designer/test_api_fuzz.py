@@ -44,7 +44,8 @@ from schemathesis.specs.openapi.checks import (
 from designer import services
 from designer.models import Membership, Product, Role
 from designer.wsgi import application
-from tests.runtime.conftest import drain
+from runtime.executor import plan_cache_clear
+from tests.runtime.conftest import _fresh_plan_cache, drain  # noqa: F401 (autouse fixture)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
 
@@ -167,10 +168,14 @@ def in_process_transport() -> Iterator[None]:
 
 @contextmanager
 def undone() -> Iterator[None]:
-    """Whatever the request changed is rolled back afterwards."""
-    with transaction.atomic():
-        yield
-        transaction.set_rollback(True)
+    """Whatever the request changed is rolled back afterwards (and the process's plan
+    cache forgotten: SQLite hands a rolled-back version's id to the next one)."""
+    try:
+        with transaction.atomic():
+            yield
+            transaction.set_rollback(True)
+    finally:
+        plan_cache_clear()
 
 
 def aimed(operation: Any, world: dict[str, Any]) -> dict[str, str]:
