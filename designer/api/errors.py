@@ -13,7 +13,13 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError, IntegrityError
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    NotSupportedError,
+    ProgrammingError,
+)
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -137,9 +143,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc.status_code = status.HTTP_409_CONFLICT
     elif isinstance(exc, RecursionError):
         exc = exceptions.ValidationError({"$": ["the request is nested too deeply"]})
-    elif isinstance(exc, DatabaseError):
-        # Disk full, a lock held too long, a lost connection: the request's transaction is
-        # rolled back (set_rollback below), so a 503 means nothing of it was kept.
+    elif isinstance(exc, DataError):
+        # A value the database cannot hold (out of range, too long): the request's fault.
+        exc = exceptions.ValidationError({"$": ["a value is out of range for the database"]})
+    elif isinstance(exc, DatabaseError) and not isinstance(
+        exc, ProgrammingError | NotSupportedError
+    ):
+        # Disk full, a lock held too long, a lost connection: the views' transactions roll
+        # back as the error leaves them, so a 503 means nothing of the request was kept.
         logger.warning("API request refused, database error: %s", exc)
         exc = _storage_error(exc)
     elif not isinstance(exc, exceptions.APIException):
