@@ -108,3 +108,12 @@ def test_a_database_error_that_is_not_a_full_disk_is_a_503_unavailable(
     response = api.get("/api/v1/runs")
     assert response.status_code == 503
     assert response.json()["code"] == "unavailable"
+
+
+def test_an_api_url_that_matches_no_route_is_a_json_404(api: APIClient) -> None:
+    for url in ["/api/v1/nope", "/api/v1/products/%13%C3%9F/", "/api/v1/runs/1/nope"]:
+        response = api.get(url)
+        assert response.status_code == 404, url
+        assert response.json() == {"code": "not_found", "message": "No such API endpoint."}
+    page = api.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
