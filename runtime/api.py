@@ -91,7 +91,7 @@ class WorkflowRef(serializers.Field):
 
 class RunStartIn(Strict):
     workflow = WorkflowRef(help_text="'<product>/<tag>' or the workflow's id.")
-    env = serializers.CharField(required=False, help_text="Environment slug.")
+    env = serializers.CharField(help_text="Environment slug.")
     input = serializers.DictField(
         required=False, allow_null=True, help_text="Checked against the input schema."
     )
@@ -226,7 +226,7 @@ def _int(value: Any, field: str, default: int) -> int:
 def _string_list(value: Any, field: str) -> list[str]:
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise RunRefused(f"{field} must be a list of step tags", field=field)
     return value
 
@@ -498,7 +498,7 @@ class RunResumeApi(ApiView):
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         body = _body(request, RunResumeIn().fields)
         checkpoint = body.get("checkpoint")
-        if checkpoint is not None and not isinstance(checkpoint, str):
+        if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint):
             raise RunRefused("checkpoint must be a checkpoint name", field="checkpoint")
         skip = _string_list(body.get("skip"), "skip")
         with transaction.atomic():

@@ -81,8 +81,8 @@ class AutoSchema(SpectacularAutoSchema):
         codes = [401, 403, 503]
         if has_body or operation.get("parameters"):
             codes.append(400)
-        if has_body or any(p.get("in") == "path" for p in operation.get("parameters", [])):
-            codes.append(404)  # the object in the path, or one the body names
+        if has_body or operation.get("parameters"):
+            codes.append(404)  # the object in the path, or one a filter or the body names
         if self.method != "GET":
             codes.append(409)
         if has_body:

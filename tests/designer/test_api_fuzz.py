@@ -9,7 +9,8 @@ objects (real slugs, tags, run ids), half at whatever the generator makes up (mo
 404s). Each example runs in a transaction rolled back afterwards, so a DELETE of the
 product or a token revocation does not starve the examples after it.
 
-Bounded: FUZZ_EXAMPLES examples per operation (about two minutes on two cores).
+Bounded: FUZZ_EXAMPLES (200) examples per operation, about two minutes on two cores
+(TRELLIS_FUZZ_EXAMPLES changes it; TRELLIS_FUZZ_EXPLORE=1 draws new examples).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from tests.runtime.conftest import _fresh_plan_cache, drain  # noqa: F401 (autou
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
 
-FUZZ_EXAMPLES = int(os.environ.get("TRELLIS_FUZZ_EXAMPLES", "120"))
+FUZZ_EXAMPLES = int(os.environ.get("TRELLIS_FUZZ_EXAMPLES", "200"))
 # The same examples on every run (a failure reproduces); TRELLIS_FUZZ_EXPLORE=1 draws new ones.
 DERANDOMIZE = not os.environ.get("TRELLIS_FUZZ_EXPLORE")
 
