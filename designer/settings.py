@@ -61,7 +61,12 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 VAR_DIR = Path(env_str("TRELLIS_VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# var/ holds the generated secret key, the demo password, the SQLite database (tokens,
+# sessions, encrypted secrets), uploaded files and the live wake-up sockets: only the
+# account running Trellis may enter it (0700), whatever the umask made of it.
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+if VAR_DIR.stat().st_uid == os.getuid() and VAR_DIR.stat().st_mode & 0o077:
+    VAR_DIR.chmod(0o700)
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
@@ -103,6 +108,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "designer.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -369,7 +375,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the error responses and additionalProperties: false of
+    # strict request bodies: the schema says what the API does (designer/api/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "designer.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "designer.api.errors.exception_handler",
     # JSON only, with caps on size and nesting that turn would-be 500s into 400s naming
     # the field (designer/api/parsers.py).
@@ -441,3 +449,34 @@ SECURE_PROXY_SSL_HEADER = (
 # tell browsers to stay on HTTPS.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+# HSTS for every subdomain too (a cookie set for the parent domain cannot then be read or
+# planted over plain HTTP on a sibling host), and the preload flag that lets the domain be
+# listed in browsers (HTTPS from the very first visit). Only once every subdomain serves
+# HTTPS: both are hard to take back. With the two, `check --deploy` is clean.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+
+# Content-Security-Policy sent with every response (designer/csp.py): only this site's own
+# scripts run (no inline script, no eval), so markup injected into a page cannot execute;
+# the pages cannot be framed (clickjacking), nor post forms or open sockets elsewhere.
+# The frontend's bundle, its styles (static files; React sets inline styles through the
+# DOM, which CSP allows) and its WebSocket ('self' covers ws/wss on the same host) fit it.
+TRELLIS_CSP: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],  # data: for the inline SVG favicon
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+# Additions per path prefix. Django's admin and the Swagger UI page (third-party
+# templates) carry small inline <style> blocks; inline styles cannot run script, so they
+# are allowed there and nowhere else. Scripts stay 'self' everywhere.
+TRELLIS_CSP_EXTRA: dict[str, dict[str, list[str]]] = {
+    "/admin/": {"style-src": ["'unsafe-inline'"]},
+    "/api/docs/": {"style-src": ["'unsafe-inline'"]},
+}

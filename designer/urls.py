@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from designer.accounts import login_rate_limited
 
@@ -10,10 +10,15 @@ urlpatterns = [
     path("admin/login/", login_rate_limited(admin.site.login)),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves its init script as a file (?script): the CSP allows no inline script.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("designer.api.urls")),
     path("api/v1/", include("runtime.urls")),  # runs (owner: engine engineer)
     path("demo/", include("designer.demo")),  # the demo workflow's stand-in service
     # Pages (login, products, workflows, canvas, run monitor): owner canvas engineer.
     path("", include("designer.pages")),
 ]
+
+# JSON error bodies under /api/ for URLs no route matches (designer/api/errors.py).
+handler404 = "designer.api.errors.page_not_found"
+handler500 = "designer.api.errors.server_error"

@@ -122,9 +122,18 @@ def media_file(request: HttpRequest, slug: str, path: str) -> FileResponse:
     from django.conf import settings
 
     _product(request, slug)  # 404 unless a member (any role)
-    root = (Path(settings.MEDIA_ROOT) / slug).resolve()
-    file = (root / path).resolve()
-    if not file.is_relative_to(root) or not file.is_file():
+    # No file name holds a NUL (the OS refuses it, and pathlib raises ValueError rather
+    # than answering "no such file"), and a path the OS cannot stat is no file either:
+    # both are a 404, never a 500.
+    if "\x00" in path:
+        raise Http404("No such file.")
+    try:
+        root = (Path(settings.MEDIA_ROOT) / slug).resolve()
+        file = (root / path).resolve()
+        found = file.is_relative_to(root) and file.is_file()
+    except (OSError, ValueError):
+        found = False
+    if not found:
         raise Http404("No such file.")
     content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
     response = FileResponse(

@@ -6,17 +6,24 @@ operator (admin in a production environment). Every refusal is a 4xx naming the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+)
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from designer.api.base import ApiView
+from designer.api.pagination import StrictPagination
+from designer.api.serializers import Strict
 from designer.governance import run_action_audit
 from designer.models import Role
 from designer.permissions import require_role
@@ -58,17 +65,152 @@ def run_json(run: Run) -> dict[str, Any]:
     }
 
 
-def _body(request: Request) -> dict[str, Any]:
+def _body(request: Request, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """The JSON object of the body: an empty body is ``{}``; ``null``, a list, a string…
+    are refused (the schema says object), and with ``fields`` so is any other key (the
+    schema says ``additionalProperties: false``)."""
     data = request.data
-    if data is None or data == "":
-        return {}
     if not isinstance(data, dict):
         raise RunRefused("the request body must be a JSON object", field="$")
-    return data
+    if fields is not None:
+        unknown = set(data) - set(fields)
+        if unknown:
+            name = sorted(unknown)[0]
+            raise RunRefused(f"unknown field '{name[:100]}'", field=name[:100])
+    return dict(data)
+
+
+# Request bodies as the schema shows them (the views check them by hand, to keep the
+# runs API's error shape: a 4xx with ``field``). Strict: unknown fields are refused.
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+class WorkflowRef(serializers.Field):
+    pass
+
+
+class RunStartIn(Strict):
+    workflow = WorkflowRef(help_text="'<product>/<tag>' or the workflow's id.")
+    env = serializers.CharField(help_text="Environment slug.")
+    input = serializers.DictField(
+        required=False, allow_null=True, help_text="Checked against the input schema."
+    )
+    idempotency_key = serializers.CharField(
+        required=False, allow_null=True, min_length=1, max_length=200
+    )
+    schedule = serializers.DictField(
+        required=False, allow_null=True, help_text="{start_at | delay | cron, timezone}"
+    )
+
+
+class RunCancelIn(Strict):
+    reason = serializers.CharField(required=False, allow_blank=True)
+
+
+class RunRestartIn(Strict):
+    input = serializers.DictField(required=False, allow_null=True)
+    merge = serializers.BooleanField(required=False, help_text="Merge into the old input.")
+
+
+class RunResumeIn(Strict):
+    skip = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
+    checkpoint = serializers.CharField(required=False, allow_null=True)
+
+
+class RunForkIn(Strict):
+    step = serializers.CharField(help_text="The tag of the step to replay from.")
+    outputs = serializers.DictField(required=False, allow_null=True)
+
+
+# Response bodies as the schema shows them (the views build them with run_json & co.).
+
+
+class RunWorkflowOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    tag = serializers.CharField()
+    product = serializers.CharField()
+
+
+class RunOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    workflow = RunWorkflowOut()
+    version = serializers.IntegerField()
+    environment = serializers.CharField()
+    status = serializers.CharField()
+    input = serializers.JSONField()
+    output = serializers.JSONField(allow_null=True)
+    error = serializers.JSONField(allow_null=True)
+    state = serializers.JSONField()
+    idempotency_key = serializers.CharField(allow_null=True)
+    parent_run = serializers.IntegerField(allow_null=True)
+    parent_step = serializers.CharField(allow_blank=True)
+    parent_close_policy = serializers.CharField(allow_blank=True)
+    origin = serializers.IntegerField(allow_null=True)
+    origin_kind = serializers.CharField(allow_blank=True)
+    cancel_requested = serializers.BooleanField()
+    stop_reason = serializers.CharField(allow_blank=True)
+    last_seq = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    deadline_at = serializers.DateTimeField(allow_null=True)
+    wake_at = serializers.DateTimeField(allow_null=True)
+
+
+class RunPage(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = RunOut(many=True)
+
+
+class RunDetailOut(RunOut):
+    sequences = serializers.ListField(child=serializers.DictField())
+    steps = serializers.ListField(child=serializers.DictField())
+    journal = serializers.ListField(child=serializers.DictField())
+    journal_next = serializers.IntegerField(
+        allow_null=True, help_text="after_seq for the next journal page; null: no more."
+    )
+
+
+class JournalOut(serializers.Serializer):
+    run = serializers.IntegerField()
+    last_seq = serializers.IntegerField()
+    entries = serializers.ListField(child=serializers.DictField())
+
+
+class ScheduledOut(serializers.Serializer):
+    scheduled = serializers.BooleanField()
+    schedule_id = serializers.IntegerField()
+    next_run = serializers.DateTimeField(allow_null=True)
+
+
+class SignalOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    run = serializers.IntegerField()
+    name = serializers.CharField()
+    payload = serializers.JSONField()
+
+
+class QueryOut(serializers.Serializer):
+    run = serializers.IntegerField()
+    query = serializers.CharField()
+    result = serializers.JSONField(allow_null=True)
+
+
+RUN_STARTED = PolymorphicProxySerializer(
+    component_name="RunStarted",
+    serializers=[RunOut, ScheduledOut],
+    resource_type_field_name=None,
+)
+
+
+# replay takes no fields: an empty object or no body.
+EMPTY_BODY = {"type": "object", "additionalProperties": False, "maxProperties": 0}
 
 
 def _int(value: Any, field: str, default: int) -> int:
-    if value in (None, ""):
+    if value is None:
         return default
     try:
         number = int(value)
@@ -76,15 +218,21 @@ def _int(value: Any, field: str, default: int) -> int:
         raise RunRefused(f"{field} must be a whole number", field=field) from None
     if number < 0:
         raise RunRefused(f"{field} cannot be negative", field=field)
+    if number > 2**62:  # beyond a database integer: no such entry, and no 500 either
+        raise RunRefused(f"{field} is too large", field=field)
     return number
 
 
 def _string_list(value: Any, field: str) -> list[str]:
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise RunRefused(f"{field} must be a list of step tags", field=field)
     return value
+
+
+class RunPagination(StrictPagination):
+    max_limit = 1000
 
 
 class RunListApi(ApiView):
@@ -93,9 +241,26 @@ class RunListApi(ApiView):
     POST: start a run {workflow, env, input, idempotency_key?} → 202 (200 when the key
     was used before: the existing run)."""
 
-    @extend_schema(operation_id="runs_list", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="runs_list",
+        parameters=[
+            OpenApiParameter("workflow", str, description="'<product>/<tag>' or an id."),
+            OpenApiParameter("env", str, description="Environment slug."),
+            OpenApiParameter("status", str, description="Statuses, comma-separated."),
+            OpenApiParameter("product", str, description="Product slug."),
+            OpenApiParameter("parent", str, description="Id of the parent run."),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+            OpenApiParameter("q", str, description="Text in the run's input."),
+            *StrictPagination.parameters(),
+        ],
+        responses={200: RunPage},
+    )
     def get(self, request: Request) -> Response:
         q = request.query_params
+        for name in ("created_after", "created_before"):
+            if q.get(name) == "":  # absent is "no bound"; empty is a malformed date-time
+                raise RunRefused(f"{name} must be an ISO 8601 date-time", field=name)
         qs = selectors.runs_list(
             user=request.user,
             workflow=q.get("workflow"),
@@ -107,19 +272,17 @@ class RunListApi(ApiView):
             created_before=q.get("created_before"),
             search=q.get("q"),
         )
-        paginator = LimitOffsetPagination()
+        paginator = RunPagination()
         page = paginator.paginate_queryset(qs, request, view=self) or []
         return paginator.get_paginated_response([run_json(r) for r in page])
 
     @extend_schema(
-        operation_id="runs_start", request=OpenApiTypes.OBJECT, responses={202: OpenApiTypes.OBJECT}
+        operation_id="runs_start",
+        request=RunStartIn,
+        responses={200: RunOut, 202: RUN_STARTED},
     )
     def post(self, request: Request) -> Response:
-        body = _body(request)
-        unknown = set(body) - {"workflow", "env", "input", "idempotency_key", "schedule"}
-        if unknown:
-            name = sorted(unknown)[0]
-            raise RunRefused(f"unknown field '{name}'", field=name)
+        body = _body(request, RunStartIn().fields)
         if "workflow" not in body:
             raise RunRefused("workflow is required: '<product>/<tag>' or an id", field="workflow")
         workflow = selectors.workflow_for(user=request.user, ref=body["workflow"])
@@ -186,7 +349,14 @@ class RunDetailApi(ApiView):
     """A run with its sequences, steps and the first page of its journal
     (``?after_seq=N&limit=M`` pages through the journal)."""
 
-    @extend_schema(operation_id="runs_get", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="runs_get",
+        parameters=[
+            OpenApiParameter("after_seq", {"type": "integer", "minimum": 0}),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 0}),
+        ],
+        responses={200: RunDetailOut},
+    )
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id)
         after = _int(request.query_params.get("after_seq"), "after_seq", 0)
@@ -203,7 +373,14 @@ class RunDetailApi(ApiView):
 
 
 class RunJournalApi(ApiView):
-    @extend_schema(operation_id="runs_journal", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="runs_journal",
+        parameters=[
+            OpenApiParameter("after_seq", {"type": "integer", "minimum": 0}),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 0}),
+        ],
+        responses={200: JournalOut},
+    )
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id)
         after = _int(request.query_params.get("after_seq"), "after_seq", 0)
@@ -218,7 +395,7 @@ class RunSignalApi(ApiView):
     @extend_schema(
         operation_id="runs_signal",
         request=OpenApiTypes.OBJECT,
-        responses={202: OpenApiTypes.OBJECT},
+        responses={202: SignalOut},
     )
     def post(self, request: Request, run_id: str, name: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
@@ -236,12 +413,12 @@ class RunSignalApi(ApiView):
 class RunCancelApi(ApiView):
     @extend_schema(
         operation_id="runs_cancel",
-        request=OpenApiTypes.OBJECT,
-        responses={202: OpenApiTypes.OBJECT},
+        request=RunCancelIn,
+        responses={202: RunOut},
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
-        reason = _body(request).get("reason", "")
+        reason = _body(request, RunCancelIn().fields).get("reason", "")
         if not isinstance(reason, str):
             raise RunRefused("reason must be a string", field="reason")
         with transaction.atomic():
@@ -253,7 +430,7 @@ class RunCancelApi(ApiView):
 
 
 class RunQueryApi(ApiView):
-    @extend_schema(operation_id="runs_query", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="runs_query", responses={200: QueryOut})
     def get(self, request: Request, run_id: str, name: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id)
         return Response(
@@ -262,21 +439,23 @@ class RunQueryApi(ApiView):
 
     @extend_schema(
         operation_id="runs_query_post",
-        request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT},
+        request={"application/json": EMPTY_BODY},
+        responses={200: QueryOut},
     )
     def post(self, request: Request, run_id: str, name: str) -> Response:
+        _body(request, ())  # queries take no arguments
         return self.get(request, run_id, name)
 
 
 class RunReplayApi(ApiView):
     @extend_schema(
         operation_id="runs_replay",
-        request=OpenApiTypes.OBJECT,
-        responses={202: OpenApiTypes.OBJECT},
+        request={"application/json": EMPTY_BODY},
+        responses={202: RunOut},
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
+        _body(request, ())  # no fields; ``null`` or a list is refused like anywhere else
         with transaction.atomic():
             new = services.run_replay(run=run, user=request.user)
             run_action_audit(actor=request.user, action="run.replay", run=new, origin=run)
@@ -288,12 +467,12 @@ class RunRestartApi(ApiView):
 
     @extend_schema(
         operation_id="runs_restart",
-        request=OpenApiTypes.OBJECT,
-        responses={202: OpenApiTypes.OBJECT},
+        request=RunRestartIn,
+        responses={202: RunOut},
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
-        body = _body(request)
+        body = _body(request, RunRestartIn().fields)
         merge = body.get("merge", True)
         if not isinstance(merge, bool):
             raise RunRefused("merge must be true or false", field="merge")
@@ -312,14 +491,14 @@ class RunResumeApi(ApiView):
 
     @extend_schema(
         operation_id="runs_resume",
-        request=OpenApiTypes.OBJECT,
-        responses={202: OpenApiTypes.OBJECT},
+        request=RunResumeIn,
+        responses={202: RunOut},
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
-        body = _body(request)
+        body = _body(request, RunResumeIn().fields)
         checkpoint = body.get("checkpoint")
-        if checkpoint is not None and not isinstance(checkpoint, str):
+        if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint):
             raise RunRefused("checkpoint must be a checkpoint name", field="checkpoint")
         skip = _string_list(body.get("skip"), "skip")
         with transaction.atomic():
@@ -333,12 +512,10 @@ class RunResumeApi(ApiView):
 class RunForkApi(ApiView):
     """Replay from a step: {step, outputs?: {earlier step tag: output}}"""
 
-    @extend_schema(
-        operation_id="runs_fork", request=OpenApiTypes.OBJECT, responses={202: OpenApiTypes.OBJECT}
-    )
+    @extend_schema(operation_id="runs_fork", request=RunForkIn, responses={202: RunOut})
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
-        body = _body(request)
+        body = _body(request, RunForkIn().fields)
         step = body.get("step")
         if not isinstance(step, str) or not step:
             raise RunRefused("step is required: the tag of the step to replay from", field="step")
@@ -358,8 +535,8 @@ class RunReplayFromStepApi(RunForkApi):
 
     @extend_schema(
         operation_id="runs_replay_from_step",
-        request=OpenApiTypes.OBJECT,
-        responses={202: OpenApiTypes.OBJECT},
+        request=RunForkIn,
+        responses={202: RunOut},
     )
     def post(self, request: Request, run_id: str) -> Response:
         return super().post(request, run_id)

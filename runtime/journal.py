@@ -13,10 +13,11 @@ import contextlib
 import functools
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
@@ -60,10 +61,23 @@ def raw_execute(sql: str, params: Sequence[Any]) -> Any:
     if vendor() == "sqlite":
         if db.connection is None:
             db.ensure_connection()
-        return db.connection.execute(_qmark(sql), params)
+        try:
+            return db.connection.execute(_qmark(sql), params)
+        except sqlite3.Error:
+            _reraise_as_django(db)
     cursor = db.cursor()
     cursor.execute(sql, params)
     return cursor
+
+
+def _reraise_as_django(db: Any) -> NoReturn:
+    """Re-raise the sqlite3 error being handled as Django's own (IntegrityError,
+    OperationalError "database or disk is full"…), as Django's cursor would: the callers
+    (a race on an idempotency key, the API's 503 for a full disk) catch django.db's
+    classes. Only on the error path, so the hot path keeps its speed."""
+    with db.wrap_database_errors:
+        raise
+    raise AssertionError("unreachable")  # wrap_database_errors re-raises every DB-API error
 
 
 _vendors: dict[str, str] = {}
@@ -98,7 +112,10 @@ def raw_executemany(sql: str, rows: Sequence[Sequence[Any]]) -> None:
     if vendor() == "sqlite":
         if db.connection is None:
             db.ensure_connection()
-        db.connection.executemany(_qmark(sql), rows)
+        try:
+            db.connection.executemany(_qmark(sql), rows)
+        except sqlite3.Error:
+            _reraise_as_django(db)
         return
     with db.cursor() as cursor:
         cursor.executemany(sql, rows)

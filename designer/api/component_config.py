@@ -24,6 +24,7 @@ from rest_framework.response import Response
 
 from designer import selectors, services
 from designer.api.base import ApiView
+from designer.api.serializers import Strict
 from designer.models import Component, ComponentConfig, Environment, Product, Role
 from designer.secrets import (
     REDACTED,
@@ -155,17 +156,11 @@ class SecretsField(serializers.DictField):
         return out
 
 
-class ComponentConfigIn(serializers.Serializer):
+class ComponentConfigIn(Strict):
     config = serializers.DictField(required=False)
     variables = serializers.DictField(required=False)
     constants = serializers.DictField(required=False)
     secrets = SecretsField(required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(self.initial_data) - set(self.fields)
-        if unknown:
-            raise serializers.ValidationError({name: "unknown field" for name in sorted(unknown)})
-        return attrs
 
 
 class ComponentConfigOut(serializers.Serializer):

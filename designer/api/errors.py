@@ -8,13 +8,21 @@ body (``name``, ``allowed_hosts[2]``) or, for ``invalid_spec``, into the spec
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    NotSupportedError,
+    ProgrammingError,
+)
 from django.db.models import ProtectedError, RestrictedError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -22,6 +30,33 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from runtime.errors import Issue, RunRefused, SpecError, TrellisError
+
+logger = logging.getLogger("trellis.api")
+
+
+class StorageUnavailable(exceptions.APIException):
+    """The database could not take the write (disk full, locked too long, gone): nothing
+    of the request was kept (its transaction rolled back); trying again later may work."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; nothing was changed. Try again later."
+    default_code = "unavailable"
+
+
+class ServerError(exceptions.APIException):
+    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
+    default_detail = "An unexpected error occurred; nothing was changed. It has been logged."
+    default_code = "server_error"
+
+
+def _storage_error(exc: DatabaseError) -> StorageUnavailable:
+    text = str(exc).lower()
+    if "full" in text or "no space" in text:  # SQLITE_FULL; PostgreSQL's disk_full (53100)
+        return StorageUnavailable(
+            "The server's storage is full; nothing was changed. Try again later.",
+            code="storage_full",
+        )
+    return StorageUnavailable()
 
 
 def pydantic_issues(exc: PydanticValidationError, prefix: str = "") -> list[Issue]:
@@ -108,6 +143,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc.status_code = status.HTTP_409_CONFLICT
     elif isinstance(exc, RecursionError):
         exc = exceptions.ValidationError({"$": ["the request is nested too deeply"]})
+    elif isinstance(exc, DataError):
+        # A value the database cannot hold (out of range, too long): the request's fault.
+        exc = exceptions.ValidationError({"$": ["a value is out of range for the database"]})
+    elif isinstance(exc, DatabaseError) and not isinstance(
+        exc, ProgrammingError | NotSupportedError
+    ):
+        # Disk full, a lock held too long, a lost connection: the views' transactions roll
+        # back as the error leaves them, so a 503 means nothing of the request was kept.
+        logger.warning("API request refused, database error: %s", exc)
+        exc = _storage_error(exc)
+    elif not isinstance(exc, exceptions.APIException):
+        # A bug: log the traceback for the admin, answer JSON without it.
+        logger.error("Unexpected error in %s", _view_name(context), exc_info=exc)
+        exc = ServerError()
 
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
@@ -121,3 +170,25 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         message = str(detail) if isinstance(detail, str) else str(exc)
         response.data = {"code": str(code), "message": message}
     return response
+
+
+def _view_name(context: dict[str, Any]) -> str:
+    view = context.get("view")
+    return type(view).__name__ if view is not None else "an API view"
+
+
+# Django's own error pages for requests no API view handled (a URL matching no route, a
+# crash outside DRF): JSON under /api/, like every other API answer; HTML elsewhere.
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "message": "No such API endpoint."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        body = {"code": "server_error", "message": ServerError.default_detail}
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request)

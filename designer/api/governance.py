@@ -174,7 +174,7 @@ class EnvironmentProductionApi(ApiView):
 
     @extend_schema(
         operation_id="environments_unmark_production",
-        responses=EnvironmentOut,
+        responses={200: EnvironmentOut},  # the environment, unmarked (not an empty 204)
         description="Admins only. Remove the production mark (and its protection).",
     )
     def delete(self, request: Request, slug: str, env: str) -> Response:

@@ -7,12 +7,12 @@ from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from designer import governance, selectors, services
 from designer.api.base import ApiView
+from designer.api.pagination import StrictPagination
 from designer.api.serializers import (
     AuditOut,
     AuditPage,
@@ -185,7 +185,7 @@ class MemberDetailApi(ApiView):
 # --- audit --------------------------------------------------------------------------------
 
 
-class AuditPagination(LimitOffsetPagination):
+class AuditPagination(StrictPagination):
     default_limit = 100
     max_limit = 500
 
@@ -199,8 +199,7 @@ class AuditListApi(ApiView):
             OpenApiParameter("target", str, description="Part of the target."),
             OpenApiParameter("since", str, description="From this date (or ISO date-time)."),
             OpenApiParameter("until", str, description="To this date, inclusive."),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
+            *AuditPagination.parameters(),
         ],
         responses=AuditPage,
         description="Admins only. Newest first; secrets are masked.",

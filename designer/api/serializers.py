@@ -26,6 +26,10 @@ class Text(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
+        # The documented maxLength is of the text sent: DRF would measure it after
+        # trimming surrounding whitespace and accept a longer text than the schema allows.
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return str(super().to_internal_value(data))
 
 

@@ -212,6 +212,18 @@ def test_a_socket_from_a_foreign_origin_is_refused(stack: LiveStack) -> None:
     assert refused.value.response.status_code == 403
 
 
+def test_a_socket_from_another_port_of_the_same_host_is_refused(stack: LiveStack) -> None:
+    # Another service on this machine (http://127.0.0.1:9999) is another origin: the
+    # viewer's session cookie must not open a socket for it.
+    run = stack.new_run()
+    for origin in ("http://127.0.0.1:9999", f"https://127.0.0.1:{stack.port}", "null"):
+        with pytest.raises(InvalidStatus) as refused:
+            stack.connect(f"/ws/runs/{run}/", origin=origin)
+        assert refused.value.response.status_code == 403, origin
+    with stack.connect(f"/ws/runs/{run}/") as ws:  # the site's own origin still works
+        assert receive(ws)["type"] == "ready"
+
+
 def test_a_bad_cursor_is_a_named_error(stack: LiveStack) -> None:
     run = stack.new_run()
     code, messages = closed_with(stack, f"/ws/runs/{run}/?after=abc", "vera")

@@ -255,3 +255,46 @@ def test_resume_copies_completed_steps_and_fork_overrides_outputs(
     )
     assert from_checkpoint.status_code == 400
     assert from_checkpoint.json()["field"] == "checkpoint"
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["replay", "restart", "resume", "fork", "cancel", "signals/approve", "query/progress"],
+)
+def test_a_body_that_is_not_an_object_is_refused(
+    api: APIClient, workflow: Any, action: str
+) -> None:
+    # The schema says each body is an object: `null` (once taken for "{}"), a list, a
+    # string or a number is a 400 naming the body, and nothing is started.
+    run_id = start(api).json()["id"]
+    runs = Run.objects.count()
+    for raw in ("null", "[]", '"x"', "1"):
+        response = api.generic(
+            "POST", f"/api/v1/runs/{run_id}/{action}", raw, content_type="application/json"
+        )
+        assert response.status_code == 400, (action, raw, response.content)
+        assert response.json()["field"] == "$"
+    assert Run.objects.count() == runs
+    # No body at all is still an empty object.
+    if action in ("replay", "restart"):
+        assert api.post(f"/api/v1/runs/{run_id}/{action}").status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("action", "body"),
+    [
+        ("replay", {"extra": 1}),
+        ("restart", {"input": {"n": 2}, "extra": 1}),
+        ("resume", {"skip": [], "extra": 1}),
+        ("fork", {"step": "first", "extra": 1}),
+        ("cancel", {"reason": "x", "extra": 1}),
+        ("query/progress", {"extra": 1}),
+    ],
+)
+def test_an_unknown_field_is_refused_as_the_schema_says(
+    api: APIClient, workflow: Any, action: str, body: dict[str, Any]
+) -> None:
+    run_id = start(api).json()["id"]
+    response = api.post(f"/api/v1/runs/{run_id}/{action}", body, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == "extra"
