@@ -230,6 +230,7 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "trellis.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://trellis.example.com",
     "TRUST_X_FORWARDED_PROTO": "true",
+    "TRELLIS_TRUSTED_PROXIES": "1",
     "SESSION_COOKIE_SECURE": "true",
     "CSRF_COOKIE_SECURE": "true",
     "SECURE_SSL_REDIRECT": "true",

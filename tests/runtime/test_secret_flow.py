@@ -378,6 +378,7 @@ def socket_messages(run_id: int, user: User) -> list[dict[str, Any]]:
     client.force_login(user)
     headers = [
         (b"origin", b"http://testserver"),
+        (b"host", b"testserver"),
         (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
     ]
 
@@ -568,6 +569,7 @@ def test_on_a_real_qcluster_the_run_socket_never_carries_the_secret(
     client.force_login(admin_user)
     headers = [
         (b"origin", b"http://testserver"),
+        (b"host", b"testserver"),
         (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
     ]
 
