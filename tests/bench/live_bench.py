@@ -24,55 +24,31 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.test import Client
+from websockets.sync.client import connect
+from websockets.typing import Origin
+
+from designer.models import Environment, Product, VersionState, Workflow, WorkflowVersion
+from runtime.journal import journal_append
+from runtime.models import Run, RunStatus
+
+if TYPE_CHECKING:
+    from tests.bench.management.commands.bench import Bench
 
 ASGI_APP = "designer.asgi:application"
 
 
 def append_entry(run_id: int, kind: str, data: dict[str, Any], *, step: str = "") -> int:
-    """Commit one journal entry in its own transaction (published after commit).
-
-    Uses the engine's ``runtime.journal.journal_append``; the fallback does the same
-    steps for a tree where it does not exist yet.
-    """
-    from django.db.models import F
-    from django.utils import timezone
-
-    from runtime.models import JournalEntry, Run
-
-    try:
-        from runtime.journal import journal_append
-    except ImportError:  # pragma: no cover - only before the engine lands
-        journal_append = None  # type: ignore[assignment]
+    """Commit one journal entry in its own transaction (published after commit), through
+    the engine's ``journal_append``; returns its sequence number."""
     with transaction.atomic():
         run = Run.objects.get(pk=run_id)
-        if journal_append is not None:
-            return int(journal_append(run, kind, step=step, data=data).seq)
-        Run.objects.filter(pk=run_id).update(last_seq=F("last_seq") + 1)
-        seq = int(Run.objects.values_list("last_seq", flat=True).get(pk=run_id))
-        at = timezone.now()
-        JournalEntry.objects.create(run=run, seq=seq, kind=kind, step=step, data=data, at=at)
-        entry = {
-            "run": run.pk,
-            "workflow": run.workflow_id,
-            "environment": run.environment_id,
-            "seq": seq,
-            "kind": kind,
-            "step": step,
-            "data": data,
-            "at": at,
-        }
-
-        def push() -> None:
-            from runtime.live import publish
-
-            publish([entry])
-
-        transaction.on_commit(push)
-        return seq
+        return int(journal_append(run, kind, step=step, data=data).seq)
 
 
 def _free_port(ports: range) -> int:
@@ -162,12 +138,6 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def _fixtures() -> tuple[Any, int, str]:
     """A throwaway superuser, product, workflow and run; returns (user, run id, cookie)."""
-    from django.contrib.auth.models import User
-    from django.test import Client
-
-    from designer.models import Environment, Product, VersionState, Workflow, WorkflowVersion
-    from runtime.models import Run, RunStatus
-
     tag = f"bench-live-{secrets.token_hex(4)}"
     user = User.objects.create_superuser(username=tag, password=secrets.token_hex(16))
     product = Product.objects.create(slug=tag, name=tag)
@@ -185,9 +155,6 @@ def _fixtures() -> tuple[Any, int, str]:
 
 
 def _drop_fixtures(user: Any, run_id: int) -> None:
-    from designer.models import Product
-    from runtime.models import Run
-
     run = Run.objects.select_related("workflow").get(pk=run_id)
     product_id = run.workflow.product_id
     run.delete()
@@ -211,9 +178,6 @@ def measure_push_latency(
     one core: ``push_idle_cpu_pct`` (no subscriber) and ``push_idle_cpu_subscribed_pct``
     (one idle subscriber). Creates and removes its own user/product/run.
     """
-    from websockets.sync.client import connect
-    from websockets.typing import Origin
-
     user, run_id, cookie = _fixtures()
     port = _free_port(ports)
     server_env = _server_env() | dict(env or {})
@@ -281,6 +245,6 @@ def measure_push_latency(
     }
 
 
-def bench_extra(bench: Any) -> dict[str, Any]:
+def bench_extra(bench: Bench) -> dict[str, Any]:
     """The bench command's hook (``EXTRAS``): push latency on the bench's database."""
     return dict(measure_push_latency())
