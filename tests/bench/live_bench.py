@@ -162,6 +162,39 @@ def _drop_fixtures(user: Any, run_id: int) -> None:
     user.delete()
 
 
+def _wait_listening(server: subprocess.Popen[bytes], port: int, timeout: float = 30) -> None:
+    """Wait until the server accepts connections on ``port``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the daphne server did not start")
+        time.sleep(0.05)
+
+
+def _sample(
+    receiver: _Receiver, run_id: int, warmup: int, samples: int, interval: float
+) -> tuple[list[float], int]:
+    """Commit ``warmup + samples`` entries one by one; (latencies in ms, entries lost)."""
+    latencies: list[float] = []
+    lost = 0
+    for n in range(warmup + samples):
+        committed: list[float] = []
+        with transaction.atomic():
+            # Registered first, so it runs first after commit: the commit instant.
+            transaction.on_commit(functools.partial(_note_time, committed))
+            seq = append_entry(run_id, "log", {"n": n}, step="bench")
+        arrived = receiver.wait_for(seq, timeout=5)
+        if arrived is None:
+            lost += 1
+        elif n >= warmup:
+            latencies.append(1000 * (arrived - committed[0]))
+        time.sleep(interval)
+    return latencies, lost
+
+
 def measure_push_latency(
     *,
     samples: int = 200,
@@ -188,14 +221,7 @@ def measure_push_latency(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the daphne server did not start")
-            time.sleep(0.05)
+        _wait_listening(server, port)
         time.sleep(0.5)  # let start-up work settle before measuring idle CPU
         idle = _cpu_percent(server.pid, idle_seconds)
         ws = connect(
@@ -209,20 +235,7 @@ def measure_push_latency(
         if not receiver.ready.wait(10):
             raise RuntimeError("the live socket never became ready")
         idle_subscribed = _cpu_percent(server.pid, idle_seconds)
-        latencies: list[float] = []
-        lost = 0
-        for n in range(warmup + samples):
-            committed: list[float] = []
-            with transaction.atomic():
-                # Registered first, so it runs first after commit: the commit instant.
-                transaction.on_commit(functools.partial(_note_time, committed))
-                seq = append_entry(run_id, "log", {"n": n}, step="bench")
-            arrived = receiver.wait_for(seq, timeout=5)
-            if arrived is None:
-                lost += 1
-            elif n >= warmup:
-                latencies.append(1000 * (arrived - committed[0]))
-            time.sleep(interval)
+        latencies, lost = _sample(receiver, run_id, warmup, samples, interval)
         ws.close()
         receiver.join(timeout=5)
     finally:

@@ -97,6 +97,37 @@ def table_reset() -> None:
         cursor.execute(f"DELETE FROM {TABLE}")
 
 
+def journal_violations(workflow: Workflow) -> list[str]:
+    """Steps completed twice, and journals not numbered 1..last_seq without a gap."""
+    v: list[str] = []
+    twice = (
+        JournalEntry.objects.filter(run__workflow=workflow, kind="step_completed")
+        .values("run_id", "step")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+    )
+    for row in twice[:20]:
+        v.append(f"run {row['run_id']}: step {row['step']} completed {row['n']} times")
+    last = dict(Run.objects.filter(workflow=workflow).values_list("pk", "last_seq"))
+    stats = (
+        JournalEntry.objects.filter(run__workflow=workflow)
+        .values("run_id")
+        .annotate(n=Count("id"), lo=Min("seq"), hi=Max("seq"))
+    )
+    gaps = 0
+    for stat in stats:
+        if not (stat["lo"] == 1 and stat["hi"] == stat["n"] == last[stat["run_id"]]):
+            gaps += 1
+            if gaps <= 20:
+                v.append(
+                    f"run {stat['run_id']}: journal has {stat['n']} entries numbered "
+                    f"{stat['lo']}..{stat['hi']}, last_seq {last[stat['run_id']]}"
+                )
+    if gaps > 20:
+        v.append(f"... {gaps} runs with a journal gap in all")
+    return v
+
+
 # --- The load ---------------------------------------------------------------------------------
 
 
@@ -343,31 +374,7 @@ class LoadTest:
                 f"{report.reexecuted_in_flight} executions repeated an idempotency key, "
                 f"more than the {bound} steps that can have been in flight on killed workers"
             )
-        twice = (
-            JournalEntry.objects.filter(run__workflow=workflow, kind="step_completed")
-            .values("run_id", "step")
-            .annotate(n=Count("id"))
-            .filter(n__gt=1)
-        )
-        for row in twice[:20]:
-            v.append(f"run {row['run_id']}: step {row['step']} completed {row['n']} times")
-        last = dict(Run.objects.filter(workflow=workflow).values_list("pk", "last_seq"))
-        stats = (
-            JournalEntry.objects.filter(run__workflow=workflow)
-            .values("run_id")
-            .annotate(n=Count("id"), lo=Min("seq"), hi=Max("seq"))
-        )
-        gaps = 0
-        for stat in stats:
-            if not (stat["lo"] == 1 and stat["hi"] == stat["n"] == last[stat["run_id"]]):
-                gaps += 1
-                if gaps <= 20:
-                    v.append(
-                        f"run {stat['run_id']}: journal has {stat['n']} entries numbered "
-                        f"{stat['lo']}..{stat['hi']}, last_seq {last[stat['run_id']]}"
-                    )
-        if gaps > 20:
-            v.append(f"... {gaps} runs with a journal gap in all")
+        v.extend(journal_violations(workflow))
         report.duration_s = round(duration, 2)
         if duration > 0:
             report.runs_per_s = round(len(statuses) / duration, 1)
