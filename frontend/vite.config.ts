@@ -4,11 +4,13 @@ import react from '@vitejs/plugin-react';
 
 // Built files are served by Django (whitenoise) under /static/; templates find the hashed
 // entry through dist/.vite/manifest.json (designer/templatetags/vite.py).
-export default defineConfig({
+// `vite build --mode bench` (npm run build:bench) is the production bundle plus the canvas
+// benchmark hook (components/bench.ts), in dist-bench: the canvas benchmark serves it.
+export default defineConfig(({ mode }) => ({
   base: '/static/',
   plugins: [react()],
   build: {
-    outDir: 'dist',
+    outDir: mode === 'bench' ? 'dist-bench' : 'dist',
     emptyOutDir: true,
     manifest: true,
     // elkjs (~1.5 MB) is its own chunk, loaded only when auto-layout is asked for.
@@ -19,4 +21,4 @@ export default defineConfig({
     include: ['src/**/*.test.ts'],
     environment: 'node',
   },
-});
+}));

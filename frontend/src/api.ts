@@ -1,6 +1,7 @@
 // A small typed client for /api/v1 (session auth + CSRF). Every response is checked for the
 // shape the UI needs; errors become ApiError with the server's {code, errors:[{path,message}]}.
 
+import { asText, isRecord, listOf } from './lib/json';
 import type { Issue } from './lib/paths';
 import { parseSpec, type WorkflowSpec } from './lib/spec';
 
@@ -15,42 +16,25 @@ export class ApiError extends Error {
   }
 }
 
-type Rec = Record<string, unknown>;
-
-function isRec(value: unknown): value is Rec {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function str(value: unknown, fallback = ''): string {
-  return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : fallback;
-}
-
 function issuesOf(body: unknown): Issue[] {
-  if (!isRec(body)) return [];
+  if (!isRecord(body)) return [];
   const out: Issue[] = [];
   if (Array.isArray(body.errors)) {
     for (const e of body.errors) {
-      if (isRec(e)) out.push({ path: str(e.path), message: str(e.message, 'invalid') });
+      if (isRecord(e)) out.push({ path: asText(e.path), message: asText(e.message, 'invalid') });
     }
   }
   return out;
 }
 
 function messageOf(body: unknown, status: number): string {
-  if (isRec(body)) {
+  if (isRecord(body)) {
     if (typeof body.message === 'string') return body.message;
     if (typeof body.detail === 'string') return body.detail;
     const issues = issuesOf(body);
     if (issues.length) return issues.map((i) => `${i.path}: ${i.message}`).join('; ');
   }
   return `Request failed (${status})`;
-}
-
-/** A list endpoint's items, paginated ({results}) or not. */
-export function listOf(body: unknown): unknown[] {
-  if (Array.isArray(body)) return body;
-  if (isRec(body) && Array.isArray(body.results)) return body.results;
-  return [];
 }
 
 export interface Product {
@@ -107,13 +91,13 @@ export interface ValidateResult {
 }
 
 function parseProduct(raw: unknown): Product | null {
-  if (!isRec(raw) || typeof raw.slug !== 'string') return null;
-  return { slug: raw.slug, name: str(raw.name, raw.slug), description: str(raw.description), role: str(raw.role) };
+  if (!isRecord(raw) || typeof raw.slug !== 'string') return null;
+  return { slug: raw.slug, name: asText(raw.name, raw.slug), description: asText(raw.description), role: asText(raw.role) };
 }
 
 function versionNumber(value: unknown): number | null {
   if (typeof value === 'number') return value;
-  if (isRec(value) && typeof value.number === 'number') return value.number;
+  if (isRecord(value) && typeof value.number === 'number') return value.number;
   return null;
 }
 
@@ -121,42 +105,42 @@ function parseActivations(raw: unknown): ActivationInfo[] {
   if (!Array.isArray(raw)) return [];
   const out: ActivationInfo[] = [];
   for (const a of raw) {
-    if (!isRec(a)) continue;
-    const env = isRec(a.env) ? str(a.env.slug) : str(a.env ?? a.environment);
+    if (!isRecord(a)) continue;
+    const env = isRecord(a.env) ? asText(a.env.slug) : asText(a.env ?? a.environment);
     out.push({ env, active: a.active === true, version: versionNumber(a.version) });
   }
   return out;
 }
 
 function parseWorkflow(raw: unknown): WorkflowDetail | null {
-  if (!isRec(raw) || typeof raw.tag !== 'string') return null;
+  if (!isRecord(raw) || typeof raw.tag !== 'string') return null;
   let draft: WorkflowSpec | null = null;
-  const draftRaw = isRec(raw.draft) && isRec(raw.draft.spec) ? raw.draft.spec : raw.draft;
-  if (isRec(draftRaw)) draft = parseSpec(draftRaw);
+  const draftRaw = isRecord(raw.draft) && isRecord(raw.draft.spec) ? raw.draft.spec : raw.draft;
+  if (isRecord(draftRaw)) draft = parseSpec(draftRaw);
   return {
     id: typeof raw.id === 'number' ? raw.id : 0,
     tag: raw.tag,
-    name: str(raw.name, raw.tag),
-    description: str(raw.description),
+    name: asText(raw.name, raw.tag),
+    description: asText(raw.description),
     source: raw.source === 'code' ? 'code' : 'canvas',
     latestVersion: versionNumber(raw.latest_version),
     hasDraft: draft !== null || raw.has_draft === true,
     activations: parseActivations(raw.activations),
-    updatedAt: str(raw.updated_at),
+    updatedAt: asText(raw.updated_at),
     draft,
   };
 }
 
 function parseVersion(raw: unknown): VersionDetail | null {
-  if (!isRec(raw) || typeof raw.number !== 'number') return null;
-  const author = isRec(raw.author) ? str(raw.author.username) : str(raw.author);
+  if (!isRecord(raw) || typeof raw.number !== 'number') return null;
+  const author = isRecord(raw.author) ? asText(raw.author.username) : asText(raw.author);
   return {
     number: raw.number,
     author,
-    note: str(raw.note),
-    publishedAt: str(raw.published_at ?? raw.created_at),
-    checksum: str(raw.checksum),
-    spec: parseSpec(isRec(raw.spec) ? raw.spec : {}),
+    note: asText(raw.note),
+    publishedAt: asText(raw.published_at ?? raw.created_at),
+    checksum: asText(raw.checksum),
+    spec: parseSpec(isRecord(raw.spec) ? raw.spec : {}),
   };
 }
 
@@ -187,7 +171,7 @@ export class Api {
       }
     }
     if (!response.ok) {
-      throw new ApiError(messageOf(data, response.status), response.status, isRec(data) ? str(data.code, 'error') : 'error', issuesOf(data));
+      throw new ApiError(messageOf(data, response.status), response.status, isRecord(data) ? asText(data.code, 'error') : 'error', issuesOf(data));
     }
     return data;
   }
@@ -205,8 +189,8 @@ export class Api {
   async environments(product: string): Promise<Environment[]> {
     const body = await this.request('GET', `/products/${encodeURIComponent(product)}/environments/`);
     return listOf(body)
-      .filter(isRec)
-      .map((e) => ({ slug: str(e.slug), name: str(e.name, str(e.slug)), isProduction: e.is_production === true }));
+      .filter(isRecord)
+      .map((e) => ({ slug: asText(e.slug), name: asText(e.name, asText(e.slug)), isProduction: e.is_production === true }));
   }
 
   async components(product: string): Promise<unknown> {
@@ -235,7 +219,7 @@ export class Api {
   async draft(product: string, tag: string): Promise<WorkflowSpec | null> {
     try {
       const body = await this.request('GET', `${this.wf(product, tag)}/draft`);
-      if (isRec(body) && isRec(body.spec)) return parseSpec(body.spec);
+      if (isRecord(body) && isRecord(body.spec)) return parseSpec(body.spec);
       return null;
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) return null;
@@ -251,8 +235,8 @@ export class Api {
     try {
       const body = await this.request('POST', `${this.wf(product, tag)}/validate`, { spec }, signal);
       let levels: string[][] | null = null;
-      if (isRec(body) && Array.isArray(body.levels)) {
-        levels = body.levels.map((l) => (Array.isArray(l) ? l.map((t) => str(t)) : []));
+      if (isRecord(body) && Array.isArray(body.levels)) {
+        levels = body.levels.map((l) => (Array.isArray(l) ? l.map((t) => asText(t)) : []));
       }
       return { ok: true, issues: [], levels };
     } catch (e) {
@@ -268,7 +252,7 @@ export class Api {
     const body = await this.request('POST', `${this.wf(product, tag)}/publish`, { spec, note });
     const v = parseVersion(body);
     if (!v) throw new ApiError('Unexpected publish response', 500, 'bad_response', []);
-    return { ...v, unchanged: isRec(body) && body.unchanged === true };
+    return { ...v, unchanged: isRecord(body) && body.unchanged === true };
   }
 
   async versions(product: string, tag: string): Promise<VersionSummary[]> {

@@ -3,8 +3,10 @@ load time and the frame rate while panning and zooming.
 
     .venv/bin/python -m tests.e2e.bench_canvas [--sequences 500] [--events 5] [--seconds 4]
 
-It starts its own server (tests/e2e/harness.py) and the machine's headless Chromium, and
-prints one JSON object. tests/e2e/test_canvas_bench.py runs it as a smoke test.
+It starts its own server (tests/e2e/harness.py) on the bench build of the frontend
+(frontend/dist-bench, `make frontend-bench`: the production bundle has no benchmark hook)
+and the machine's headless Chromium, and prints one JSON object.
+tests/e2e/test_canvas_bench.py runs it as a smoke test.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.e2e.harness import CHROMIUM, CHROMIUM_ARGS, Server, create_workflow
+from tests.e2e.harness import BENCH_DIST, CHROMIUM, CHROMIUM_ARGS, Server, create_workflow
 
 # What the generated steps call (components seeded by the harness).
 KINDS = [
@@ -89,7 +91,7 @@ def measure(browser: Browser, server: Server, tag: str, seconds: float) -> dict[
 
 def run(sequences: int = 500, events: int = 5, seconds: float = 4.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="trellis-bench-") as tmp:
-        server = Server(Path(tmp)).start()
+        server = Server(Path(tmp), dist=BENCH_DIST).start()
         try:
             tag = f"bench-{sequences}"
             spec = generated_spec(sequences, events)

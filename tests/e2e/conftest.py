@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from tests.e2e.harness import CHROMIUM, CHROMIUM_ARGS, ROOT, Server
+from tests.e2e.harness import BENCH_DIST, CHROMIUM, CHROMIUM_ARGS, ROOT, Server
 
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -28,6 +28,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     live = Server(tmp_path_factory.mktemp("e2e")).start()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def bench_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of the bench build (frontend/dist-bench): the canvas benchmark's hook."""
+    live = Server(tmp_path_factory.mktemp("e2e-bench"), dist=BENCH_DIST).start()
     try:
         yield live
     finally:

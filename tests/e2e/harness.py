@@ -1,5 +1,6 @@
 """A real Trellis for browser tests: a fresh SQLite database, migrated and seeded by a
-subprocess, served by daphne (ASGI, static files through whitenoise from frontend/dist).
+subprocess, served by daphne (ASGI, static files through whitenoise from frontend/dist, or
+frontend/dist-bench for the canvas benchmark).
 
 Used by tests/e2e/conftest.py and by the canvas benchmark (tests/e2e/bench_canvas.py).
 Run as ``python -m tests.e2e.harness seed`` it is the seeding side (inside the server's
@@ -24,7 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
 PORTS = range(8300, 8400)
 ASGI_APP = "designer.asgi:application"
-MANIFEST = ROOT / "frontend" / "dist" / ".vite" / "manifest.json"
+DIST = ROOT / "frontend" / "dist"  # the production bundle (`make frontend`)
+# The production bundle plus the canvas benchmark hook (`make frontend-bench`).
+BENCH_DIST = ROOT / "frontend" / "dist-bench"
+MANIFEST = DIST / ".vite" / "manifest.json"
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -67,16 +71,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def require_build() -> None:
-    if not MANIFEST.exists():
-        raise RuntimeError(f"the frontend is not built ({MANIFEST} missing): run `make frontend`")
+def require_build(dist: Path = DIST) -> None:
+    manifest = dist / ".vite" / "manifest.json"
+    if not manifest.exists():
+        target = "frontend-bench" if dist == BENCH_DIST else "frontend"
+        raise RuntimeError(f"the frontend is not built ({manifest} missing): run `make {target}`")
 
 
 class Server:
-    """Migrate + seed a fresh database under ``base``, then serve it with daphne."""
+    """Migrate + seed a fresh database under ``base``, then serve it with daphne and the
+    frontend built in ``dist`` (BENCH_DIST for the canvas benchmark)."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, dist: Path = DIST) -> None:
         self.base = base
+        self.dist = dist
         base.mkdir(parents=True, exist_ok=True)
         self.env = {
             k: v
@@ -86,6 +94,7 @@ class Server:
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "TRELLIS_VAR_DIR": str(base),
             "SQLITE_PATH": str(base / "db.sqlite3"),
+            "TRELLIS_FRONTEND_DIST": str(dist),  # read by tests.settings
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
             # Every test logs in from 127.0.0.1: the per-address login rate is not under test.
@@ -99,7 +108,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Server:
-        require_build()
+        require_build(self.dist)
         for leftover in self.base.glob("db.sqlite3*"):
             leftover.unlink()
         done = subprocess.run(

@@ -13,9 +13,9 @@ from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.harness import Server, create_workflow
 
 
-def test_a_500_sequence_workflow_opens_and_pans(chromium: Browser, server: Server) -> None:
-    create_workflow(server.api(), "bench-500", "Benchmark 500", generated_spec(500, 5))
-    result = measure(chromium, server, "bench-500", seconds=1.5)
+def test_a_500_sequence_workflow_opens_and_pans(chromium: Browser, bench_server: Server) -> None:
+    create_workflow(bench_server.api(), "bench-500", "Benchmark 500", generated_spec(500, 5))
+    result = measure(chromium, bench_server, "bench-500", seconds=1.5)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "bench-canvas.json").write_text(json.dumps(result, indent=2))
     assert result["sequences"] == 500

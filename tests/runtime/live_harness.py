@@ -457,7 +457,7 @@ def _start_workflow_run(steps: int) -> dict[str, Any]:
 
 
 def _writer() -> None:
-    from runtime.live_bench import append_entry
+    from tests.bench.live_bench import append_entry
 
     for line in sys.stdin:
         command = json.loads(line)

@@ -10,13 +10,13 @@ from collections.abc import Callable
 import pytest
 
 from designer.models import Environment
-from runtime.management.commands.loadtest import LoadConfig, LoadTest, format_report
+from tests.bench.management.commands.loadtest import LoadConfig, LoadTest, format_report
 from tests.runtime.conftest import Worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.scale, pytest.mark.django_db(transaction=True)]
 
 # The clusters call the load test's step function: registered for them by an admin's setting.
-STEP_FUNCTIONS = "runtime.management.commands.loadtest:step"
+STEP_FUNCTIONS = "tests.bench.management.commands.loadtest:step"
 
 
 def test_a_small_load_test_with_killed_workers_keeps_every_invariant(

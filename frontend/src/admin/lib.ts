@@ -2,25 +2,7 @@
 // response parsers that check the shape they need, and small list/diff/query helpers.
 // No DOM, no fetch: tested with vitest.
 
-type Rec = Record<string, unknown>;
-
-function isRec(value: unknown): value is Rec {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function str(value: unknown, fallback = ''): string {
-  return typeof value === 'string' ? value : fallback;
-}
-
-function num(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) ? value : null;
-}
-
-function list(value: unknown): unknown[] {
-  if (Array.isArray(value)) return value;
-  if (isRec(value) && Array.isArray(value.results)) return value.results;
-  return [];
-}
+import { asNumber, asString, isRecord, listOf, type JsonRecord } from '../lib/json';
 
 // --- environments -------------------------------------------------------------------------
 
@@ -32,12 +14,12 @@ export interface Env {
 }
 
 export function parseEnv(raw: unknown): Env | null {
-  if (!isRec(raw) || typeof raw.slug !== 'string') return null;
-  return { slug: raw.slug, name: str(raw.name, raw.slug), order: num(raw.order) ?? 0, isProduction: raw.is_production === true };
+  if (!isRecord(raw) || typeof raw.slug !== 'string') return null;
+  return { slug: raw.slug, name: asString(raw.name, raw.slug), order: asNumber(raw.order) ?? 0, isProduction: raw.is_production === true };
 }
 
 export function parseEnvs(raw: unknown): Env[] {
-  return list(raw)
+  return listOf(raw)
     .map(parseEnv)
     .filter((e): e is Env => e !== null);
 }
@@ -76,22 +58,22 @@ export interface Matrix {
 }
 
 export function parseCell(raw: unknown): Cell {
-  const c = isRec(raw) ? raw : {};
-  return { active: c.active === true, liveVersion: num(c.live_version), pinned: c.pinned === true, managedBy: str(c.managed_by) };
+  const c = isRecord(raw) ? raw : {};
+  return { active: c.active === true, liveVersion: asNumber(c.live_version), pinned: c.pinned === true, managedBy: asString(c.managed_by) };
 }
 
 export function parseCells(raw: unknown): Record<string, Cell> {
   const out: Record<string, Cell> = {};
-  if (isRec(raw)) for (const [env, cell] of Object.entries(raw)) out[env] = parseCell(cell);
+  if (isRecord(raw)) for (const [env, cell] of Object.entries(raw)) out[env] = parseCell(cell);
   return out;
 }
 
 export function parseMatrix(raw: unknown): Matrix {
-  const m = isRec(raw) ? raw : {};
+  const m = isRecord(raw) ? raw : {};
   const workflows: MatrixRow[] = [];
-  for (const w of list(m.workflows)) {
-    if (!isRec(w) || typeof w.tag !== 'string') continue;
-    workflows.push({ tag: w.tag, name: str(w.name, w.tag), source: str(w.source, 'canvas'), latestVersion: num(w.latest_version), cells: parseCells(w.cells) });
+  for (const w of listOf(m.workflows)) {
+    if (!isRecord(w) || typeof w.tag !== 'string') continue;
+    workflows.push({ tag: w.tag, name: asString(w.name, w.tag), source: asString(w.source, 'canvas'), latestVersion: asNumber(w.latest_version), cells: parseCells(w.cells) });
   }
   return { environments: parseEnvs(m.environments), workflows };
 }
@@ -173,64 +155,64 @@ const CHANGE_KINDS = new Set(['added', 'removed', 'changed']);
 
 export function parseChanges(raw: unknown): Change[] {
   const out: Change[] = [];
-  for (const c of list(raw)) {
-    if (!isRec(c) || typeof c.path !== 'string') continue;
-    const change = CHANGE_KINDS.has(str(c.change)) ? (c.change as Change['change']) : 'changed';
+  for (const c of listOf(raw)) {
+    if (!isRecord(c) || typeof c.path !== 'string') continue;
+    const change = CHANGE_KINDS.has(asString(c.change)) ? (c.change as Change['change']) : 'changed';
     out.push({ path: c.path, change, before: c.before ?? null, after: c.after ?? null });
   }
   return out;
 }
 
 function strings(raw: unknown): string[] {
-  return list(raw).filter((s): s is string => typeof s === 'string');
+  return listOf(raw).filter((s): s is string => typeof s === 'string');
 }
 
 export function parseConfigDiffs(raw: unknown): ConfigDiff[] {
   const out: ConfigDiff[] = [];
-  for (const c of list(raw)) {
-    if (!isRec(c) || typeof c.component !== 'string') continue;
+  for (const c of listOf(raw)) {
+    if (!isRecord(c) || typeof c.component !== 'string') continue;
     out.push({
       component: c.component,
-      kind: str(c.kind),
+      kind: asString(c.kind),
       configuredInA: c.configured_in_a === true,
       configuredInB: c.configured_in_b === true,
       config: parseChanges(c.config),
       variables: parseChanges(c.variables),
       constants: parseChanges(c.constants),
-      secrets: list(c.secrets)
-        .filter(isRec)
-        .map((s) => ({ name: str(s.name), inA: s.in_a === true, inB: s.in_b === true, differs: s.differs === true, unreadable: s.unreadable === true })),
+      secrets: listOf(c.secrets)
+        .filter(isRecord)
+        .map((s) => ({ name: asString(s.name), inA: s.in_a === true, inB: s.in_b === true, differs: s.differs === true, unreadable: s.unreadable === true })),
     });
   }
   return out;
 }
 
 export function parsePreview(raw: unknown): Preview {
-  const p = isRec(raw) ? raw : {};
+  const p = isRecord(raw) ? raw : {};
   const environments: PreviewTarget[] = [];
-  for (const t of list(p.environments)) {
-    if (!isRec(t)) continue;
-    const spec = isRec(t.spec_diff) ? t.spec_diff : {};
-    const before = isRec(t.before) ? t.before : {};
-    const after = isRec(t.after) ? t.after : {};
+  for (const t of listOf(p.environments)) {
+    if (!isRecord(t)) continue;
+    const spec = isRecord(t.spec_diff) ? t.spec_diff : {};
+    const before = isRecord(t.before) ? t.before : {};
+    const after = isRecord(t.after) ? t.after : {};
     environments.push({
-      env: str(t.env),
+      env: asString(t.env),
       isProduction: t.is_production === true,
       before: parseCell({ ...before, live_version: before.version }),
       after: parseCell({ ...after, live_version: after.version }),
-      specDiff: { fromVersion: num(spec.from_version), toVersion: num(spec.to_version), changes: parseChanges(spec.changes) },
+      specDiff: { fromVersion: asNumber(spec.from_version), toVersion: asNumber(spec.to_version), changes: parseChanges(spec.changes) },
       configDiff: parseConfigDiffs(t.config_diff),
       unconfigured: strings(t.unconfigured),
     });
   }
   return {
-    workflow: str(p.workflow),
-    version: num(p.version),
-    fromEnv: str(p.from_env),
-    toEnv: str(p.to_env),
+    workflow: asString(p.workflow),
+    version: asNumber(p.version),
+    fromEnv: asString(p.from_env),
+    toEnv: asString(p.to_env),
     componentsUsed: strings(p.components_used),
     environments,
-    cells: isRec(p.cells) ? parseCells(p.cells) : null,
+    cells: isRecord(p.cells) ? parseCells(p.cells) : null,
   };
 }
 
@@ -242,15 +224,15 @@ export interface EnvDiff {
 }
 
 export function parseEnvDiff(raw: unknown): EnvDiff {
-  const d = isRec(raw) ? raw : {};
-  const side = (v: unknown) => (isRec(v) ? { active: v.active === true, version: num(v.version) } : { active: false, version: null });
+  const d = isRecord(raw) ? raw : {};
+  const side = (v: unknown) => (isRecord(v) ? { active: v.active === true, version: asNumber(v.version) } : { active: false, version: null });
   return {
-    a: str(d.a),
-    b: str(d.b),
+    a: asString(d.a),
+    b: asString(d.b),
     components: parseConfigDiffs(d.components),
-    workflows: list(d.workflows)
-      .filter(isRec)
-      .map((w) => ({ workflow: str(w.workflow), a: side(w.a), b: side(w.b) })),
+    workflows: listOf(d.workflows)
+      .filter(isRecord)
+      .map((w) => ({ workflow: asString(w.workflow), a: side(w.a), b: side(w.b) })),
   };
 }
 
@@ -274,9 +256,9 @@ export interface ComponentConfig {
   component: string;
   kind: string;
   environment: string;
-  config: Rec;
-  variables: Rec;
-  constants: Rec;
+  config: JsonRecord;
+  variables: JsonRecord;
+  constants: JsonRecord;
   /** Names only: values never reach the browser. */
   secretNames: string[];
   secretsUnreadable: boolean;
@@ -284,28 +266,28 @@ export interface ComponentConfig {
 }
 
 export function parseComponentConfig(raw: unknown): ComponentConfig {
-  const c = isRec(raw) ? raw : {};
+  const c = isRecord(raw) ? raw : {};
   return {
-    component: str(c.component),
-    kind: str(c.kind),
-    environment: str(c.environment),
-    config: isRec(c.config) ? c.config : {},
-    variables: isRec(c.variables) ? c.variables : {},
-    constants: isRec(c.constants) ? c.constants : {},
-    secretNames: isRec(c.secrets) ? Object.keys(c.secrets).sort() : [],
+    component: asString(c.component),
+    kind: asString(c.kind),
+    environment: asString(c.environment),
+    config: isRecord(c.config) ? c.config : {},
+    variables: isRecord(c.variables) ? c.variables : {},
+    constants: isRecord(c.constants) ? c.constants : {},
+    secretNames: isRecord(c.secrets) ? Object.keys(c.secrets).sort() : [],
     secretsUnreadable: c.secrets_unreadable === true,
     updatedAt: typeof c.updated_at === 'string' ? c.updated_at : null,
   };
 }
 
-export type Parsed = { ok: true; value: Rec } | { ok: false; error: string };
+export type Parsed = { ok: true; value: JsonRecord } | { ok: false; error: string };
 
 /** A textarea's text as a JSON object (empty text = {}). */
 export function parseJsonObject(text: string): Parsed {
   if (!text.trim()) return { ok: true, value: {} };
   try {
     const value: unknown = JSON.parse(text);
-    return isRec(value) ? { ok: true, value } : { ok: false, error: 'must be a JSON object: { "key": value }' };
+    return isRecord(value) ? { ok: true, value } : { ok: false, error: 'must be a JSON object: { "key": value }' };
   } catch (e) {
     return { ok: false, error: e instanceof Error ? e.message : 'not JSON' };
   }
@@ -343,13 +325,13 @@ export interface Member {
 }
 
 export function parseMembers(raw: unknown): Member[] {
-  return list(raw)
-    .filter(isRec)
+  return listOf(raw)
+    .filter(isRecord)
     .filter((m) => typeof m.username === 'string')
     .map((m) => ({
-      username: str(m.username),
-      role: (ROLES as readonly string[]).includes(str(m.role)) ? (m.role as RoleName) : 'viewer',
-      since: str(m.created_at),
+      username: asString(m.username),
+      role: (ROLES as readonly string[]).includes(asString(m.role)) ? (m.role as RoleName) : 'viewer',
+      since: asString(m.created_at),
     }));
 }
 
@@ -397,30 +379,30 @@ export function auditQuery(filter: AuditFilter, offset = 0, limit = 50): string 
 }
 
 export function parseAuditPage(raw: unknown): AuditPage {
-  const r = isRec(raw) ? raw : {};
+  const r = isRecord(raw) ? raw : {};
   const entries: AuditEntry[] = [];
-  for (const e of list(r.results)) {
-    if (!isRec(e) || typeof e.id !== 'number') continue;
+  for (const e of listOf(r.results)) {
+    if (!isRecord(e) || typeof e.id !== 'number') continue;
     entries.push({
       id: e.id,
-      at: str(e.at),
+      at: asString(e.at),
       actor: typeof e.actor === 'string' ? e.actor : null,
-      action: str(e.action),
-      target: str(e.target),
+      action: asString(e.action),
+      target: asString(e.target),
       before: e.before ?? null,
       after: e.after ?? null,
     });
   }
-  return { count: num(r.count) ?? entries.length, entries };
+  return { count: asNumber(r.count) ?? entries.length, entries };
 }
 
 /** Before → after of an audit entry as key-level changes (one level deep). */
 export function auditChanges(before: unknown, after: unknown): { key: string; before: unknown; after: unknown }[] {
-  if (!isRec(before) && !isRec(after)) {
+  if (!isRecord(before) && !isRecord(after)) {
     return before === after ? [] : [{ key: '', before, after }];
   }
-  const b = isRec(before) ? before : {};
-  const a = isRec(after) ? after : {};
+  const b = isRecord(before) ? before : {};
+  const a = isRecord(after) ? after : {};
   const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])].sort();
   return keys
     .filter((k) => JSON.stringify(b[k]) !== JSON.stringify(a[k]))

@@ -115,7 +115,12 @@ export function Canvas({ announceReady = false, minimap = true, testId = 'canvas
     return flowStore.subscribe(tryFit);
   }, [windowedAtStart, flowStore, fitAll, markReady]);
 
-  useEffect(() => (announceReady ? installBench(flow, () => store.getState().nodes) : undefined), [announceReady, flow, store]);
+  // The benchmark hook exists only in the bench build (`npm run build:bench`, mode "bench"):
+  // in any other build this test is false at build time and bench.ts is left out.
+  useEffect(
+    () => (import.meta.env.MODE === 'bench' && announceReady ? installBench(flow, () => store.getState().nodes) : undefined),
+    [announceReady, flow, store],
+  );
 
   const onInit = useCallback(() => {
     if (!windowedAtStart) markReady();

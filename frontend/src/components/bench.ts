@@ -1,6 +1,8 @@
 // The canvas benchmark hook: window.__trellisBench.pan({ms, zoom}) pans the viewport every
 // animation frame and counts the frames the browser managed to draw. Used by
-// tests/e2e/bench_canvas.py; harmless otherwise (it only reads and moves the viewport).
+// tests/e2e/bench_canvas.py; only in the bench build (`npm run build:bench` →
+// frontend/dist-bench), never in the production bundle (Canvas.tsx installs it only when
+// import.meta.env.MODE is "bench").
 
 import type { ReactFlowInstance } from '@xyflow/react';
 

@@ -2,6 +2,8 @@
 // sequences → events). The server is the judge of validity; this module only checks the
 // shape the canvas needs and fills defaults so the rest of the code can rely on them.
 
+import { isRecord } from './json';
+
 export const EVENT_TYPES = [
   'ACTION',
   'DB_ACTION',
@@ -128,12 +130,8 @@ export function stepTag(event: EventSpec): string {
 
 export class SpecShapeError extends Error {}
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function asJsonObject(value: unknown): JsonObject {
-  return isObject(value) ? (value as JsonObject) : {};
+  return isRecord(value) ? (value as JsonObject) : {};
 }
 
 function isEventType(value: unknown): value is EventType {
@@ -141,7 +139,7 @@ function isEventType(value: unknown): value is EventType {
 }
 
 function parseEvent(raw: unknown, where: string): EventSpec {
-  if (!isObject(raw)) throw new SpecShapeError(`${where} is not an object`);
+  if (!isRecord(raw)) throw new SpecShapeError(`${where} is not an object`);
   // Unknown types are kept as ACTION only for display would hide data; refuse instead.
   const type = raw.type;
   if (!isEventType(type)) throw new SpecShapeError(`${where}.type is not an event type`);
@@ -155,7 +153,7 @@ function parseEvent(raw: unknown, where: string): EventSpec {
 }
 
 function parseSequence(raw: unknown, where: string): SequenceSpec {
-  if (!isObject(raw)) throw new SpecShapeError(`${where} is not an object`);
+  if (!isRecord(raw)) throw new SpecShapeError(`${where} is not an object`);
   if (typeof raw.tag !== 'string') throw new SpecShapeError(`${where}.tag is not a string`);
   const parents = Array.isArray(raw.parents)
     ? raw.parents.filter((p): p is string => typeof p === 'string')
@@ -169,15 +167,15 @@ function parseSequence(raw: unknown, where: string): SequenceSpec {
 /** Check the shape the canvas relies on and fill defaults; never trust a bare cast. */
 export function parseSpec(raw: unknown): WorkflowSpec {
   if (raw === null || raw === undefined) return emptySpec();
-  if (!isObject(raw)) throw new SpecShapeError('the spec is not an object');
+  if (!isRecord(raw)) throw new SpecShapeError('the spec is not an object');
   const sequences = Array.isArray(raw.sequences)
     ? raw.sequences.map((s, i) => parseSequence(s, `sequences[${i}]`))
     : [];
-  const layoutRaw = isObject(raw.layout) ? raw.layout : {};
+  const layoutRaw = isRecord(raw.layout) ? raw.layout : {};
   const positions: Record<string, Point> = {};
-  if (isObject(layoutRaw.positions)) {
+  if (isRecord(layoutRaw.positions)) {
     for (const [tag, p] of Object.entries(layoutRaw.positions)) {
-      if (isObject(p) && typeof p.x === 'number' && typeof p.y === 'number') {
+      if (isRecord(p) && typeof p.x === 'number' && typeof p.y === 'number') {
         positions[tag] = { x: p.x, y: p.y };
       }
     }
@@ -186,9 +184,9 @@ export function parseSpec(raw: unknown): WorkflowSpec {
   return {
     ...(raw as object),
     sequences,
-    options: isObject(raw.options) ? (raw.options as WorkflowOptions) : {},
-    signals: isObject(raw.signals) ? (raw.signals as WorkflowSpec['signals']) : {},
-    queries: isObject(raw.queries) ? (raw.queries as WorkflowSpec['queries']) : {},
+    options: isRecord(raw.options) ? (raw.options as WorkflowOptions) : {},
+    signals: isRecord(raw.signals) ? (raw.signals as WorkflowSpec['signals']) : {},
+    queries: isRecord(raw.queries) ? (raw.queries as WorkflowSpec['queries']) : {},
     input: asJsonObject(raw.input),
     layout: { positions, direction },
   } as WorkflowSpec;

@@ -13,6 +13,7 @@ import {
   type Edge,
   type Node,
   type NodeProps,
+  type NodeTypes,
 } from '@xyflow/react';
 import { memo, useMemo } from 'react';
 
@@ -79,7 +80,7 @@ function Card({ data }: NodeProps<CardNode>) {
   );
 }
 
-const nodeTypes = { monitorSequence: memo(Card) };
+const nodeTypes = { monitorSequence: memo(Card) } satisfies NodeTypes;
 
 export interface MonitorCanvasProps {
   spec: WorkflowSpec;

@@ -2,10 +2,10 @@
 // the server sends journal entries (each once, in seq order) or a snapshot, and
 // `applyEntry` / `applySnapshot` fold them into a RunView. Tested in ./__tests__.
 
+import { asNumber, asText, isRecord, type JsonRecord } from '../lib/json';
 import { stepTag, type WorkflowSpec } from '../lib/spec';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type Rec = Record<string, unknown>;
 
 export type StepState =
   | 'pending'
@@ -85,20 +85,8 @@ export interface RunView {
   environment: string;
 }
 
-function isRec(value: unknown): value is Rec {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function str(value: unknown, fallback = ''): string {
-  return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : fallback;
-}
-
 function strOrNull(value: unknown): string | null {
   return typeof value === 'string' && value ? value : null;
-}
-
-function num(value: unknown, fallback = 0): number {
-  return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
 }
 
 function json(value: unknown): Json {
@@ -119,7 +107,7 @@ const STEP_STATES: readonly string[] = [
 ];
 
 function stepState(value: unknown): StepState {
-  return STEP_STATES.includes(str(value)) ? (str(value) as StepState) : 'pending';
+  return STEP_STATES.includes(asText(value)) ? (asText(value) as StepState) : 'pending';
 }
 
 function blankStep(tag: string, sequence = '', maxAttempts = 0): StepView {
@@ -172,62 +160,62 @@ export function emptyRun(id: number, spec?: WorkflowSpec | null): RunView {
 
 /** Parse one `entry` message (or a journal row of GET /runs/<id>); null if malformed. */
 export function parseEntry(raw: unknown): Entry | null {
-  if (!isRec(raw) || typeof raw.seq !== 'number' || typeof raw.kind !== 'string') return null;
+  if (!isRecord(raw) || typeof raw.seq !== 'number' || typeof raw.kind !== 'string') return null;
   return {
-    run: num(raw.run),
+    run: asNumber(raw.run, 0),
     seq: raw.seq,
     kind: raw.kind,
-    step: str(raw.step),
+    step: asText(raw.step),
     data: json(raw.data),
-    at: str(raw.at),
+    at: asText(raw.at),
   };
 }
 
 function parseAttempts(raw: unknown): Attempt[] {
   if (!Array.isArray(raw)) return [];
-  return raw.filter(isRec).map((a) => ({
-    n: num(a.n),
+  return raw.filter(isRecord).map((a) => ({
+    n: asNumber(a.n, 0),
     startedAt: strOrNull(a.started_at),
     finishedAt: strOrNull(a.finished_at),
-    status: str(a.status),
+    status: asText(a.status),
     error: json(a.error),
   }));
 }
 
 /** Fold a snapshot (`{run, steps, sequences, last_seq}` or a run detail) into the view. */
 export function applySnapshot(view: RunView, raw: unknown): RunView {
-  if (!isRec(raw)) return view;
-  const run = isRec(raw.run) ? raw.run : raw;
+  if (!isRecord(raw)) return view;
+  const run = isRecord(raw.run) ? raw.run : raw;
   const steps = { ...view.steps };
-  for (const s of Array.isArray(raw.steps) ? raw.steps.filter(isRec) : []) {
-    const tag = str(s.tag);
+  for (const s of Array.isArray(raw.steps) ? raw.steps.filter(isRecord) : []) {
+    const tag = asText(s.tag);
     if (!tag) continue;
-    const old = steps[tag] ?? blankStep(tag, str(s.sequence));
+    const old = steps[tag] ?? blankStep(tag, asText(s.sequence));
     steps[tag] = {
       ...old,
-      sequence: str(s.sequence, old.sequence),
+      sequence: asText(s.sequence, old.sequence),
       status: stepState(s.status),
-      attempt: num(s.attempt, old.attempt),
+      attempt: asNumber(s.attempt, old.attempt),
       startedAt: strOrNull(s.started_at),
       finishedAt: strOrNull(s.finished_at),
       input: json(s.input),
       output: json(s.output),
       error: json(s.error),
       attempts: parseAttempts(s.attempts),
-      rollback: str(s.rollback_status),
+      rollback: asText(s.rollback_status),
     };
   }
   const sequences = { ...view.sequences };
-  for (const s of Array.isArray(raw.sequences) ? raw.sequences.filter(isRec) : []) {
-    if (typeof s.tag === 'string') sequences[s.tag] = str(s.status);
+  for (const s of Array.isArray(raw.sequences) ? raw.sequences.filter(isRecord) : []) {
+    if (typeof s.tag === 'string') sequences[s.tag] = asText(s.status);
   }
-  const state = isRec(run.state) ? (run.state as Record<string, Json>) : view.state;
-  const lastSeq = num(raw.last_seq ?? run.last_seq, view.lastSeq);
-  const env = isRec(run.environment) ? str(run.environment.slug) : str(run.environment_slug ?? run.environment, view.environment);
+  const state = isRecord(run.state) ? (run.state as Record<string, Json>) : view.state;
+  const lastSeq = asNumber(raw.last_seq ?? run.last_seq, view.lastSeq);
+  const env = isRecord(run.environment) ? asText(run.environment.slug) : asText(run.environment_slug ?? run.environment, view.environment);
   return {
     ...view,
-    id: num(run.id, view.id),
-    status: str(run.status, view.status),
+    id: asNumber(run.id, view.id),
+    status: asText(run.status, view.status),
     input: run.input === undefined ? view.input : json(run.input),
     output: run.output === undefined ? view.output : json(run.output),
     error: run.error === undefined ? view.error : json(run.error),
@@ -237,14 +225,14 @@ export function applySnapshot(view: RunView, raw: unknown): RunView {
     createdAt: strOrNull(run.created_at) ?? view.createdAt,
     startedAt: strOrNull(run.started_at) ?? view.startedAt,
     finishedAt: strOrNull(run.finished_at) ?? view.finishedAt,
-    version: typeof run.version === 'number' ? run.version : isRec(run.version) ? num(run.version.number) : view.version,
+    version: typeof run.version === 'number' ? run.version : isRecord(run.version) ? asNumber(run.version.number, 0) : view.version,
     environment: env,
     lastSeq,
   };
 }
 
-function dataRec(entry: Entry): Rec {
-  return isRec(entry.data) ? entry.data : {};
+function dataRec(entry: Entry): JsonRecord {
+  return isRecord(entry.data) ? entry.data : {};
 }
 
 function updateStep(view: RunView, tag: string, change: (step: StepView) => StepView): RunView {
@@ -292,11 +280,11 @@ export function applyEntry(view: RunView, entry: Entry): RunView {
       next = updateStep(next, entry.step, (s) => ({
         ...s,
         status: 'running',
-        attempt: num(d.attempt, s.attempt + 1),
+        attempt: asNumber(d.attempt, s.attempt + 1),
         startedAt: s.startedAt ?? at,
         finishedAt: null,
         waitingFor: '',
-        attempts: [...s.attempts, { n: num(d.attempt, s.attempt + 1), startedAt: at, finishedAt: null, status: 'running', error: null }],
+        attempts: [...s.attempts, { n: asNumber(d.attempt, s.attempt + 1), startedAt: at, finishedAt: null, status: 'running', error: null }],
       }));
       if (next.status === 'waiting' || next.status === 'pending') next.status = 'running';
       break;
@@ -332,8 +320,8 @@ export function applyEntry(view: RunView, entry: Entry): RunView {
       next = updateStep(next, entry.step, (s) => ({ ...s, status: 'skipped', finishedAt: at }));
       break;
     case 'step_waiting': {
-      const signals = Array.isArray(d.signals) ? d.signals.map((x) => str(x)).join(', ') : '';
-      const waitingFor = signals ? `signal ${signals}` : d.child !== undefined ? `child run ${str(d.child)}` : d.until ? `until ${str(d.until)}` : '';
+      const signals = Array.isArray(d.signals) ? d.signals.map((x) => asText(x)).join(', ') : '';
+      const waitingFor = signals ? `signal ${signals}` : d.child !== undefined ? `child run ${asText(d.child)}` : d.until ? `until ${asText(d.until)}` : '';
       next = updateStep(next, entry.step, (s) => ({ ...s, status: 'waiting', waitingFor }));
       break;
     }
@@ -354,20 +342,20 @@ export function applyEntry(view: RunView, entry: Entry): RunView {
       }
       break;
     case 'state_set':
-      if (isRec(d.values)) next.state = { ...next.state, ...(d.values as Record<string, Json>) };
+      if (isRecord(d.values)) next.state = { ...next.state, ...(d.values as Record<string, Json>) };
       break;
     case 'checkpoint':
-      next.checkpoints = [...next.checkpoints, { name: str(d.name, entry.step), step: entry.step, at, data: json(d.data) }];
+      next.checkpoints = [...next.checkpoints, { name: asText(d.name, entry.step), step: entry.step, at, data: json(d.data) }];
       break;
     case 'signal_received':
-      next.signals = [...next.signals, { name: str(d.name), payload: json(d.payload), at, by: str(d.by) }];
+      next.signals = [...next.signals, { name: asText(d.name), payload: json(d.payload), at, by: asText(d.by) }];
       break;
     default:
       break;
   }
   if (entry.kind === 'log' || entry.kind.startsWith('rollback') || entry.kind === 'signal_received') {
-    const message = entry.kind === 'log' ? str(d.message, JSON.stringify(entry.data)) : `${entry.kind.replace('_', ' ')} ${JSON.stringify(entry.data)}`;
-    next.log = [...next.log, { seq: entry.seq, at, step: entry.step, level: str(d.level, 'info'), message }].slice(-2000);
+    const message = entry.kind === 'log' ? asText(d.message, JSON.stringify(entry.data)) : `${entry.kind.replace('_', ' ')} ${JSON.stringify(entry.data)}`;
+    next.log = [...next.log, { seq: entry.seq, at, step: entry.step, level: asText(d.level, 'info'), message }].slice(-2000);
   }
   return next;
 }

@@ -1,19 +1,10 @@
 // Operator actions over /api/v1/runs (the engine's REST contract). Responses are checked
 // for the shape the monitor needs, never cast blindly.
 
-import { ApiError, listOf, type Api } from '../api';
+import { ApiError, type Api } from '../api';
+import { asText, isRecord, listOf, type JsonRecord } from '../lib/json';
 import { parseSpec, type WorkflowSpec } from '../lib/spec';
 import { parseEntry, type Entry } from './model';
-
-type Rec = Record<string, unknown>;
-
-function isRec(value: unknown): value is Rec {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function str(value: unknown, fallback = ''): string {
-  return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : fallback;
-}
 
 export interface RunSummary {
   id: number;
@@ -29,7 +20,7 @@ export interface RunSummary {
 }
 
 export interface RunDetail {
-  raw: Rec;
+  raw: JsonRecord;
   id: number;
   product: string;
   workflow: string;
@@ -40,50 +31,50 @@ export interface RunDetail {
 }
 
 function envSlug(value: unknown): string {
-  if (isRec(value)) return str(value.slug);
-  return str(value);
+  if (isRecord(value)) return asText(value.slug);
+  return asText(value);
 }
 
 function versionOf(value: unknown): number | null {
   if (typeof value === 'number') return value;
-  if (isRec(value) && typeof value.number === 'number') return value.number;
+  if (isRecord(value) && typeof value.number === 'number') return value.number;
   return null;
 }
 
 export function parseRunSummary(raw: unknown): RunSummary | null {
-  if (!isRec(raw) || typeof raw.id !== 'number') return null;
+  if (!isRecord(raw) || typeof raw.id !== 'number') return null;
   return {
     id: raw.id,
-    status: str(raw.status, 'pending'),
-    environment: str(raw.environment_slug) || envSlug(raw.env ?? raw.environment),
+    status: asText(raw.status, 'pending'),
+    environment: asText(raw.environment_slug) || envSlug(raw.env ?? raw.environment),
     version: versionOf(raw.version),
     input: raw.input ?? null,
-    createdAt: str(raw.created_at),
-    startedAt: str(raw.started_at),
-    finishedAt: str(raw.finished_at),
+    createdAt: asText(raw.created_at),
+    startedAt: asText(raw.started_at),
+    finishedAt: asText(raw.finished_at),
     lastSeq: typeof raw.last_seq === 'number' ? raw.last_seq : 0,
-    originKind: str(raw.origin_kind),
+    originKind: asText(raw.origin_kind),
   };
 }
 
 /** "<product>/<tag>", {product, tag} or {product: {slug}, tag} → [product, tag]. */
-function workflowRef(raw: Rec): [string, string] {
+function workflowRef(raw: JsonRecord): [string, string] {
   const wf = raw.workflow;
   if (typeof wf === 'string' && wf.includes('/')) {
     const [p, t] = wf.split('/', 2);
     return [p ?? '', t ?? ''];
   }
-  if (isRec(wf)) {
-    const product = isRec(wf.product) ? str(wf.product.slug) : str(wf.product);
-    return [product || str(raw.product), str(wf.tag)];
+  if (isRecord(wf)) {
+    const product = isRecord(wf.product) ? asText(wf.product.slug) : asText(wf.product);
+    return [product || asText(raw.product), asText(wf.tag)];
   }
-  return [isRec(raw.product) ? str(raw.product.slug) : str(raw.product), str(raw.workflow_tag ?? wf)];
+  return [isRecord(raw.product) ? asText(raw.product.slug) : asText(raw.product), asText(raw.workflow_tag ?? wf)];
 }
 
 export function parseRunDetail(raw: unknown): RunDetail {
-  if (!isRec(raw) || typeof raw.id !== 'number') throw new ApiError('Unexpected run response', 500, 'bad_response', []);
+  if (!isRecord(raw) || typeof raw.id !== 'number') throw new ApiError('Unexpected run response', 500, 'bad_response', []);
   const [product, workflow] = workflowRef(raw);
-  const specRaw = isRec(raw.spec) ? raw.spec : isRec(raw.version) && isRec(raw.version.spec) ? raw.version.spec : null;
+  const specRaw = isRecord(raw.spec) ? raw.spec : isRecord(raw.version) && isRecord(raw.version.spec) ? raw.version.spec : null;
   const journal = Array.isArray(raw.journal) ? raw.journal.map(parseEntry).filter((e): e is Entry => e !== null) : [];
   return {
     raw,
@@ -131,7 +122,7 @@ export class RunsApi {
   /** A declared query's answer (the server wraps it as {run, query, result}). */
   async query(id: number, name: string): Promise<unknown> {
     const body = await this.api.request('GET', `/runs/${id}/query/${encodeURIComponent(name)}`);
-    return isRec(body) && 'result' in body ? body.result : body;
+    return isRecord(body) && 'result' in body ? body.result : body;
   }
 
   async replay(id: number): Promise<number> {
@@ -155,7 +146,7 @@ export class RunsApi {
 }
 
 function idOf(body: unknown): number {
-  if (isRec(body) && typeof body.id === 'number') return body.id;
-  if (isRec(body) && isRec(body.run) && typeof body.run.id === 'number') return body.run.id;
+  if (isRecord(body) && typeof body.id === 'number') return body.id;
+  if (isRecord(body) && isRecord(body.run) && typeof body.run.id === 'number') return body.run.id;
   throw new ApiError('Unexpected response: no run id', 500, 'bad_response', []);
 }

@@ -2,24 +2,20 @@
 // as the seed's shorthand ({field: 'string', other: 'number?'}); `normalizeSchema` mirrors
 // runtime/services.py:schema_normalize so the form shows what the server will check.
 
-type Rec = Record<string, unknown>;
-
-function isRec(value: unknown): value is Rec {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+import { isRecord, type JsonRecord } from '../lib/json';
 
 const SCHEMA_KEYS = ['type', 'properties', '$schema', 'required', 'items', 'anyOf', 'oneOf', 'allOf', 'enum', '$ref'];
 const SHORTHAND = ['string', 'number', 'integer', 'boolean', 'object', 'array'];
 
-function shorthandType(text: string): Rec {
+function shorthandType(text: string): JsonRecord {
   if (text.endsWith('[]')) return { type: 'array', items: shorthandType(text.slice(0, -2)) };
   return SHORTHAND.includes(text) ? { type: text } : {};
 }
 
-export function normalizeSchema(schema: unknown): Rec {
-  if (!isRec(schema) || Object.keys(schema).length === 0) return {};
+export function normalizeSchema(schema: unknown): JsonRecord {
+  if (!isRecord(schema) || Object.keys(schema).length === 0) return {};
   if (SCHEMA_KEYS.some((k) => k in schema)) return schema;
-  const properties: Rec = {};
+  const properties: JsonRecord = {};
   const required: string[] = [];
   for (const [name, spec] of Object.entries(schema)) {
     let optional = false;
@@ -30,7 +26,7 @@ export function normalizeSchema(schema: unknown): Rec {
         text = text.slice(0, -1);
       }
       properties[name] = shorthandType(text);
-    } else if (isRec(spec)) {
+    } else if (isRecord(spec)) {
       const inner = normalizeSchema(spec);
       properties[name] = Object.keys(inner).length ? inner : { type: 'object' };
     } else {
@@ -38,7 +34,7 @@ export function normalizeSchema(schema: unknown): Rec {
     }
     if (!optional) required.push(name);
   }
-  const out: Rec = { type: 'object', properties };
+  const out: JsonRecord = { type: 'object', properties };
   if (required.length) out.required = required;
   return out;
 }
@@ -56,10 +52,10 @@ export interface Field {
 /** The form fields of an object schema (anything else: one JSON field). */
 export function formFields(schema: unknown): Field[] {
   const s = normalizeSchema(schema);
-  if (!isRec(s.properties)) return [];
+  if (!isRecord(s.properties)) return [];
   const required = Array.isArray(s.required) ? s.required.map(String) : [];
   return Object.entries(s.properties).map(([name, prop]) => {
-    const p = isRec(prop) ? prop : {};
+    const p = isRecord(prop) ? prop : {};
     const type = typeof p.type === 'string' ? p.type : '';
     const kind: FieldKind = ['string', 'number', 'integer', 'boolean'].includes(type) ? (type as FieldKind) : 'json';
     const options = Array.isArray(p.enum) ? p.enum.map(String) : null;
@@ -103,7 +99,7 @@ export function formToJson(fields: Field[], values: FormValues): { value: Record
 
 /** A JSON value → form values (for "restart with edited input"). */
 export function jsonToForm(fields: Field[], input: unknown): FormValues {
-  const src = isRec(input) ? input : {};
+  const src = isRecord(input) ? input : {};
   const out: FormValues = {};
   for (const f of fields) {
     const v = src[f.name];

@@ -4,5 +4,5 @@ import { ParentEdgeView } from '../edges/ParentEdge';
 import { SequenceNodeView } from './SequenceNode';
 
 // Declared once, outside any component, so React Flow never sees new objects.
-export const nodeTypes: NodeTypes = { sequence: SequenceNodeView };
-export const edgeTypes: EdgeTypes = { parent: ParentEdgeView };
+export const nodeTypes = { sequence: SequenceNodeView } satisfies NodeTypes;
+export const edgeTypes = { parent: ParentEdgeView } satisfies EdgeTypes;

@@ -15,7 +15,7 @@ from runtime.compiler import ComponentInfo, compile_spec, spec_checksum
 def bench_spec(sequences: int, events: int, *, seed: int = 7) -> dict[str, Any]:
     """A workflow of ``sequences`` x ``events`` with parents, conditions and $Step references
     (to the previous step of the same sequence and to a step of a parent sequence)."""
-    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not security
+    rng = random.Random(seed)  # reproducible test data, not security
     seqs = []
     for i in range(sequences):
         parents = []

@@ -17,9 +17,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
+
+if TYPE_CHECKING:
+    from tests.bench.management.commands.bench import Bench
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -62,10 +65,11 @@ def backends() -> dict[int, float]:
 
 
 def delta(before: dict[int, float], after: dict[int, float], skip: set[int]) -> float:
+    """CPU seconds the processes of ``after`` used since ``before`` (``skip``: left out)."""
     return sum(after[pid] - before.get(pid, 0.0) for pid in after if pid not in skip)
 
 
-def bench_extra(bench: Any) -> dict[str, Any]:
+def bench_extra(bench: Bench) -> dict[str, Any]:
     """W2 again, with the CPU it cost per step (see the module docstring)."""
     runs, steps = 200, 10
     with bench.cluster(workers=2):
@@ -74,7 +78,8 @@ def bench_extra(bench: Any) -> dict[str, Any]:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_backend_pid()")
-                mine = int(cursor.fetchone()[0])
+                row = cursor.fetchone()
+                mine = int(row[0]) if row else 0
         workers0, db0 = group_cpu(pgid), backends()
         driver0, wall0 = time.process_time(), time.perf_counter()
         w2 = bench.w2(runs)

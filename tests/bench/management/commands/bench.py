@@ -16,8 +16,12 @@ queue name when DATABASE_URL/REDIS_URL are set (mode "scale"), starts its own qc
 subprocess(es) there, and removes everything afterwards.
 
 Extending: other measurements add a callable to ``EXTRAS`` — ``fn(bench: Bench) -> dict``
-whose keys are merged into the JSON (e.g. ``push_p50_ms``); ``Bench.worker(n)`` starts a
-qcluster with n worker processes, ``Bench.w2(workers=n)`` measures W2 on it.
+whose keys are merged into the JSON (e.g. ``push_p50_ms``, tests/bench/live_bench.py);
+``Bench.worker(n)`` starts a qcluster with n worker processes, ``Bench.w2(workers=n)``
+measures W2 on it.
+
+A dev-only command (the ``tests.bench`` app): ``DJANGO_SETTINGS_MODULE=tests.settings``,
+as ``make bench`` sets it.
 """
 
 from __future__ import annotations
@@ -37,18 +41,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import redis
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+
+from designer import services
+from designer.models import Environment, Product, Workflow
+from runtime.journal import raw_execute
+from runtime.models import JournalEntry, Run
+from runtime.services import run_start
+from tests.bench import live_bench, scale_bench
 
 ROOT = Path(settings.BASE_DIR)
 NOOP = "runtime.connectors.code:noop"
-
-# Extra measurements: "module:function" taking the Bench, returning JSON keys.
-EXTRAS: list[str] = [
-    "runtime.live_bench:bench_extra",  # push_p50_ms, push_p95_ms, idle CPU
-    "runtime.scale_bench:bench_extra",  # w2_cpu_ms_per_step: where W2's CPU goes
-]
 
 
 def _step(tag: str) -> dict[str, Any]:
@@ -78,14 +86,13 @@ class Bench:
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.workflows: dict[str, Any] = {}
-        self.env: Any = None
+        self.workflows: dict[str, Workflow] = {}
+        self.env: Environment | None = None
         self.w2_workers: list[int] = [2]  # W2 is measured again with each of these
+        self.w1_breakdown: list[dict[str, float]] = []
 
     def setup(self) -> None:
-        from designer import services
-        from designer.models import Environment, Product
-
+        """Migrate the scratch database and publish the bench's workflows (w0 warms up)."""
         call_command("migrate", verbosity=0, interactive=False)
         product = Product.objects.create(slug="bench", name="Bench")
         self.env = Environment.objects.create(product=product, slug="dev", name="dev")
@@ -103,6 +110,7 @@ class Bench:
     # ---- workers
 
     def worker(self, workers: int) -> subprocess.Popen[bytes]:
+        """Start a qcluster with ``workers`` worker processes (stopped by ``stop_all``)."""
         env = dict(os.environ, TRELLIS_WORKERS=str(workers), PYTHONUNBUFFERED="1")
         log = open(Path(settings.VAR_DIR) / "qcluster-bench.log", "ab")
         proc = subprocess.Popen(
@@ -117,6 +125,7 @@ class Bench:
         return proc
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM the qcluster's process group; SIGKILL it after 20 s."""
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -126,12 +135,14 @@ class Bench:
                 proc.wait()
 
     def stop_all(self) -> None:
+        """Stop every qcluster this bench started."""
         for proc in self.procs:
             self.stop(proc)
         self.procs.clear()
 
     @contextmanager
     def cluster(self, workers: int) -> Iterator[None]:
+        """A warmed-up qcluster of ``workers`` worker processes for the ``with`` block."""
         proc = self.worker(workers)
         try:
             # Warm up: every worker process imports the engine and caches the plans.
@@ -146,8 +157,8 @@ class Bench:
     # ---- runs
 
     def start(self, tag: str) -> int:
-        from runtime.services import run_start
-
+        """Start a run of the bench workflow ``tag``; returns its id."""
+        assert self.env is not None, "setup() first"
         return int(run_start(workflow=self.workflows[tag], environment=self.env, input={}).pk)
 
     def wait(self, run_ids: list[int], *, timeout: float = 120.0, every: float = 0.001) -> float:
@@ -156,9 +167,6 @@ class Bench:
         One cheap query per poll (the highest pending id; runs of a batch finish in
         roughly start order), so the poller does not steal CPU from the workers it times.
         """
-        from runtime.journal import raw_execute
-        from runtime.models import Run
-
         end = time.perf_counter() + timeout
         pending = sorted(run_ids)
         while pending:
@@ -166,7 +174,7 @@ class Bench:
             done = {
                 row[0]
                 for row in raw_execute(
-                    f"SELECT id FROM runtime_run WHERE id IN ({marks}) AND status IN "  # noqa: S608
+                    f"SELECT id FROM runtime_run WHERE id IN ({marks}) AND status IN "
                     "('completed', 'failed', 'rolled_back', 'cancelled')",
                     pending[-50:],
                 ).fetchall()
@@ -184,8 +192,9 @@ class Bench:
         return now
 
     def w1(self, repeat: int = 3) -> float:
+        """W1: median ms per step of a 100-step run (``w1_breakdown``: where it went)."""
         samples = []
-        self.w1_breakdown: list[dict[str, float]] = []
+        self.w1_breakdown = []
         for _ in range(repeat):
             t0 = time.perf_counter()
             run_id = self.start("w1")
@@ -196,8 +205,6 @@ class Bench:
 
     def breakdown(self, run_id: int) -> dict[str, float]:
         """From the journal: queue pickup (start → first step) and in-worker ms per step."""
-        from runtime.models import JournalEntry
-
         rows = list(JournalEntry.objects.filter(run_id=run_id).order_by("seq").values("kind", "at"))
         started = rows[0]["at"]
         first = next(r["at"] for r in rows if r["kind"] == "step_started")
@@ -209,6 +216,7 @@ class Bench:
         }
 
     def w2(self, runs: int = 200) -> dict[str, float]:
+        """W2: ``runs`` runs of 10 steps on the running cluster; throughput."""
         t0 = time.perf_counter()
         ids = [self.start("w2") for _ in range(runs)]
         started = time.perf_counter()
@@ -222,6 +230,7 @@ class Bench:
         }
 
     def w3(self, repeat: int = 3) -> float:
+        """W3: median seconds of a 50-way fan-out and join."""
         samples = []
         for _ in range(repeat):
             t0 = time.perf_counter()
@@ -230,8 +239,7 @@ class Bench:
         return statistics.median(samples)
 
     def run_all(self) -> dict[str, Any]:
-        from django.db import connection
-
+        """Every measurement, as the JSON object the outer command prints."""
         mode = str(getattr(settings, "TRELLIS_MODE", "embedded"))
         result: dict[str, Any] = {"mode": mode, "database": connection.vendor}
         with self.cluster(workers=2):
@@ -254,14 +262,17 @@ class Bench:
             for key in sorted(by_workers, key=int)
             if int(key) in self.w2_workers
         }
-        for path in EXTRAS:
-            module, _, name = path.partition(":")
-            fn: Callable[[Bench], dict[str, Any]] = getattr(
-                __import__(module, fromlist=[name]), name
-            )
-            result.update(fn(self))
+        for extra in EXTRAS:
+            result.update(extra(self))
         result["load_average"] = [round(x, 2) for x in os.getloadavg()]  # a shared machine?
         return result
+
+
+# Extra measurements: each takes the Bench and returns JSON keys.
+EXTRAS: list[Callable[[Bench], dict[str, Any]]] = [
+    live_bench.bench_extra,  # push_p50_ms, push_p95_ms, idle CPU
+    scale_bench.bench_extra,  # w2_cpu_ms_per_step: where W2's CPU goes
+]
 
 
 def mode_env(mode: str) -> dict[str, str]:
@@ -287,8 +298,6 @@ def mode_env(mode: str) -> dict[str, str]:
 
 def _redis_cleanup(url: str, queue: str, prefix: str) -> None:
     """Remove the scratch queue's and channel layer's keys (delayed tasks would stay)."""
-    import redis
-
     client = redis.Redis.from_url(url)
     for pattern in (f"django_q:{queue}:*", f"{prefix}*"):
         keys = list(client.scan_iter(match=pattern, count=1000))
@@ -296,7 +305,7 @@ def _redis_cleanup(url: str, queue: str, prefix: str) -> None:
             client.delete(*keys)
 
 
-def _scratch_env(
+def scratch_env(
     tmp: Path, environ: dict[str, str] | None = None, *, prefix: str = "trellis_bench"
 ) -> tuple[dict[str, str], Callable[[], None]]:
     """Environment for the inner run (from ``environ``, default this process's):
@@ -320,8 +329,6 @@ def _scratch_env(
         )
     url = env.get("DATABASE_URL", "")
     if url:
-        import psycopg
-
         base, _, _ = url.rpartition("/")
         name = f"{prefix}_{uuid.uuid4().hex[:8]}"
         admin = f"{base}/postgres"
@@ -338,6 +345,7 @@ def _scratch_env(
 
 
 def table(result: dict[str, Any]) -> str:
+    """The result of one mode as a table with the issue's targets."""
     w1_target = "2" if result.get("mode") == "scale" else "1"  # issue targets per mode
     rows = [
         ("mode", result.get("mode"), ""),
@@ -479,7 +487,7 @@ class Command(BaseCommand):
     def bench_once(self, base: dict[str, str] | None, workers: str) -> dict[str, Any]:
         """Run the inner bench in a scratch environment (``base``: the mode's variables)."""
         tmp = Path(tempfile.mkdtemp(prefix="trellis-bench-"))
-        env, cleanup = _scratch_env(tmp, base)
+        env, cleanup = scratch_env(tmp, base)
         try:
             out = subprocess.run(
                 [sys.executable, str(ROOT / "manage.py"), "bench", "--inner", "--workers", workers],

@@ -18,7 +18,8 @@ its row, and its re-execution after recovery adds a second one with the same key
 Like ``bench``, it never touches your data: it re-runs itself (``--inner``) on a
 temporary database (SQLite, or a temporary PostgreSQL database and queue name when
 DATABASE_URL/REDIS_URL are set) and removes everything afterwards. Exit status 1 when an
-invariant is broken.
+invariant is broken. A dev-only command (the ``tests.bench`` app):
+``DJANGO_SETTINGS_MODULE=tests.settings``, as ``make loadtest`` sets it.
 """
 
 from __future__ import annotations
@@ -40,11 +41,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
+from django.db.models import Count, Max, Min
+
+from designer import services
+from designer.models import Environment, Product, Workflow
+from runtime.errors import StepError
+from runtime.models import JournalEntry, Run
+from runtime.services import run_start
+from runtime.step_functions import register_step_function
+from tests.bench.management.commands.bench import scratch_env
 
 ROOT = Path(settings.BASE_DIR)
-STEP = "runtime.management.commands.loadtest:step"
+# The step function the clusters call: listed in their TRELLIS_STEP_FUNCTIONS (see handle).
+STEP = "tests.bench.management.commands.loadtest:step"
 TABLE = "trellis_loadtest_execution"
 FINISHED = ("completed", "failed", "rolled_back", "cancelled")
 
@@ -61,13 +73,11 @@ def fails(seed: str, key: str, rate: float) -> bool:
 
 def step(input: Any, ctx: Any) -> dict[str, Any]:
     """Record this execution, then fail (retryably) when the key's hash says so."""
-    from runtime.errors import StepError
-
     data = input if isinstance(input, dict) else {}
     failed = fails(str(data.get("seed", "")), ctx.idempotency_key, float(data.get("rate", 0)))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {TABLE} (run_id, step, attempt, key, pid, failed) "  # noqa: S608
+            f"INSERT INTO {TABLE} (run_id, step, attempt, key, pid, failed) "
             "VALUES (%s, %s, %s, %s, %s, %s)",
             [ctx.run_id, ctx.step, ctx.attempt, ctx.idempotency_key, os.getpid(), failed],
         )
@@ -84,7 +94,38 @@ def table_reset() -> None:
             "step varchar(100) NOT NULL, attempt integer NOT NULL, key varchar(200) NOT NULL, "
             "pid integer NOT NULL, failed boolean NOT NULL)"
         )
-        cursor.execute(f"DELETE FROM {TABLE}")  # noqa: S608
+        cursor.execute(f"DELETE FROM {TABLE}")
+
+
+def journal_violations(workflow: Workflow) -> list[str]:
+    """Steps completed twice, and journals not numbered 1..last_seq without a gap."""
+    v: list[str] = []
+    twice = (
+        JournalEntry.objects.filter(run__workflow=workflow, kind="step_completed")
+        .values("run_id", "step")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+    )
+    for row in twice[:20]:
+        v.append(f"run {row['run_id']}: step {row['step']} completed {row['n']} times")
+    last = dict(Run.objects.filter(workflow=workflow).values_list("pk", "last_seq"))
+    stats = (
+        JournalEntry.objects.filter(run__workflow=workflow)
+        .values("run_id")
+        .annotate(n=Count("id"), lo=Min("seq"), hi=Max("seq"))
+    )
+    gaps = 0
+    for stat in stats:
+        if not (stat["lo"] == 1 and stat["hi"] == stat["n"] == last[stat["run_id"]]):
+            gaps += 1
+            if gaps <= 20:
+                v.append(
+                    f"run {stat['run_id']}: journal has {stat['n']} entries numbered "
+                    f"{stat['lo']}..{stat['hi']}, last_seq {last[stat['run_id']]}"
+                )
+    if gaps > 20:
+        v.append(f"... {gaps} runs with a journal gap in all")
+    return v
 
 
 # --- The load ---------------------------------------------------------------------------------
@@ -100,6 +141,8 @@ class Cluster(Protocol):
 
 @dataclass
 class LoadConfig:
+    """The size and shape of a load test (the command's options)."""
+
     runs: int = 10_000
     steps: int = 10
     fail_rate: float = 0.01
@@ -117,6 +160,8 @@ class LoadConfig:
 
 @dataclass
 class Report:
+    """What a load test measured, and the invariants it found broken (``violations``)."""
+
     mode: str
     database: str
     runs: int
@@ -150,7 +195,7 @@ class LoadTest:
         self,
         config: LoadConfig,
         *,
-        environment: Any,
+        environment: Environment,
         start_cluster: Callable[[], Cluster],
         log: Callable[[str], None] = lambda line: None,
     ) -> None:
@@ -169,6 +214,7 @@ class LoadTest:
     # ---- setup
 
     def spec(self) -> dict[str, Any]:
+        """The workflow every run is made of: ``steps`` CODE steps calling ``step``."""
         c = self.config
         events = [
             {
@@ -182,10 +228,8 @@ class LoadTest:
         ]
         return {"sequences": [{"tag": "main", "events": events}]}
 
-    def workflow(self) -> Any:
-        from designer import services
-        from runtime.step_functions import register_step_function
-
+    def workflow(self) -> Workflow:
+        """Publish and activate the load test's workflow in the environment."""
         # This process publishes the workflow (its CODE step must be registered to pass
         # validation); the clusters get it through TRELLIS_STEP_FUNCTIONS (see handle).
         register_step_function(STEP, step)
@@ -200,9 +244,7 @@ class LoadTest:
     # ---- the run
 
     def run(self) -> Report:
-        from runtime.models import Run
-        from runtime.services import run_start
-
+        """Start the clusters and the killer, keep ``in_flight`` runs going, then check."""
         c = self.config
         table_reset()
         workflow = self.workflow()
@@ -271,11 +313,8 @@ class LoadTest:
                 return "failed", attempts, tag
         return "completed", attempts, None
 
-    def check(self, workflow: Any, *, duration: float) -> Report:
-        from django.db.models import Count, Max, Min
-
-        from runtime.models import JournalEntry, Run
-
+    def check(self, workflow: Workflow, *, duration: float) -> Report:
+        """Every invariant of the execution contract, checked on every run (see above)."""
         c = self.config
         report = Report(
             mode=str(getattr(settings, "TRELLIS_MODE", "embedded")),
@@ -294,7 +333,7 @@ class LoadTest:
             v.append(f"only {len(self.started)} of {c.runs} runs were started before the timeout")
         statuses = dict(Run.objects.filter(workflow=workflow).values_list("pk", "status"))
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT run_id, step, attempt, key FROM {TABLE}")  # noqa: S608
+            cursor.execute(f"SELECT run_id, step, attempt, key FROM {TABLE}")
             rows = cursor.fetchall()
         runs_of = Counter(int(r[0]) for r in rows)
         per_key = Counter(str(r[3]) for r in rows)
@@ -335,31 +374,7 @@ class LoadTest:
                 f"{report.reexecuted_in_flight} executions repeated an idempotency key, "
                 f"more than the {bound} steps that can have been in flight on killed workers"
             )
-        twice = (
-            JournalEntry.objects.filter(run__workflow=workflow, kind="step_completed")
-            .values("run_id", "step")
-            .annotate(n=Count("id"))
-            .filter(n__gt=1)
-        )
-        for row in twice[:20]:
-            v.append(f"run {row['run_id']}: step {row['step']} completed {row['n']} times")
-        last = dict(Run.objects.filter(workflow=workflow).values_list("pk", "last_seq"))
-        stats = (
-            JournalEntry.objects.filter(run__workflow=workflow)
-            .values("run_id")
-            .annotate(n=Count("id"), lo=Min("seq"), hi=Max("seq"))
-        )
-        gaps = 0
-        for stat in stats:
-            if not (stat["lo"] == 1 and stat["hi"] == stat["n"] == last[stat["run_id"]]):
-                gaps += 1
-                if gaps <= 20:
-                    v.append(
-                        f"run {stat['run_id']}: journal has {stat['n']} entries numbered "
-                        f"{stat['lo']}..{stat['hi']}, last_seq {last[stat['run_id']]}"
-                    )
-        if gaps > 20:
-            v.append(f"... {gaps} runs with a journal gap in all")
+        v.extend(journal_violations(workflow))
         report.duration_s = round(duration, 2)
         if duration > 0:
             report.runs_per_s = round(len(statuses) / duration, 1)
@@ -386,6 +401,7 @@ class Qcluster:
         )
 
     def kill(self) -> None:
+        """SIGKILL the whole process group and reap it."""
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -394,6 +410,7 @@ class Qcluster:
 
 
 def format_report(report: Report) -> str:
+    """The report as an aligned table, violations (at most 50) below."""
     rows = [
         ("mode", f"{report.mode} ({report.database})"),
         ("runs x steps", f"{report.runs} x {report.steps_per_run}"),
@@ -438,6 +455,7 @@ class Command(BaseCommand):
         parser.add_argument("--inner", action="store_true", help="(internal)")
 
     def config(self, options: dict[str, Any]) -> LoadConfig:
+        """The LoadConfig the command line asks for."""
         return LoadConfig(
             runs=options["runs"],
             steps=options["steps"],
@@ -455,10 +473,8 @@ class Command(BaseCommand):
         if options["inner"]:
             self.inner(self.config(options))
             return
-        from runtime.management.commands.bench import _scratch_env
-
         tmp = Path(tempfile.mkdtemp(prefix="trellis-loadtest-"))
-        env, cleanup = _scratch_env(tmp, prefix="trellis_scale_loadtest")
+        env, cleanup = scratch_env(tmp, prefix="trellis_scale_loadtest")
         # The clusters may call the load test's step function (and nothing else new).
         listed = [p for p in env.get("TRELLIS_STEP_FUNCTIONS", "").split(",") if p.strip()]
         env["TRELLIS_STEP_FUNCTIONS"] = ",".join([*listed, STEP])
@@ -491,10 +507,7 @@ class Command(BaseCommand):
             raise SystemExit(1)
 
     def inner(self, config: LoadConfig) -> None:
-        from django.core.management import call_command
-
-        from designer.models import Environment, Product
-
+        """The load test itself, on the scratch database; prints the report as JSON."""
         call_command("migrate", verbosity=0, interactive=False)
         product = Product.objects.create(slug="loadtest", name="Load test")
         environment = Environment.objects.create(product=product, slug="dev", name="dev")

@@ -24,55 +24,31 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.test import Client
+from websockets.sync.client import connect
+from websockets.typing import Origin
+
+from designer.models import Environment, Product, VersionState, Workflow, WorkflowVersion
+from runtime.journal import journal_append
+from runtime.models import Run, RunStatus
+
+if TYPE_CHECKING:
+    from tests.bench.management.commands.bench import Bench
 
 ASGI_APP = "designer.asgi:application"
 
 
 def append_entry(run_id: int, kind: str, data: dict[str, Any], *, step: str = "") -> int:
-    """Commit one journal entry in its own transaction (published after commit).
-
-    Uses the engine's ``runtime.journal.journal_append``; the fallback does the same
-    steps for a tree where it does not exist yet.
-    """
-    from django.db.models import F
-    from django.utils import timezone
-
-    from runtime.models import JournalEntry, Run
-
-    try:
-        from runtime.journal import journal_append
-    except ImportError:  # pragma: no cover - only before the engine lands
-        journal_append = None  # type: ignore[assignment]
+    """Commit one journal entry in its own transaction (published after commit), through
+    the engine's ``journal_append``; returns its sequence number."""
     with transaction.atomic():
         run = Run.objects.get(pk=run_id)
-        if journal_append is not None:
-            return int(journal_append(run, kind, step=step, data=data).seq)
-        Run.objects.filter(pk=run_id).update(last_seq=F("last_seq") + 1)
-        seq = int(Run.objects.values_list("last_seq", flat=True).get(pk=run_id))
-        at = timezone.now()
-        JournalEntry.objects.create(run=run, seq=seq, kind=kind, step=step, data=data, at=at)
-        entry = {
-            "run": run.pk,
-            "workflow": run.workflow_id,
-            "environment": run.environment_id,
-            "seq": seq,
-            "kind": kind,
-            "step": step,
-            "data": data,
-            "at": at,
-        }
-
-        def push() -> None:
-            from runtime.live import publish
-
-            publish([entry])
-
-        transaction.on_commit(push)
-        return seq
+        return int(journal_append(run, kind, step=step, data=data).seq)
 
 
 def _free_port(ports: range) -> int:
@@ -162,12 +138,6 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def _fixtures() -> tuple[Any, int, str]:
     """A throwaway superuser, product, workflow and run; returns (user, run id, cookie)."""
-    from django.contrib.auth.models import User
-    from django.test import Client
-
-    from designer.models import Environment, Product, VersionState, Workflow, WorkflowVersion
-    from runtime.models import Run, RunStatus
-
     tag = f"bench-live-{secrets.token_hex(4)}"
     user = User.objects.create_superuser(username=tag, password=secrets.token_hex(16))
     product = Product.objects.create(slug=tag, name=tag)
@@ -185,14 +155,44 @@ def _fixtures() -> tuple[Any, int, str]:
 
 
 def _drop_fixtures(user: Any, run_id: int) -> None:
-    from designer.models import Product
-    from runtime.models import Run
-
     run = Run.objects.select_related("workflow").get(pk=run_id)
     product_id = run.workflow.product_id
     run.delete()
     Product.objects.filter(pk=product_id).delete()
     user.delete()
+
+
+def _wait_listening(server: subprocess.Popen[bytes], port: int, timeout: float = 30) -> None:
+    """Wait until the server accepts connections on ``port``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the daphne server did not start")
+        time.sleep(0.05)
+
+
+def _sample(
+    receiver: _Receiver, run_id: int, warmup: int, samples: int, interval: float
+) -> tuple[list[float], int]:
+    """Commit ``warmup + samples`` entries one by one; (latencies in ms, entries lost)."""
+    latencies: list[float] = []
+    lost = 0
+    for n in range(warmup + samples):
+        committed: list[float] = []
+        with transaction.atomic():
+            # Registered first, so it runs first after commit: the commit instant.
+            transaction.on_commit(functools.partial(_note_time, committed))
+            seq = append_entry(run_id, "log", {"n": n}, step="bench")
+        arrived = receiver.wait_for(seq, timeout=5)
+        if arrived is None:
+            lost += 1
+        elif n >= warmup:
+            latencies.append(1000 * (arrived - committed[0]))
+        time.sleep(interval)
+    return latencies, lost
 
 
 def measure_push_latency(
@@ -211,9 +211,6 @@ def measure_push_latency(
     one core: ``push_idle_cpu_pct`` (no subscriber) and ``push_idle_cpu_subscribed_pct``
     (one idle subscriber). Creates and removes its own user/product/run.
     """
-    from websockets.sync.client import connect
-    from websockets.typing import Origin
-
     user, run_id, cookie = _fixtures()
     port = _free_port(ports)
     server_env = _server_env() | dict(env or {})
@@ -224,14 +221,7 @@ def measure_push_latency(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the daphne server did not start")
-            time.sleep(0.05)
+        _wait_listening(server, port)
         time.sleep(0.5)  # let start-up work settle before measuring idle CPU
         idle = _cpu_percent(server.pid, idle_seconds)
         ws = connect(
@@ -245,20 +235,7 @@ def measure_push_latency(
         if not receiver.ready.wait(10):
             raise RuntimeError("the live socket never became ready")
         idle_subscribed = _cpu_percent(server.pid, idle_seconds)
-        latencies: list[float] = []
-        lost = 0
-        for n in range(warmup + samples):
-            committed: list[float] = []
-            with transaction.atomic():
-                # Registered first, so it runs first after commit: the commit instant.
-                transaction.on_commit(functools.partial(_note_time, committed))
-                seq = append_entry(run_id, "log", {"n": n}, step="bench")
-            arrived = receiver.wait_for(seq, timeout=5)
-            if arrived is None:
-                lost += 1
-            elif n >= warmup:
-                latencies.append(1000 * (arrived - committed[0]))
-            time.sleep(interval)
+        latencies, lost = _sample(receiver, run_id, warmup, samples, interval)
         ws.close()
         receiver.join(timeout=5)
     finally:
@@ -281,6 +258,6 @@ def measure_push_latency(
     }
 
 
-def bench_extra(bench: Any) -> dict[str, Any]:
+def bench_extra(bench: Bench) -> dict[str, Any]:
     """The bench command's hook (``EXTRAS``): push latency on the bench's database."""
     return dict(measure_push_latency())
