@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # settings install.
 DEV_SETTINGS := DJANGO_SETTINGS_MODULE=tests.settings
 
-.PHONY: run test install frontend frontend-bench chromium services lint typecheck pytest pytest-scale vitest bench loadtest bench-canvas
+.PHONY: run test install frontend frontend-bench chromium services lint typecheck pytest pytest-scale vitest bench bench-compile loadtest bench-canvas
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ test: lint typecheck vitest pytest
 
 bench: install
 	$(DEV_SETTINGS) $(BIN)/python manage.py bench
+
+# The compiler on a generated 1,000-sequence x 5-event workflow.
+bench-compile: install
+	$(DEV_SETTINGS) $(BIN)/python manage.py bench_compile
 
 # Canvas benchmark: a generated 500-sequence / 2,500-event workflow in headless Chromium;
 # prints load time and frame rates while panning and zooming (JSON).
