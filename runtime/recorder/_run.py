@@ -15,6 +15,7 @@ from runtime.recorder._recording import STEP_FRAME, CodeStep, Node, Recording
 from runtime.recorder._scope import CLAUSES, FRONTIER, TaskInfo
 from runtime.recorder._sites import RecordingError, Site, traceback_site
 
+# The recording the running handler belongs to (what the task factory tracks forks for).
 _REC: contextvars.ContextVar[Recording | None] = contextvars.ContextVar("trellis_rec", default=None)
 
 
