@@ -42,9 +42,14 @@ def _step_functions_load() -> None:
             "comma-separated) or decorate them with @workflows.step_function in an installed "
             "app's workflows.py."
         )
-    from runtime import workflows
+    # Imported here: apps.py is loaded before the app registry is ready (models, connectors).
+    from runtime import context  # registers the recorder's CODE targets (runtime.workflows:…)
+    from runtime.code_runtime import EngineRuntime
     from runtime.connectors import code  # noqa: F401 - registers the built-ins
     from runtime.step_functions import step_functions_import
+    from runtime.workflow_modules import discover
+
+    context.engine_runtime_install(EngineRuntime)
 
     try:
         step_functions_import(getattr(settings, "TRELLIS_STEP_FUNCTIONS", []))
@@ -53,7 +58,7 @@ def _step_functions_load() -> None:
     # Code-first workflows and their @step_function: a module that fails to load is logged
     # here and reported by `manage.py sync_workflows`; the others still load.
     errors: list[tuple[str, Exception]] = []
-    workflows.discover(errors=errors)
+    discover(errors=errors)
     for module, error in errors:
         logging.getLogger("trellis.workflows").error(
             "cannot load workflow module %s: %s", module, error

@@ -8,7 +8,8 @@ code fills the registry, by an admin's choice, when the process starts:
   an installed app's ``workflows.py`` or a module of ``TRELLIS_WORKFLOW_MODULES``;
 - ``TRELLIS_STEP_FUNCTIONS = ["pkg.mod:fn", ...]``: functions named one by one;
 - the built-ins (``runtime.connectors.code:noop|echo|fail``) and the recorder's own CODE
-  targets (``runtime.workflows:run_code_step|log_step|transform_step``).
+  targets (``runtime.workflows:run_code_step|log_step|transform_step``: the names specs
+  store, registered by runtime.context where the functions live).
 
 Pure: no Django. The Django side (runtime.apps) loads the modules at startup and hands
 :func:`step_function_names` to the compiler, so an unregistered name is refused when a

@@ -34,6 +34,7 @@ from runtime.compiler import Plan, PlanStep, compile_spec
 from runtime.context import BareRuntime
 from runtime.errors import StepError, TrellisError
 from runtime.expressions import DictScope, evaluate_condition, resolve
+from runtime.recorder import registry, using
 from runtime.spec import EventType, WorkflowSpec
 from runtime.step_functions import step_function_get
 
@@ -302,8 +303,8 @@ class _Run:
 
     def code(self, path: str, data: Any, tag: str) -> Any:
         # The same rule as the worker: registered step functions only, nothing imported
-        # because a spec named it (the built-ins register with their module).
-        from runtime import workflows as _workflows  # noqa: F401
+        # because a spec named it (the built-ins register with their module; the
+        # recorder's CODE targets with runtime.context, imported above).
         from runtime.connectors import code as _code  # noqa: F401
 
         entry = step_function_get(path)
@@ -336,8 +337,6 @@ class _Run:
     def child(self, step: PlanStep, data: dict[str, Any]) -> Any:
         target = self.env.children.get(step.event)
         if target is None and self.product is not None:
-            from runtime.workflows import registry
-
             target = registry.get(self.product, step.event)
         if target is None:
             raise StepError(
@@ -488,8 +487,6 @@ class WorkflowTestEnvironment:
             product,
         )
         if isinstance(getattr(workflow, "spec", None), WorkflowSpec):
-            from runtime.workflows import using
-
             with using(workflow):
                 return run.go()
         return run.go()

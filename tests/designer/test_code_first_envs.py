@@ -12,7 +12,8 @@ from django.contrib.auth.models import User
 from designer import services
 from designer.models import Activation, Product, Workflow
 from runtime.management.commands.sync_workflows import workflows_sync
-from runtime.workflows import define, registry
+from runtime.recorder import registry
+from runtime.workflows import define
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db

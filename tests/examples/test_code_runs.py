@@ -9,8 +9,9 @@ import pytest
 from designer.models import Environment, Product, Workflow
 from runtime.management.commands.sync_workflows import workflows_sync
 from runtime.models import Run, StepRun
+from runtime.recorder import registry
 from runtime.services import run_start
-from runtime.workflows import define, registry
+from runtime.workflows import define
 from tests.runtime.conftest import journal_kinds, make_workflow, run_until_done
 
 pytestmark = pytest.mark.django_db

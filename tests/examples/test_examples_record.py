@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from runtime.compiler import compile_spec
-from runtime.workflows import WorkflowDefinition, registry
+from runtime.recorder import registry
+from runtime.workflows import WorkflowDefinition
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MODULES = [

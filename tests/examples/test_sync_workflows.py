@@ -12,7 +12,8 @@ from django.core.management import CommandError, call_command
 from designer import services
 from designer.models import Activation, Product, Source, VersionState, Workflow
 from runtime.management.commands.sync_workflows import workflows_sync
-from runtime.workflows import define, registry
+from runtime.recorder import registry
+from runtime.workflows import define
 
 
 @pytest.fixture(autouse=True)

@@ -28,10 +28,10 @@ from runtime import step_functions
 from runtime.code_checks import importable_as, media_root_check
 from runtime.compiler import compile_spec
 from runtime.connectors.code import code_function
+from runtime.context import run_code_step
 from runtime.errors import SpecError, StepError
 from runtime.models import RUN_FINISHED, Run, StepRun
 from runtime.services import run_start
-from runtime.workflows import run_code_step
 from tests.runtime.conftest import ROOT, make_workflow, run_until_done, wait_for
 
 BASE = "/api/v1/products/acme/workflows/"

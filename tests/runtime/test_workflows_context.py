@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from runtime.context import AttrDict, BareRuntime, run_step_function, wrap
+from runtime.context import AttrDict, BareRuntime, run_code_step, run_step_function, wrap
 from runtime.errors import StepError
-from runtime.workflows import define, run_code_step, using
+from runtime.recorder import using
+from runtime.workflows import define
 
 
 def test_fields_read_as_attributes_and_win_over_dict_methods() -> None:

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from runtime import workflows
+from runtime.recorder import registry
 from runtime.testing import Fail, WorkflowTestEnvironment
-from runtime.workflows import RecordingError, define, registry
+from runtime.workflows import RecordingError, define
 
 
 @pytest.fixture(autouse=True)

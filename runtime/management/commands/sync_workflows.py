@@ -20,7 +20,8 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from designer import services
 from designer.models import Product, Source, VersionState, Workflow
 from runtime.errors import SpecError, TrellisError
-from runtime.workflows import WorkflowDefinition, discover
+from runtime.recorder import WorkflowDefinition
+from runtime.workflow_modules import discover
 
 
 @dataclass

@@ -1,0 +1,217 @@
+"""From recorded nodes (one recording per scenario) to the spec's sequences."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.recorder._recording import reduce_deps
+from runtime.recorder._run import RecordingResult
+from runtime.recorder._sites import RecordingError, Site
+from runtime.recorder._step_fns import ALL_STEPS
+from runtime.recorder._text import literal, ref_text
+
+
+def scenario_condition(scenario: Mapping[str, Any], site: Site | None) -> str:
+    """``{type: 'a'}`` → ``$Input{type} == 'a'`` (several keys joined with ``&&``)."""
+    clauses: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else str(key))
+            return
+        try:
+            clauses.append(f"{ref_text('Input', (), path)} == {literal(value)}")
+        except ValueError:
+            raise RecordingError(
+                f"record_scenarios: {path} must be a string, number, boolean or null "
+                f"(got {type(value).__name__})",
+                site=site,
+            ) from None
+
+    walk(scenario, "")
+    if not clauses:
+        raise RecordingError("record_scenarios: a scenario cannot be empty", site=site)
+    return " && ".join(clauses)
+
+
+def _group(clause: str) -> str:
+    return f"({clause})" if ("&&" in clause or "||" in clause) else clause
+
+
+@dataclass
+class _Merged:
+    tag: str
+    event: dict[str, Any]
+    deps: set[str]
+    alternatives: list[str | None]
+    site: Site | None
+    order: int
+
+
+def build_sequences(
+    recordings: list[tuple[RecordingResult, str | None]], *, site: Site | None
+) -> list[dict[str, Any]]:
+    """Merge recordings (one per scenario, with its condition) into spec sequences."""
+    merged: dict[str, _Merged] = {}
+    for result, scenario_clause in recordings:
+        for node in result.nodes.values():
+            parts = ([scenario_clause] if scenario_clause else []) + list(node.clauses)
+            clause = " && ".join(f"({p})" if "||" in p else p for p in parts) or None
+            existing = merged.get(node.tag)
+            if existing is None:
+                merged[node.tag] = _Merged(
+                    node.tag, node.event, set(node.deps), [clause], node.site, len(merged)
+                )
+                continue
+            if existing.event != node.event:
+                raise RecordingError(
+                    f"step {node.tag!r} is recorded differently in two scenarios (first at "
+                    f"{existing.site}); give each variant its own tag",
+                    site=node.site,
+                )
+            existing.deps |= set(node.deps)
+            if clause not in existing.alternatives:
+                existing.alternatives.append(clause)
+    for item in merged.values():
+        item.deps = set(reduce_deps(item.deps, merged))
+    _check_acyclic(merged)
+    state_keys = list(dict.fromkeys(k for result, _ in recordings for k in result.state_keys))
+    for item in merged.values():
+        if _wants_live(item.event):
+            item.event = _fill_live(item.event, item.tag, _ancestors(item.tag, merged), state_keys)
+    return _chains(merged)
+
+
+def _wants_live(event: Mapping[str, Any]) -> bool:
+    def has(data: Any) -> bool:
+        return isinstance(data, Mapping) and isinstance(data.get("ctx"), Mapping)
+
+    rollback = event.get("rollback")
+    return has(event.get("input")) or (isinstance(rollback, Mapping) and has(rollback.get("input")))
+
+
+def _ancestors(tag: str, merged: Mapping[str, _Merged]) -> list[str]:
+    seen: set[str] = set()
+    stack = list(merged[tag].deps)
+    while stack:
+        item = stack.pop()
+        if item not in seen:
+            seen.add(item)
+            stack.extend(merged[item].deps)
+    return sorted(seen, key=lambda t: merged[t].order)
+
+
+def _fill_live(
+    event: dict[str, Any], tag: str, ancestors: list[str], state_keys: list[str]
+) -> dict[str, Any]:
+    """Replace the ``ctx`` placeholders of a code step (and its rollback) with the steps
+    guaranteed to have run before it and the state keys the workflow sets."""
+
+    def fill(data: Any, own: str | None) -> Any:
+        if not isinstance(data, Mapping) or not isinstance(data.get("ctx"), Mapping):
+            return data
+        live = dict(data["ctx"])
+        if live.get("steps") == ALL_STEPS:
+            tags = [*ancestors, *([own] if own else [])]
+            live["steps"] = {t: ref_text("Step", (t,), "") for t in tags}
+        if live.get("state") == ALL_STEPS:
+            live["state"] = {k: ref_text("State", (), k) for k in state_keys}
+        return {**data, "ctx": live}
+
+    out = {**event, "input": fill(event.get("input"), None)}
+    if isinstance(event.get("rollback"), Mapping):
+        rollback = dict(event["rollback"])
+        rollback["input"] = fill(rollback.get("input"), tag)
+        out["rollback"] = rollback
+    return out
+
+
+def _check_acyclic(merged: Mapping[str, _Merged]) -> None:
+    state: dict[str, int] = {}
+
+    def visit(tag: str, path: list[str]) -> None:
+        if state.get(tag) == 2:
+            return
+        if state.get(tag) == 1:
+            cycle = [*path[path.index(tag) :], tag]
+            raise RecordingError(
+                "steps run in a different order in different scenarios: "
+                + " → ".join(cycle)
+                + "; keep one order or give the steps different tags",
+                site=merged[tag].site,
+            )
+        state[tag] = 1
+        for dep in merged[tag].deps:
+            if dep in merged:
+                visit(dep, [*path, tag])
+        state[tag] = 2
+
+    for tag in merged:
+        visit(tag, [])
+
+
+def _condition(alternatives: list[str | None]) -> str | None:
+    if any(a is None for a in alternatives):
+        return None
+    unique = [a for a in dict.fromkeys(alternatives) if a]
+    if len(unique) == 1:
+        return unique[0]
+    return " || ".join(_group(a) for a in unique)
+
+
+def _chains(merged: Mapping[str, _Merged]) -> list[dict[str, Any]]:
+    successors: dict[str, list[str]] = {tag: [] for tag in merged}
+    for item in merged.values():
+        for dep in item.deps:
+            successors[dep].append(item.tag)
+    sequence_of: dict[str, str] = {}
+    sequences: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    used_names: set[str] = set()
+    # Kahn's algorithm, recorded order breaking ties: a chain continues while a node has
+    # exactly one predecessor whose only successor it is.
+    remaining = {tag: len(item.deps) for tag, item in merged.items()}
+    ready = sorted((t for t, n in remaining.items() if n == 0), key=lambda t: merged[t].order)
+    while ready:
+        tag = ready.pop(0)
+        item = merged[tag]
+        deps = sorted(item.deps, key=lambda t: merged[t].order)
+        continues = len(deps) == 1 and len(successors[deps[0]]) == 1
+        if continues:
+            seq_tag = sequence_of[deps[0]]
+        else:
+            seq_tag = _sequence_name(tag, not sequences, used_names)
+            parents = list(dict.fromkeys(sequence_of[d] for d in deps))
+            sequences[seq_tag] = {"tag": seq_tag, "parents": parents, "events": []}
+            order.append(seq_tag)
+        sequence_of[tag] = seq_tag
+        event = {"tag": tag, **item.event}
+        condition = _condition(item.alternatives)
+        if condition:
+            event["condition"] = condition
+        sequences[seq_tag]["events"].append(event)
+        for succ in successors[tag]:
+            remaining[succ] -= 1
+            if remaining[succ] == 0:
+                ready.append(succ)
+        ready.sort(key=lambda t: merged[t].order)
+    out = []
+    for name in order:
+        seq = sequences[name]
+        if not seq["parents"]:
+            del seq["parents"]
+        out.append(seq)
+    return out
+
+
+def _sequence_name(first_step: str, is_first: bool, used: set[str]) -> str:
+    name = "main" if is_first else f"seq-{first_step}"[:100]
+    base, n = name, 1
+    while name in used:
+        n += 1
+        name = f"{base[:95]}-{n}"
+    used.add(name)
+    return name
