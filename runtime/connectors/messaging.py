@@ -119,7 +119,7 @@ def _store(
     message: Any,
     key: str,
 ) -> tuple[Any, bool]:
-    from designer.models import Message
+    from runtime.models import Message
 
     if key:
         found = Message.objects.filter(

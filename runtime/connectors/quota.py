@@ -144,7 +144,7 @@ def _db_take_once(
     cost: int,
 ) -> tuple[bool, int]:
     """``_db_take``, once per step: the answer is kept with the count, in one transaction."""
-    from designer.models import QuotaUse
+    from runtime.models import QuotaUse
 
     if not step_key:
         return _db_take(environment_id, tag, name, key, window_start, limit, cost)
@@ -177,7 +177,7 @@ def _db_take(
     limit: int,
     cost: int,
 ) -> tuple[bool, int]:
-    from designer.models import QuotaCounter
+    from runtime.models import QuotaCounter
 
     rows = QuotaCounter.objects.filter(
         environment_id=environment_id, quota=tag, name=name, key=key, window_start=window_start
@@ -210,7 +210,7 @@ def _db_take(
 
 
 def _prune(environment_id: int, tag: str, name: str, window_start: dt.datetime) -> None:
-    from designer.models import QuotaCounter, QuotaUse
+    from runtime.models import QuotaCounter, QuotaUse
 
     QuotaCounter.objects.filter(
         environment_id=environment_id, quota=tag, name=name, window_start__lt=window_start
