@@ -9,8 +9,10 @@ Messages name the host and path, never the query string or headers (they may hol
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,8 +20,29 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from designer.secrets import redact
 from runtime.errors import StepError, StepTimeout
 from runtime.netguard import HostPolicy
+
+_flight = threading.local()
+
+
+@contextmanager
+def secrets_in_flight(secrets: list[str]) -> Iterator[None]:
+    """Mark the secrets of the connector call this thread is making, for log filters
+    (:func:`secrets_of_call`): a library logging a request URL must not log a secret."""
+    previous = getattr(_flight, "secrets", None)
+    _flight.secrets = secrets
+    try:
+        yield
+    finally:
+        _flight.secrets = previous
+
+
+def secrets_of_call() -> list[str]:
+    """The secrets of the connector call this thread is making (empty when none)."""
+    secrets: list[str] | None = getattr(_flight, "secrets", None)
+    return secrets or []
 
 
 class _NoQueryStrings(logging.Filter):
@@ -31,12 +54,8 @@ class _NoQueryStrings(logging.Filter):
             args = tuple(
                 _strip_query(a) if isinstance(a, str | httpx.URL) else a for a in record.args
             )
-            from runtime.connectors import secrets_of_call
-
             secrets = secrets_of_call()
             if secrets:
-                from designer.secrets import redact
-
                 args = tuple(redact(a, secrets) for a in args)
             record.args = args
         return True

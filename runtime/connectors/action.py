@@ -39,10 +39,10 @@ import time
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from runtime.connectors import Component, ConnectorCall, register
+from runtime.connectors.call import Component, ConnectorCall
 from runtime.errors import StepError
 from runtime.http import HttpResponse, http_request, where
-from runtime.spec import EventType, duration_ms
+from runtime.spec import duration_ms
 
 RETRYABLE_4XX = frozenset({408, 429})
 _INPUT_KEYS = frozenset({"params", "query", "body", "headers"})
@@ -50,7 +50,6 @@ _TEXT_TYPES = ("text/", "application/xml", "application/javascript", "applicatio
 _ERROR_BODY_CHARS = 2000
 
 
-@register(EventType.ACTION)
 def action_run(call: ConnectorCall) -> Any:
     """Run one declared action of an app in the call's environment."""
     component = _component(call)

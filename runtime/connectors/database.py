@@ -47,9 +47,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from runtime.connectors import Component, ConnectorCall, register
+from runtime.connectors.call import Component, ConnectorCall
 from runtime.errors import StepError, StepTimeout
-from runtime.spec import EventType, duration_ms
+from runtime.spec import duration_ms
 
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 OPS = {"insert", "query", "update", "delete", "execute"}
@@ -67,7 +67,6 @@ _OPERATORS = {
 }
 
 
-@register(EventType.DB_ACTION)
 def database_run(call: ConnectorCall) -> Any:
     """Run one declared database operation in the call's environment."""
     component = call.component

@@ -23,20 +23,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from runtime.connectors import Component, ConnectorCall, execute, register
+from designer.models import Environment
+from runtime.connectors.call import Component, ConnectorCall, Executor
+from runtime.connectors.loader import connector_call
 from runtime.errors import StepError, TrellisError
+from runtime.expressions import DictScope, resolve
 from runtime.spec import EventType
 
 _NOT_PROVIDERS = {EventType.FALLBACK, EventType.JOB}
 
 
-@register(EventType.FALLBACK)
-def fallback_run(call: ConnectorCall) -> Any:
-    """Run the first provider that succeeds."""
-    from designer.models import Environment
-    from runtime.connectors.loader import connector_call
-    from runtime.expressions import DictScope, resolve
-
+def fallback_run(call: ConnectorCall, execute: Executor) -> Any:
+    """Run the first provider that succeeds; ``execute`` runs a provider's event (the
+    connector table's own :func:`runtime.connectors.execute`)."""
     component = call.component
     if component is None:
         raise StepError(f"FALLBACK '{call.event}' needs a fallback component", retryable=False)

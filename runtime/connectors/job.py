@@ -20,14 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.connectors import ConnectorCall, register
+from runtime.connectors.call import ConnectorCall
 from runtime.errors import RunRefused, StepError
-from runtime.spec import EventType
 
 _SCHEDULE_KEYS = ("start_at", "delay", "cron", "timezone")
 
 
-@register(EventType.JOB)
 def job_run(call: ConnectorCall) -> Any:
     """Create the django-q2 schedule a JOB step describes."""
     from django_q.models import Schedule

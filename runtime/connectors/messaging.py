@@ -32,15 +32,13 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from runtime.connectors import Component, ConnectorCall, register
+from runtime.connectors.call import Component, ConnectorCall
 from runtime.errors import StepError, TrellisError
 from runtime.http import host_check
-from runtime.spec import EventType
 
 log = logging.getLogger("trellis.connectors.messaging")
 
 
-@register(EventType.PUBLISH)
 def publish_run(call: ConnectorCall) -> Any:
     """Publish one message and start the workflows subscribed to its topic."""
     component = call.component

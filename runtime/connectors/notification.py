@@ -49,11 +49,11 @@ from typing import Any
 from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
 from django.template import Context, Engine, TemplateSyntaxError
 
-from runtime.connectors import Component, ConnectorCall, register
 from runtime.connectors.action import apply_auth
+from runtime.connectors.call import Component, ConnectorCall
 from runtime.errors import StepError
 from runtime.http import host_check, http_request, where
-from runtime.spec import EventType, duration_ms
+from runtime.spec import duration_ms
 
 CHANNELS = ("email", "sms", "push")
 _EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
@@ -68,7 +68,6 @@ _TEXT = Engine(dirs=[], app_dirs=False, loaders=[], autoescape=False, libraries=
 _HTML = Engine(dirs=[], app_dirs=False, loaders=[], autoescape=True, libraries={})
 
 
-@register(EventType.NOTIFICATION)
 def notification_run(call: ConnectorCall) -> Any:
     """Send one declared notification (email, sms, push or several) in the environment."""
     component = call.component

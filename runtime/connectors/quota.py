@@ -34,10 +34,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from runtime.connectors import Component, ConnectorCall, register
+from runtime.connectors.call import Component, ConnectorCall
 from runtime.errors import StepError
 from runtime.http import host_check
-from runtime.spec import EventType, duration_ms
+from runtime.spec import duration_ms
 
 # KEYS[1] the window's counter, KEYS[2] (optional) what this step was answered before: a
 # step re-run after a crash or retried after an error is not counted twice.
@@ -62,7 +62,6 @@ return {allowed, used}
 ONCE_TTL_MS = 24 * 3600 * 1000  # how long a step's answer is remembered
 
 
-@register(EventType.QUOTA)
 def quota_run(call: ConnectorCall) -> Any:
     """Count one call against a quota; say whether it is allowed."""
     component = call.component

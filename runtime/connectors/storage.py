@@ -41,16 +41,14 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage
 
-from runtime.connectors import Component, ConnectorCall, register
+from runtime.connectors.call import Component, ConnectorCall
 from runtime.errors import StepError
 from runtime.http import host_check
-from runtime.spec import EventType
 
 OPS = {"upload", "download", "delete"}
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
 
-@register(EventType.STORAGE)
 def storage_run(call: ConnectorCall) -> Any:
     """Run one storage operation in the call's environment."""
     component = call.component
