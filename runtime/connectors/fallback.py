@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from designer.models import Environment
+from runtime.component_configs import FallbackConfig, config_of
 from runtime.connectors.call import Component, ConnectorCall, Executor
 from runtime.connectors.loader import connector_call
 from runtime.errors import StepError, TrellisError
@@ -94,7 +95,7 @@ def fallback_run(call: ConnectorCall, execute: Executor) -> Any:
 
 
 def _providers(component: Component, name: str) -> list[dict[str, Any]]:
-    configured = component.config.get("providers")
+    configured = config_of(FallbackConfig, component.config).providers
     declared = component.events.get(name)
     found: Any = None
     if isinstance(configured, dict):
