@@ -10,7 +10,7 @@ and each environment picks where messages go (``Component.config``)::
     {"backend": "redis", "url": "redis://127.0.0.1:6379/0", "maxlen": 100000,
      "stream_prefix": "trellis"}
 
-The built-in broker stores each message (``designer.Message``). Either way, publishing
+The built-in broker stores each message (``runtime.models.Message``). Either way, publishing
 starts every workflow whose live version in the environment has a trigger
 ``{"type": "topic", "event": "<broker>:<topic>"}`` (the canvas' topic trigger), with the
 message as ``$Input`` (or the trigger's ``input`` mapping over it). The Redis backend also
