@@ -9,8 +9,10 @@ Messages name the host and path, never the query string or headers (they may hol
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,8 +20,29 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from designer.secrets import redact
 from runtime.errors import StepError, StepTimeout
 from runtime.netguard import HostPolicy
+
+_flight = threading.local()
+
+
+@contextmanager
+def secrets_in_flight(secrets: list[str]) -> Iterator[None]:
+    """Mark the secrets of the connector call this thread is making, for log filters
+    (:func:`secrets_of_call`): a library logging a request URL must not log a secret."""
+    previous = getattr(_flight, "secrets", None)
+    _flight.secrets = secrets
+    try:
+        yield
+    finally:
+        _flight.secrets = previous
+
+
+def secrets_of_call() -> list[str]:
+    """The secrets of the connector call this thread is making (empty when none)."""
+    secrets: list[str] | None = getattr(_flight, "secrets", None)
+    return secrets or []
 
 
 class _NoQueryStrings(logging.Filter):
@@ -31,12 +54,8 @@ class _NoQueryStrings(logging.Filter):
             args = tuple(
                 _strip_query(a) if isinstance(a, str | httpx.URL) else a for a in record.args
             )
-            from runtime.connectors import secrets_of_call
-
             secrets = secrets_of_call()
             if secrets:
-                from designer.secrets import redact
-
                 args = tuple(redact(a, secrets) for a in args)
             record.args = args
         return True
@@ -232,29 +251,8 @@ def http_request(
             ) as response,
         ):
             if response.status_code in _REDIRECTS:
-                location = response.headers.get("location", "")
-                target = where(str(response.url.join(location))) if location else "nowhere"
-                raise StepError(
-                    f"{method.upper()} {where(url)} answered {response.status_code}, a redirect "
-                    f"to {target}: redirects are not followed (configure the final URL)",
-                    retryable=False,
-                    details={"status": response.status_code, "location": target},
-                )
-            declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > cap:
-                raise _too_large(url, cap, int(declared))
-            chunks: list[bytes] = []
-            size = 0
-            # iter_bytes yields decoded bytes, so a small gzip that inflates hugely is
-            # caught by the same cap.
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise _too_large(url, cap, None)
-                if time.monotonic() > deadline:
-                    raise StepTimeout(f"{method.upper()} {where(url)} timed out after {timeout:g}s")
-                chunks.append(chunk)
-            body = b"".join(chunks)
+                raise _redirect_refused(method, url, response)
+            body = _read_capped(response, method, url, cap, deadline, timeout)
             return HttpResponse(
                 status=response.status_code,
                 headers={k.lower(): v for k, v in response.headers.items()},
@@ -269,6 +267,38 @@ def http_request(
             f"{method.upper()} {where(url)} failed: {type(exc).__name__}: {_safe(exc)}",
             retryable=True,
         ) from exc
+
+
+def _redirect_refused(method: str, url: str, response: httpx.Response) -> StepError:
+    location = response.headers.get("location", "")
+    target = where(str(response.url.join(location))) if location else "nowhere"
+    return StepError(
+        f"{method.upper()} {where(url)} answered {response.status_code}, a redirect "
+        f"to {target}: redirects are not followed (configure the final URL)",
+        retryable=False,
+        details={"status": response.status_code, "location": target},
+    )
+
+
+def _read_capped(
+    response: httpx.Response, method: str, url: str, cap: int, deadline: float, timeout: float
+) -> bytes:
+    """The response body, refused past ``cap`` bytes or past ``deadline``."""
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise _too_large(url, cap, int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    # iter_bytes yields decoded bytes, so a small gzip that inflates hugely is caught by
+    # the same cap.
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > cap:
+            raise _too_large(url, cap, None)
+        if time.monotonic() > deadline:
+            raise StepTimeout(f"{method.upper()} {where(url)} timed out after {timeout:g}s")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _too_large(url: str, cap: int, declared: int | None) -> StepError:

@@ -1,4 +1,5 @@
-"""Execution-side state: runs, their sequences and steps, the journal and signals.
+"""Execution-side state: runs, their sequences and steps, the journal and signals, and
+the rows connectors keep (broker messages, quota counters and answers).
 
 The journal is the durable truth: every transition is one ``JournalEntry`` with a per-run
 increasing ``seq``, written in the same transaction as the status it describes.
@@ -231,3 +232,91 @@ class EngineBeat(models.Model):
     name = models.CharField(max_length=50, unique=True)
     token = models.CharField(max_length=64, blank=True)
     beat_at = models.DateTimeField(null=True, blank=True)
+
+
+class Message(models.Model):
+    """A message published to a topic of the built-in (database) broker.
+
+    Publishing stores it and starts every workflow whose live version in the environment
+    has a ``{type: 'topic', event: '<broker>:<topic>'}`` trigger; ``runs`` lists them.
+    """
+
+    product = models.ForeignKey(
+        "designer.Product", on_delete=models.CASCADE, related_name="messages"
+    )
+    environment = models.ForeignKey(
+        "designer.Environment", on_delete=models.CASCADE, related_name="+"
+    )
+    broker = models.CharField(max_length=100)
+    topic = models.CharField(max_length=200)
+    payload = models.JSONField(null=True, blank=True)
+    key = models.CharField(max_length=300, blank=True, default="")  # idempotency key
+    run_id = models.BigIntegerField(null=True, blank=True)  # the publishing run
+    runs = models.JSONField(default=list, blank=True)  # ids of runs it started
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "designer_message"  # created by the designer app before it moved here
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["environment", "broker", "topic", "created_at"],
+                name="designer_me_environ_15a8bc_idx",
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "broker", "topic", "key"],
+                condition=~models.Q(key=""),
+                name="uniq_message_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.broker}:{self.topic} #{self.pk}"
+
+
+class QuotaUse(models.Model):
+    """What one step of a run was answered by a quota (database backend): a step re-run
+    after a crash, or retried after an error, gets the same answer and is not counted
+    again. Forgotten after a day."""
+
+    environment = models.ForeignKey(
+        "designer.Environment", on_delete=models.CASCADE, related_name="+"
+    )
+    quota = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+    step_key = models.CharField(max_length=200)  # <run>:<step>
+    allowed = models.BooleanField()
+    used = models.PositiveIntegerField()
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "designer_quotause"  # created by the designer app before it moved here
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "quota", "name", "step_key"], name="uniq_quota_use"
+            )
+        ]
+
+
+class QuotaCounter(models.Model):
+    """Calls counted in one fixed window of a quota, per environment and key."""
+
+    environment = models.ForeignKey(
+        "designer.Environment", on_delete=models.CASCADE, related_name="+"
+    )
+    quota = models.CharField(max_length=100)  # component tag
+    name = models.CharField(max_length=200)  # the quota (event) within the component
+    key = models.CharField(max_length=300, blank=True, default="")
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "designer_quotacounter"  # created by the designer app before it moved here
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "quota", "name", "key", "window_start"],
+                name="uniq_quota_window",
+            )
+        ]

@@ -34,15 +34,17 @@ timeouts and network errors fail with retry.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from runtime.connectors import Component, ConnectorCall, register
+from runtime.component_configs import AppConfig, AuthConfig, config_of
+from runtime.connectors.call import Component, ConnectorCall
 from runtime.errors import StepError
 from runtime.http import HttpResponse, http_request, where
-from runtime.spec import EventType, duration_ms
+from runtime.spec import duration_ms
 
 RETRYABLE_4XX = frozenset({408, 429})
 _INPUT_KEYS = frozenset({"params", "query", "body", "headers"})
@@ -50,12 +52,11 @@ _TEXT_TYPES = ("text/", "application/xml", "application/javascript", "applicatio
 _ERROR_BODY_CHARS = 2000
 
 
-@register(EventType.ACTION)
 def action_run(call: ConnectorCall) -> Any:
     """Run one declared action of an app in the call's environment."""
     component = _component(call)
     action = _action(component, call.event)
-    config = component.config
+    config = config_of(AppConfig, component.config)
     data = call.input if isinstance(call.input, dict) else {}
     method = str(action.get("method", "GET")).upper()
     if data and not set(data) & _INPUT_KEYS:
@@ -64,18 +65,18 @@ def action_run(call: ConnectorCall) -> Any:
         where_to = "query" if method in {"GET", "HEAD", "DELETE", "OPTIONS"} else "body"
         data = {"params": data, where_to: data}
 
-    url = _url(component, action, data.get("params"), call.event)
-    headers = _headers(config.get("headers"), action.get("headers"), data.get("headers"))
-    query = {**_dict(config.get("query")), **_dict(action.get("query")), **_dict(data.get("query"))}
+    url = _url(component, config.base_url, action, data.get("params"), call.event)
+    headers = _headers(config.headers, action.get("headers"), data.get("headers"))
+    query = {**config.query, **_dict(action.get("query")), **_dict(data.get("query"))}
     body = _body(action.get("body"), data.get("body"))
 
-    idem_header = config.get("idempotency_header", "Idempotency-Key")
+    idem_header = config.idempotency_header
     if call.idempotency_key and idem_header and not _has(headers, idem_header):
         headers[idem_header] = call.idempotency_key
 
     timeout_s = _timeout_s(call, action, config)
-    max_bytes = config.get("max_response_bytes")
-    auth = _dict(config.get("auth"))
+    max_bytes = config.max_response_bytes
+    auth = config.auth
 
     def send(fresh_token: bool = False) -> HttpResponse:
         h, q = dict(headers), dict(query)
@@ -92,12 +93,12 @@ def action_run(call: ConnectorCall) -> Any:
         )
 
     response = send()
-    if response.status == 401 and auth.get("type") == "oauth2":
+    if response.status == 401 and auth.type == "oauth2":
         # A cached token may have been revoked early: fetch a new one once.
         response = send(fresh_token=True)
 
     if response.status >= 400:
-        retry_on = {int(s) for s in [*config.get("retry_on", []), *action.get("retry_on", [])]}
+        retry_on = {int(s) for s in [*config.retry_on, *action.get("retry_on", [])]}
         status = response.status
         retryable = status >= 500 or status in RETRYABLE_4XX or status in retry_on
         raise StepError(
@@ -123,10 +124,9 @@ def _action(component: Component, event: str) -> dict[str, Any]:
     return action
 
 
-def _url(component: Component, action: dict[str, Any], params: Any, event: str) -> str:
-    # Only the admin-held per-environment config says where an app lives: a ``base_url``
-    # in the (designer-editable) action definition is ignored, old data included.
-    base = str(component.config.get("base_url") or "")
+def _url(component: Component, base: str, action: dict[str, Any], params: Any, event: str) -> str:
+    # Only the admin-held per-environment config (``base``) says where an app lives: a
+    # ``base_url`` in the (designer-editable) action definition is ignored, old data included.
     if not base:
         raise StepError(
             f"app '{component.tag}' has no base_url configured for this environment",
@@ -195,10 +195,10 @@ def _body(declared: Any, given: Any) -> Any:
     return given if given is not None else declared
 
 
-def _timeout_s(call: ConnectorCall, action: dict[str, Any], config: dict[str, Any]) -> float | None:
+def _timeout_s(call: ConnectorCall, action: dict[str, Any], config: AppConfig) -> float | None:
     if call.timeout_s:
         return call.timeout_s
-    for raw in (action.get("timeout"), config.get("timeout")):
+    for raw in (action.get("timeout"), config.timeout):
         if raw is not None:
             try:
                 ms = duration_ms(raw)
@@ -222,7 +222,7 @@ def _secret(call: ConnectorCall, component: Component, name: Any) -> str:
 def apply_auth(
     call: ConnectorCall,
     component: Component,
-    auth: dict[str, Any],
+    auth: AuthConfig,
     headers: dict[str, str],
     query: dict[str, Any],
     timeout_s: float | None,
@@ -231,26 +231,26 @@ def apply_auth(
 ) -> None:
     """Add the credentials ``auth`` describes to ``headers``/``query`` (in place); shared
     by every connector that calls a provider's HTTP API."""
-    kind = auth.get("type")
+    kind = auth.type
     if not kind or kind == "none":
         return
     if kind == "bearer":
-        headers["Authorization"] = "Bearer " + _secret(call, component, auth.get("token_secret"))
+        headers["Authorization"] = "Bearer " + _secret(call, component, auth.token_secret)
     elif kind == "basic":
         user = (
-            _secret(call, component, auth["username_secret"])
-            if auth.get("username_secret")
-            else str(auth.get("username", ""))
+            _secret(call, component, auth.username_secret)
+            if auth.username_secret
+            else str(auth.username)
         )
-        password = _secret(call, component, auth.get("password_secret"))
+        password = _secret(call, component, auth.password_secret)
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         headers["Authorization"] = "Basic " + token
     elif kind == "api_key":
-        key = _secret(call, component, auth.get("key_secret"))
-        if auth.get("in") == "query":
-            query[str(auth.get("name") or "api_key")] = key
+        key = _secret(call, component, auth.key_secret)
+        if auth.in_ == "query":
+            query[str(auth.name or "api_key")] = key
         else:
-            headers[str(auth.get("header") or "X-API-Key")] = str(auth.get("prefix", "")) + key
+            headers[str(auth.header or "X-API-Key")] = str(auth.prefix) + key
     elif kind == "oauth2":
         headers["Authorization"] = "Bearer " + _oauth2_token(
             call, component, auth, timeout_s, fresh=fresh
@@ -269,28 +269,28 @@ _EXPIRY_MARGIN_S = 30.0
 def _oauth2_token(
     call: ConnectorCall,
     component: Component,
-    auth: dict[str, Any],
+    auth: AuthConfig,
     timeout_s: float | None,
     *,
     fresh: bool,
 ) -> str:
-    token_url = str(auth.get("token_url") or "")
+    token_url = auth.token_url
     if not token_url:
         raise StepError(f"app '{component.tag}': oauth2 auth needs token_url", retryable=False)
     client_id = (
-        _secret(call, component, auth["client_id_secret"])
-        if auth.get("client_id_secret")
-        else str(auth.get("client_id", ""))
+        _secret(call, component, auth.client_id_secret)
+        if auth.client_id_secret
+        else str(auth.client_id)
     )
-    client_secret = _secret(call, component, auth.get("client_secret_secret"))
+    client_secret = _secret(call, component, auth.client_secret_secret)
     key = (
         call.product_id,
         component.tag,
         call.environment_id or call.environment,
         token_url,
         client_id,
-        auth.get("scope"),
-        auth.get("audience"),
+        auth.scope,
+        auth.audience,
     )
     now = time.monotonic()
     with _tokens_lock:
@@ -298,9 +298,9 @@ def _oauth2_token(
         if cached and not fresh and cached[1] > now:
             return cached[0]
         form = {"grant_type": "client_credentials"}
-        for extra in ("scope", "audience"):
-            if auth.get(extra):
-                form[extra] = str(auth[extra])
+        for extra, value in (("scope", auth.scope), ("audience", auth.audience)):
+            if value:
+                form[extra] = str(value)
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
         response = http_request(
             "POST",
@@ -342,8 +342,6 @@ def oauth2_cache_clear() -> None:
 
 
 def _json(response: HttpResponse) -> Any:
-    import json
-
     return json.loads(response.content.decode("utf-8-sig"))
 
 

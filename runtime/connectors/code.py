@@ -20,9 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.connectors import ConnectorCall, register
+from runtime.connectors.call import ConnectorCall
 from runtime.errors import StepError
-from runtime.spec import EventType
 from runtime.step_functions import step_function, step_function_get
 
 _local = threading.local()
@@ -65,7 +64,6 @@ def code_function(path: str) -> tuple[Callable[..., Any], bool]:
     return entry.fn, entry.wants_ctx
 
 
-@register(EventType.CODE)
 def code_run(call: ConnectorCall) -> Any:
     """Run the CODE step's function with its input (and ctx)."""
     fn, wants_ctx = code_function(call.event)

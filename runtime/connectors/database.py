@@ -47,9 +47,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from runtime.connectors import Component, ConnectorCall, register
+from django.conf import settings
+
+from runtime.component_configs import DatabaseConfig, config_of
+from runtime.connectors.call import Component, ConnectorCall
 from runtime.errors import StepError, StepTimeout
-from runtime.spec import EventType, duration_ms
+from runtime.spec import duration_ms
 
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 OPS = {"insert", "query", "update", "delete", "execute"}
@@ -67,7 +70,6 @@ _OPERATORS = {
 }
 
 
-@register(EventType.DB_ACTION)
 def database_run(call: ConnectorCall) -> Any:
     """Run one declared database operation in the call's environment."""
     component = call.component
@@ -85,8 +87,9 @@ def database_run(call: ConnectorCall) -> Any:
         )
     data = call.input if isinstance(call.input, dict) else {}
     statement = _build(op, operation, data, name)
-    timeout = _timeout_s(call, operation, component.config)
-    with _connect(call, component, timeout) as db:
+    config = config_of(DatabaseConfig, component.config)
+    timeout = _timeout_s(call, operation, config)
+    with _connect(call, component, config, timeout) as db:
         return db.run(statement, op)
 
 
@@ -370,14 +373,17 @@ def _row(cur: Any, raw: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def _connect(call: ConnectorCall, component: Component, timeout: float) -> Iterator[_Db]:
-    url = str(component.config.get("url") or "")
+def _connect(
+    call: ConnectorCall, component: Component, config: DatabaseConfig, timeout: float
+) -> Iterator[_Db]:
+    url = config.url
     scheme = urlsplit(url).scheme.split("+")[0]
     if scheme == "sqlite":
         with _sqlite(url, component, timeout) as db:
             yield db
     elif scheme in {"postgresql", "postgres"}:
-        with _postgres(url, component, timeout, _pg_pinned(call, url, component)) as db:
+        hostaddr = _pg_pinned(call, url, component)
+        with _postgres(url, component, config.password_secret, timeout, hostaddr) as db:
             yield db
     elif not url:
         raise StepError(
@@ -432,8 +438,6 @@ def _sqlite(url: str, component: Component, timeout: float) -> Iterator[_Db]:
 
 def _refuse_own_database(path: Path, component: Component) -> None:
     # A component must not be pointed at Trellis's own database (users, sessions, secrets).
-    from django.conf import settings
-
     own = settings.DATABASES.get("default", {})
     names = {str(own.get("NAME", "")), str(own.get("TEST", {}).get("NAME", ""))}
     try:
@@ -447,14 +451,17 @@ def _refuse_own_database(path: Path, component: Component) -> None:
 
 
 @contextmanager
-def _postgres(url: str, component: Component, timeout: float, hostaddr: str) -> Iterator[_Db]:
+def _postgres(
+    url: str, component: Component, secret: Any, timeout: float, hostaddr: str
+) -> Iterator[_Db]:
+    """A connection to the PostgreSQL database at ``url`` (its password is the component's
+    secret named ``secret``, if any) pinned to ``hostaddr``."""
     import psycopg
 
     kwargs: dict[str, Any] = {
         "connect_timeout": max(1, int(min(timeout, 30))),
         "options": f"-c statement_timeout={int(timeout * 1000)}",
     }
-    secret = component.config.get("password_secret")
     if secret:
         password = component.secrets.get(str(secret))
         if not password:
@@ -516,10 +523,10 @@ def _pg_message(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
 
 
-def _timeout_s(call: ConnectorCall, operation: dict[str, Any], config: dict[str, Any]) -> float:
+def _timeout_s(call: ConnectorCall, operation: dict[str, Any], config: DatabaseConfig) -> float:
     if call.timeout_s:
         return call.timeout_s
-    for raw in (operation.get("timeout"), config.get("timeout")):
+    for raw in (operation.get("timeout"), config.timeout):
         if raw is not None:
             try:
                 ms = duration_ms(raw)

@@ -23,20 +23,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from runtime.connectors import Component, ConnectorCall, execute, register
+from designer.models import Environment
+from runtime.component_configs import FallbackConfig, config_of
+from runtime.connectors.call import Component, ConnectorCall, Executor
+from runtime.connectors.loader import connector_call
 from runtime.errors import StepError, TrellisError
+from runtime.expressions import DictScope, resolve
 from runtime.spec import EventType
 
 _NOT_PROVIDERS = {EventType.FALLBACK, EventType.JOB}
 
 
-@register(EventType.FALLBACK)
-def fallback_run(call: ConnectorCall) -> Any:
-    """Run the first provider that succeeds."""
-    from designer.models import Environment
-    from runtime.connectors.loader import connector_call
-    from runtime.expressions import DictScope, resolve
-
+def fallback_run(call: ConnectorCall, execute: Executor) -> Any:
+    """Run the first provider that succeeds; ``execute`` runs a provider's event (the
+    connector table's own :func:`runtime.connectors.execute`)."""
     component = call.component
     if component is None:
         raise StepError(f"FALLBACK '{call.event}' needs a fallback component", retryable=False)
@@ -95,7 +95,7 @@ def fallback_run(call: ConnectorCall) -> Any:
 
 
 def _providers(component: Component, name: str) -> list[dict[str, Any]]:
-    configured = component.config.get("providers")
+    configured = config_of(FallbackConfig, component.config).providers
     declared = component.events.get(name)
     found: Any = None
     if isinstance(configured, dict):

@@ -20,19 +20,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.connectors import ConnectorCall, register
+from django_q.models import Schedule
+
+from designer.models import Environment, Workflow
+from runtime.connectors.call import ConnectorCall
 from runtime.errors import RunRefused, StepError
-from runtime.spec import EventType
 
 _SCHEDULE_KEYS = ("start_at", "delay", "cron", "timezone")
 
 
-@register(EventType.JOB)
 def job_run(call: ConnectorCall) -> Any:
     """Create the django-q2 schedule a JOB step describes."""
-    from django_q.models import Schedule
-
-    from designer.models import Environment, Workflow
+    # why: runtime.scheduling runs scheduled events through this package's table.
     from runtime.scheduling import event_schedule, run_schedule, schedule_describe, schedule_name
 
     if call.environment_id is None:

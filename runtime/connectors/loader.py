@@ -15,7 +15,7 @@ from typing import Any
 from designer.models import Component as ComponentRow
 from designer.models import ComponentConfig, Environment
 from designer.secrets import SecretsUnreadable, secrets_decrypt
-from runtime.connectors import Component, ConnectorCall
+from runtime.connectors.call import Component, ConnectorCall
 from runtime.errors import StepError
 from runtime.spec import EventType
 

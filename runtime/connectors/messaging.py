@@ -10,7 +10,7 @@ and each environment picks where messages go (``Component.config``)::
     {"backend": "redis", "url": "redis://127.0.0.1:6379/0", "maxlen": 100000,
      "stream_prefix": "trellis"}
 
-The built-in broker stores each message (``designer.Message``). Either way, publishing
+The built-in broker stores each message (``runtime.models.Message``). Either way, publishing
 starts every workflow whose live version in the environment has a trigger
 ``{"type": "topic", "event": "<broker>:<topic>"}`` (the canvas' topic trigger), with the
 message as ``$Input`` (or the trigger's ``input`` mapping over it). The Redis backend also
@@ -30,17 +30,21 @@ import logging
 import threading
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from runtime.connectors import Component, ConnectorCall, register
+from designer.models import Activation, Environment
+from runtime.component_configs import BrokerConfig, config_of
+from runtime.connectors.call import Component, ConnectorCall
+from runtime.connectors.storage import product_slug
 from runtime.errors import StepError, TrellisError
+from runtime.expressions import DictScope, resolve
 from runtime.http import host_check
-from runtime.spec import EventType
+from runtime.models import Message, Run
 
 log = logging.getLogger("trellis.connectors.messaging")
 
 
-@register(EventType.PUBLISH)
 def publish_run(call: ConnectorCall) -> Any:
     """Publish one message and start the workflows subscribed to its topic."""
     component = call.component
@@ -53,8 +57,8 @@ def publish_run(call: ConnectorCall) -> Any:
     message = data["message"] if "message" in data else call.input
     # One message per step of a run, however many attempts it took to publish it.
     key = str(data.get("key") or call.once_key or "")
-    config = component.config if component else {}
-    backend = str(config.get("backend") or "database")
+    config = config_of(BrokerConfig, component.config if component else {})
+    backend = config.backend or "database"
     if backend not in {"database", "redis"}:
         raise StepError(f"broker '{broker}': unknown backend {backend!r}", retryable=False)
     try:
@@ -119,8 +123,6 @@ def _store(
     message: Any,
     key: str,
 ) -> tuple[Any, bool]:
-    from designer.models import Message
-
     if key:
         found = Message.objects.filter(
             environment_id=environment_id, broker=broker, topic=topic, key=key
@@ -152,8 +154,6 @@ def _store(
 def topic_subscribers(*, environment_id: int, event: str) -> list[tuple[Any, dict[str, Any]]]:
     """``(workflow, trigger)`` for each workflow active in the environment whose live
     version has a topic trigger on ``event`` ('broker:topic')."""
-    from designer.models import Activation
-
     out: list[tuple[Any, dict[str, Any]]] = []
     activations = Activation.objects.filter(environment_id=environment_id, active=True)
     for activation in activations.select_related("workflow", "version"):
@@ -174,8 +174,6 @@ def topic_subscribers(*, environment_id: int, event: str) -> list[tuple[Any, dic
 def message_generation(run: Any) -> int:
     """How many messages led to ``run``: 0 for a run not started by a message from another
     run, else one more than the run that published it."""
-    from runtime.models import Run
-
     generation = 0
     seen: set[int] = set()
     origin_id, kind = run.origin_id, run.origin_kind
@@ -207,11 +205,7 @@ def topic_trigger(
     a topic it subscribes to, or two workflows feeding each other — stops after
     ``TRELLIS_PUBLISH_CHAIN_MAX`` generations: the next starts are refused, named.
     """
-    from django.conf import settings
-
-    from designer.models import Environment
-    from runtime.expressions import DictScope, resolve
-    from runtime.models import Run
+    # why: runtime.services starts runs with the engine, which runs steps through here.
     from runtime.services import run_start
 
     environment = Environment.objects.get(pk=environment_id, product_id=product_id)
@@ -298,20 +292,18 @@ def stream_name(prefix: str, product: str, environment: str, broker: str, topic:
 
 
 def _redis_add(
-    call: ConnectorCall, config: dict[str, Any], broker: str, topic: str, message: Any, key: str
+    call: ConnectorCall, config: BrokerConfig, broker: str, topic: str, message: Any, key: str
 ) -> dict[str, Any]:
     import redis
 
-    from runtime.connectors.storage import product_slug
-
-    url = str(config.get("url") or "")
+    url = config.url
     if not url:
         raise StepError(f"broker '{broker}' has no redis url configured", retryable=False)
     # Admin-held config names the server; it is still held to the environment's rule
     # (empty list: public addresses only; production: nothing unless listed).
     host_check(url, call.policy, schemes=("redis", "rediss"))
     stream = stream_name(
-        str(config.get("stream_prefix") or "trellis"),
+        config.stream_prefix or "trellis",
         product_slug(call.product_id),
         call.environment,
         broker,
@@ -327,14 +319,12 @@ def _redis_add(
         client = _redis(url, call.timeout_s or 10.0)
         if key:  # appended once per key: a retried or re-run step gets the same entry
             seen = f"{stream}:key:{key}"
-            args: list[Any] = [int(config.get("maxlen", 100_000)), KEY_TTL_MS]
+            args: list[Any] = [int(config.maxlen), KEY_TTL_MS]
             for name, value in fields.items():
                 args += [name, value]
             entry = _xadd_once(client)(keys=[stream, seen], args=args)
         else:
-            entry = client.xadd(
-                stream, fields, maxlen=int(config.get("maxlen", 100_000)), approximate=True
-            )
+            entry = client.xadd(stream, fields, maxlen=int(config.maxlen), approximate=True)
     except redis.RedisError as exc:
         raise StepError(f"broker '{broker}': redis: {exc}", retryable=True) from exc
     entry_id = entry.decode() if isinstance(entry, bytes) else str(entry)

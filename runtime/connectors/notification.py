@@ -42,6 +42,7 @@ Results: ``{"channel": "email", "sent": n, "recipients": [...]}``, ``{"channel":
 
 from __future__ import annotations
 
+import json
 import re
 import smtplib
 from typing import Any
@@ -49,11 +50,17 @@ from typing import Any
 from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
 from django.template import Context, Engine, TemplateSyntaxError
 
-from runtime.connectors import Component, ConnectorCall, register
+from runtime.component_configs import (
+    EmailChannelConfig,
+    HttpChannelConfig,
+    NotifierConfig,
+    config_of,
+)
 from runtime.connectors.action import apply_auth
+from runtime.connectors.call import Component, ConnectorCall
 from runtime.errors import StepError
 from runtime.http import host_check, http_request, where
-from runtime.spec import EventType, duration_ms
+from runtime.spec import duration_ms
 
 CHANNELS = ("email", "sms", "push")
 _EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
@@ -68,7 +75,6 @@ _TEXT = Engine(dirs=[], app_dirs=False, loaders=[], autoescape=False, libraries=
 _HTML = Engine(dirs=[], app_dirs=False, loaders=[], autoescape=True, libraries={})
 
 
-@register(EventType.NOTIFICATION)
 def notification_run(call: ConnectorCall) -> Any:
     """Send one declared notification (email, sms, push or several) in the environment."""
     component = call.component
@@ -132,10 +138,11 @@ def _send_one(
     message: dict[str, Any],
     data: dict[str, Any],
 ) -> dict[str, Any]:
-    config = _obj(component.config.get(channel))
+    config = config_of(NotifierConfig, component.config)
     if channel == "email":
-        return _email(call, component, config, message, data)
-    return _http_channel(call, component, channel, config, message, data)
+        return _email(call, component, config.email, message, data)
+    http_config = config.sms if channel == "sms" else config.push
+    return _http_channel(call, component, channel, http_config, message, data)
 
 
 def render(template: Any, variables: dict[str, Any], *, html: bool = False) -> str:
@@ -176,7 +183,7 @@ def _list(value: Any) -> list[str]:
 def _email(
     call: ConnectorCall,
     component: Component,
-    config: dict[str, Any],
+    config: EmailChannelConfig,
     message: dict[str, Any],
     data: dict[str, Any],
 ) -> dict[str, Any]:
@@ -185,7 +192,7 @@ def _email(
     reply_to = _list(data.get("reply_to"))
     if not to:
         raise StepError("an email needs input.recipients", retryable=False)
-    sender = str(data.get("from") or config.get("from") or message.get("from") or "") or None
+    sender = str(data.get("from") or config.from_ or message.get("from") or "") or None
     for address in [*to, *cc, *bcc, *reply_to, *([sender] if sender else [])]:
         if not _EMAIL_RE.match(address.rsplit("<", 1)[-1].rstrip(">")):
             raise StepError(f"not an email address: {address!r}", retryable=False)
@@ -226,9 +233,9 @@ def _email(
     return {"channel": "email", "sent": sent, "recipients": to, "subject": subject}
 
 
-def _connection(call: ConnectorCall, component: Component, config: dict[str, Any]) -> Any:
-    backend = config.get("backend")
-    if not backend and not config.get("host"):
+def _connection(call: ConnectorCall, component: Component, config: EmailChannelConfig) -> Any:
+    backend = config.backend
+    if not backend and not config.host:
         return get_connection(fail_silently=False)
     path = _BACKENDS.get(str(backend or "smtp"), None)
     if path is None:
@@ -236,28 +243,30 @@ def _connection(call: ConnectorCall, component: Component, config: dict[str, Any
     if path != _BACKENDS["smtp"]:
         return get_connection(backend=path, fail_silently=False)
     password = ""
-    if config.get("password_secret"):
-        password = component.secrets.get(str(config["password_secret"]), "")
+    if config.password_secret:
+        password = component.secrets.get(str(config.password_secret), "")
         if not password:
             raise StepError(
-                f"secret '{config['password_secret']}' of notifier '{component.tag}' is not set",
+                f"secret '{config.password_secret}' of notifier '{component.tag}' is not set",
                 retryable=False,
             )
+    if config.host is None:
+        raise StepError(
+            f"notifier '{component.tag}': the smtp backend needs a host", retryable=False
+        )
     # The SMTP host comes from admin-held config; it is still held to the environment's
     # rule (checked, not pinned: smtplib resolves the name itself).
-    host_check(
-        f"smtp://{config['host']}:{int(config.get('port', 25))}", call.policy, schemes=("smtp",)
-    )
-    timeout = call.timeout_s or ((duration_ms(config.get("timeout")) or 30_000) / 1000)
+    host_check(f"smtp://{config.host}:{int(config.port)}", call.policy, schemes=("smtp",))
+    timeout = call.timeout_s or ((duration_ms(config.timeout) or 30_000) / 1000)
     return get_connection(
         backend=path,
         fail_silently=False,
-        host=str(config["host"]),
-        port=int(config.get("port", 25)),
-        username=str(config.get("username", "")),
+        host=str(config.host),
+        port=int(config.port),
+        username=str(config.username),
         password=password,
-        use_tls=bool(config.get("use_tls", False)),
-        use_ssl=bool(config.get("use_ssl", False)),
+        use_tls=bool(config.use_tls),
+        use_ssl=bool(config.use_ssl),
         timeout=timeout,
     )
 
@@ -269,11 +278,11 @@ def _http_channel(
     call: ConnectorCall,
     component: Component,
     channel: str,
-    config: dict[str, Any],
+    config: HttpChannelConfig,
     message: dict[str, Any],
     data: dict[str, Any],
 ) -> dict[str, Any]:
-    url = str(config.get("url") or "")
+    url = config.url
     if not url:
         raise StepError(
             f"notifier '{component.tag}' has no {channel} url configured for this environment",
@@ -283,12 +292,12 @@ def _http_channel(
         targets = _list(data.get("phones", data.get("to")))
         text = render(message.get("message", message.get("body", "")), _vars(data, "message"))
         payloads = [
-            {"to": t, "message": text, **({"from": config["from"]} if config.get("from") else {})}
+            {"to": t, "message": text, **({"from": config.from_} if config.from_ else {})}
             for t in targets
         ]
         batch: dict[str, Any] = {"to": targets, "message": text}
-        if config.get("from"):
-            batch["from"] = config["from"]
+        if config.from_:
+            batch["from"] = config.from_
     else:
         targets = _list(data.get("tokens"))
         title = render(message.get("title", ""), _vars(data, "title"))
@@ -299,9 +308,9 @@ def _http_channel(
     if not targets:
         key = "phones" if channel == "sms" else "tokens"
         raise StepError(f"{channel} needs input.{key}", retryable=False)
-    auth = _obj(config.get("auth"))
+    auth = config.auth
     responses: list[Any] = []
-    for payload in [batch] if config.get("batch") else payloads:
+    for payload in [batch] if config.batch else payloads:
         headers: dict[str, str] = {"Accept": "application/json"}
         query: dict[str, Any] = {}
         if call.idempotency_key:
@@ -323,8 +332,6 @@ def _http_channel(
                 details={"status": response.status, "sent": len(responses)},
             )
         try:
-            import json
-
             responses.append(json.loads(response.content) if response.content else None)
         except ValueError:
             responses.append(response.text()[:500])

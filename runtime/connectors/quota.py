@@ -34,10 +34,12 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from runtime.connectors import Component, ConnectorCall, register
+from runtime.component_configs import QuotaConfig, config_of
+from runtime.connectors.call import Component, ConnectorCall
 from runtime.errors import StepError
 from runtime.http import host_check
-from runtime.spec import EventType, duration_ms
+from runtime.models import QuotaCounter, QuotaUse
+from runtime.spec import duration_ms
 
 # KEYS[1] the window's counter, KEYS[2] (optional) what this step was answered before: a
 # step re-run after a crash or retried after an error is not counted twice.
@@ -62,7 +64,6 @@ return {allowed, used}
 ONCE_TTL_MS = 24 * 3600 * 1000  # how long a step's answer is remembered
 
 
-@register(EventType.QUOTA)
 def quota_run(call: ConnectorCall) -> Any:
     """Count one call against a quota; say whether it is allowed."""
     component = call.component
@@ -71,7 +72,8 @@ def quota_run(call: ConnectorCall) -> Any:
     if call.environment_id is None:
         raise StepError("QUOTA needs the run's environment", retryable=False)
     name = call.event.split(":", 1)[1] if ":" in call.event else call.event
-    rule, name = _rule(component, name)
+    config = config_of(QuotaConfig, component.config)
+    rule, name = _rule(component, config, name)
     limit = int(rule.get("limit", 0))
     try:
         window_ms = duration_ms(rule.get("window", "1m")) or 0
@@ -89,9 +91,11 @@ def quota_run(call: ConnectorCall) -> Any:
     start_ms = now_ms - now_ms % window_ms
     window_start = dt.datetime.fromtimestamp(start_ms / 1000, tz=dt.UTC)
     reset = dt.datetime.fromtimestamp((start_ms + window_ms) / 1000, tz=dt.UTC)
-    backend = str(component.config.get("backend") or "database")
+    backend = config.backend or "database"
     if backend == "redis":
-        allowed, used = _redis_take(call, component, name, key, start_ms, window_ms, limit, cost)
+        allowed, used = _redis_take(
+            call, component, config, name, key, start_ms, window_ms, limit, cost
+        )
     elif backend == "database":
         allowed, used = _db_take_once(
             call.once_key, call.environment_id, component.tag, name, key, window_start, limit, cost
@@ -114,21 +118,22 @@ def quota_run(call: ConnectorCall) -> Any:
     return result
 
 
-def _rule(component: Component, name: str) -> tuple[dict[str, Any], str]:
-    limits = component.config.get("limits")
+def _rule(component: Component, config: QuotaConfig, name: str) -> tuple[dict[str, Any], str]:
+    limits = config.limits
     declared = component.events.get(name)
     base = declared if isinstance(declared, dict) else {}
-    if isinstance(limits, dict) and isinstance(limits.get(name), dict):
+    if isinstance(limits.get(name), dict):
         return {**base, **limits[name]}, name
     if base:
         return base, name
-    if "limit" in component.config:
-        return dict(component.config), name
+    own = config.own_rule()
+    if own is not None:
+        return own, name
     if name == component.tag and component.events:
         first = next(iter(component.events))
         value = component.events[first]
         if isinstance(value, dict):
-            over = limits.get(first) if isinstance(limits, dict) else None
+            over = limits.get(first)
             return {**value, **(over if isinstance(over, dict) else {})}, first
     raise StepError(f"quota component '{component.tag}' has no quota '{name}'", retryable=False)
 
@@ -144,8 +149,6 @@ def _db_take_once(
     cost: int,
 ) -> tuple[bool, int]:
     """``_db_take``, once per step: the answer is kept with the count, in one transaction."""
-    from designer.models import QuotaUse
-
     if not step_key:
         return _db_take(environment_id, tag, name, key, window_start, limit, cost)
     uses = QuotaUse.objects.filter(
@@ -177,8 +180,6 @@ def _db_take(
     limit: int,
     cost: int,
 ) -> tuple[bool, int]:
-    from designer.models import QuotaCounter
-
     rows = QuotaCounter.objects.filter(
         environment_id=environment_id, quota=tag, name=name, key=key, window_start=window_start
     )
@@ -210,8 +211,6 @@ def _db_take(
 
 
 def _prune(environment_id: int, tag: str, name: str, window_start: dt.datetime) -> None:
-    from designer.models import QuotaCounter, QuotaUse
-
     QuotaCounter.objects.filter(
         environment_id=environment_id, quota=tag, name=name, window_start__lt=window_start
     ).delete()
@@ -225,6 +224,7 @@ _scripts_lock = threading.Lock()
 def _redis_take(
     call: ConnectorCall,
     component: Component,
+    config: QuotaConfig,
     name: str,
     key: str,
     start_ms: int,
@@ -234,13 +234,13 @@ def _redis_take(
 ) -> tuple[bool, int]:
     import redis
 
-    url = str(component.config.get("url") or "")
+    url = config.url
     if not url:
         raise StepError(f"quota '{component.tag}' has no redis url configured", retryable=False)
     # Admin-held config names the server; it is still held to the environment's rule
     # (empty list: public addresses only; production: nothing unless listed).
     host_check(url, call.policy, schemes=("redis", "rediss"))
-    prefix = str(component.config.get("key_prefix") or "trellis")
+    prefix = config.key_prefix or "trellis"
     counter = ":".join(
         [prefix, "quota", str(call.environment_id), component.tag, name, key, str(start_ms)]
     )

@@ -41,16 +41,16 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage
 
-from runtime.connectors import Component, ConnectorCall, register
+from designer.models import Product
+from runtime.component_configs import StorageConfig, config_of
+from runtime.connectors.call import Component, ConnectorCall
 from runtime.errors import StepError
 from runtime.http import host_check
-from runtime.spec import EventType
 
 OPS = {"upload", "download", "delete"}
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
 
-@register(EventType.STORAGE)
 def storage_run(call: ConnectorCall) -> Any:
     """Run one storage operation in the call's environment."""
     component = call.component
@@ -67,10 +67,9 @@ def storage_run(call: ConnectorCall) -> Any:
             retryable=False,
         )
     data = call.input if isinstance(call.input, dict) else {}
-    storage = storage_for(call, component)
-    max_bytes = int(
-        operation.get("max_bytes") or component.config.get("max_bytes") or DEFAULT_MAX_BYTES
-    )
+    config = config_of(StorageConfig, component.config)
+    storage = storage_for(call, component, config)
+    max_bytes = int(operation.get("max_bytes") or config.max_bytes or DEFAULT_MAX_BYTES)
     try:
         if op == "upload":
             return _upload(storage, operation, data, max_bytes)
@@ -196,8 +195,6 @@ def product_slug(product_id: int | None) -> str:
     with _slugs_lock:
         if product_id in _slugs:
             return _slugs[product_id]
-    from designer.models import Product
-
     slug = Product.objects.filter(pk=product_id).values_list("slug", flat=True).first()
     value = slug or str(product_id)
     with _slugs_lock:
@@ -205,10 +202,10 @@ def product_slug(product_id: int | None) -> str:
     return value
 
 
-def storage_for(call: ConnectorCall, component: Component) -> Storage:
-    """The Django storage a component uses in the call's environment."""
-    config = component.config
-    backend = str(config.get("backend") or "filesystem")
+def storage_for(call: ConnectorCall, component: Component, config: StorageConfig) -> Storage:
+    """The Django storage a component uses in the call's environment (``config``: the
+    component's config there)."""
+    backend = config.backend or "filesystem"
     if backend in {"filesystem", "file", "local"}:
         parts = [product_slug(call.product_id), call.environment or "_", component.tag]
         for part in parts:
@@ -227,24 +224,23 @@ def storage_for(call: ConnectorCall, component: Component) -> Storage:
     )
 
 
-def _s3(call: ConnectorCall, component: Component, config: dict[str, Any]) -> Storage:
+def _s3(call: ConnectorCall, component: Component, config: StorageConfig) -> Storage:
     try:
         from storages.backends.s3 import S3Storage
     except ImportError as exc:  # pragma: no cover - installed with Trellis
         raise StepError("the s3 backend needs django-storages[s3]", retryable=False) from exc
-    endpoint = config.get("endpoint_url")
+    endpoint = config.endpoint_url
     # Checked (not pinned: botocore opens its own connections) against the environment's
     # rule; the endpoint comes from admin-held config only.
     if endpoint:
         host_check(str(endpoint), call.policy)
     else:
-        region = config.get("region") or "us-east-1"
+        region = config.region or "us-east-1"
         host_check(f"https://s3.{region}.amazonaws.com", call.policy)
-    if not config.get("bucket"):
+    if not config.bucket:
         raise StepError(f"storage '{component.tag}' has no bucket configured", retryable=False)
 
-    def secret(name_key: str) -> str | None:
-        name = config.get(name_key)
+    def secret(name: Any) -> str | None:
         if not name:
             return None
         value = component.secrets.get(str(name))
@@ -257,25 +253,23 @@ def _s3(call: ConnectorCall, component: Component, config: dict[str, Any]) -> St
     timeout = call.timeout_s or 30.0
     from botocore.config import Config
 
-    return S3Storage(
-        bucket_name=str(config["bucket"]),
+    storage: Storage = S3Storage(
+        bucket_name=str(config.bucket),
         endpoint_url=str(endpoint) if endpoint else None,
-        region_name=config.get("region"),
-        access_key=secret("access_key_secret"),
-        secret_key=secret("secret_key_secret"),
-        location=str(config.get("prefix") or ""),
+        region_name=config.region,
+        access_key=secret(config.access_key_secret),
+        secret_key=secret(config.secret_key_secret),
+        location=config.prefix,
         file_overwrite=True,
-        querystring_auth=bool(config.get("signed_urls", True)),
-        querystring_expire=int(config.get("url_expiry", 3600)),
+        querystring_auth=bool(config.signed_urls),
+        querystring_expire=int(config.url_expiry),
         default_acl=None,
         client_config=Config(
             connect_timeout=timeout,
             read_timeout=timeout,
             retries={"max_attempts": 1},  # the step's own retries decide
-            s3={
-                "addressing_style": config.get("addressing_style")
-                or ("path" if endpoint else "auto")
-            },
+            s3={"addressing_style": config.addressing_style or ("path" if endpoint else "auto")},
             signature_version="s3v4",
         ),
     )
+    return storage

@@ -39,7 +39,6 @@ from designer.models import (
     Component,
     ComponentConfig,
     Environment,
-    Message,
     Product,
     Workflow,
     WorkflowVersion,
@@ -48,7 +47,7 @@ from designer.secrets import secrets_encrypt
 from runtime import compiler
 from runtime.compiler import compile_spec, spec_checksum
 from runtime.connectors.loader import component_cache_clear
-from runtime.models import RUN_FINISHED, JournalEntry, Run, StepRun
+from runtime.models import RUN_FINISHED, JournalEntry, Message, Run, StepRun
 from runtime.services import run_start
 from tests.runtime.conftest import run_until_done, wait_for
 from tests.runtime.test_compiler_secrets import WRAPPED

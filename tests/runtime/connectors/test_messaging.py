@@ -12,12 +12,12 @@ import pytest
 import redis
 from django.utils import timezone
 
-from designer.models import Activation, Message, Product, Workflow, WorkflowVersion
+from designer.models import Activation, Product, Workflow, WorkflowVersion
 from runtime.compiler import compile_spec, spec_checksum
 from runtime.connectors import Component, ConnectorCall, execute
 from runtime.connectors.messaging import topic_subscribers
 from runtime.errors import StepError
-from runtime.models import Run
+from runtime.models import Message, Run
 from runtime.spec import EventType
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"

@@ -13,9 +13,10 @@ import pytest
 import redis
 from django.db import connection
 
-from designer.models import Product, QuotaCounter
+from designer.models import Product
 from runtime.connectors import Component, ConnectorCall, execute
 from runtime.errors import StepError
+from runtime.models import QuotaCounter
 from runtime.spec import EventType
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
