@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from designer.secrets import redact
 from runtime.errors import StepError, StepTimeout
 from runtime.netguard import HostPolicy
 
@@ -31,12 +32,8 @@ class _NoQueryStrings(logging.Filter):
             args = tuple(
                 _strip_query(a) if isinstance(a, str | httpx.URL) else a for a in record.args
             )
-            from runtime.connectors import secrets_of_call
-
-            secrets = secrets_of_call()
+            secrets = _secrets_of_call()
             if secrets:
-                from designer.secrets import redact
-
                 args = tuple(redact(a, secrets) for a in args)
             record.args = args
         return True
@@ -45,6 +42,22 @@ class _NoQueryStrings(logging.Filter):
 def _strip_query(value: str | httpx.URL) -> str:
     text = str(value)
     return text.split("?", 1)[0] + ("?•••" if "?" in text else "")
+
+
+def _no_secrets() -> list[str]:
+    return []
+
+
+# The secrets of the connector call this thread is making. The connectors sit above this
+# module (they call it), so the Django side installs their source (runtime/apps.py).
+_secrets_of_call: Callable[[], list[str]] = _no_secrets
+
+
+def call_secrets_source(source: Callable[[], list[str]]) -> None:
+    """Install where the httpx log filter learns the secrets of the call in flight
+    (:func:`runtime.connectors.secrets_of_call`), which it masks in logged URLs."""
+    global _secrets_of_call
+    _secrets_of_call = source
 
 
 logging.getLogger("httpx").addFilter(_NoQueryStrings())
