@@ -42,7 +42,7 @@ from runtime.expressions._limits import (
     set_limits,
     value_budget,
 )
-from runtime.expressions._nodes import Ref
+from runtime.expressions._nodes import Ref, Scope
 from runtime.expressions._operators import OPERATORS, Operator
 from runtime.expressions._parser import REF_KINDS
 from runtime.expressions._resolve import (
@@ -52,7 +52,7 @@ from runtime.expressions._resolve import (
     resolve_masked,
     resolve_redacted,
 )
-from runtime.expressions._scope import DictScope, Scope
+from runtime.expressions._scope import DictScope
 from runtime.expressions._secrets import WHOLE_SECRET_ARGS
 from runtime.expressions._templates import (
     Condition,

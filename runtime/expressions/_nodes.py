@@ -1,18 +1,23 @@
-"""The parsed form of an expression: nodes that evaluate against a scope and list
-their references."""
+"""The parsed form of an expression: nodes that evaluate against a :class:`Scope` (where
+references get their values) and list their references."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from runtime.errors import ExpressionError
 from runtime.expressions._limits import check_result
 from runtime.expressions._operators import OPERATORS
 from runtime.expressions._values import compare, truthy
 
-if TYPE_CHECKING:
-    from runtime.expressions._scope import Scope
+
+class Scope(Protocol):
+    """Where references get their values. The engine may implement it lazily."""
+
+    def lookup(self, ref: Ref) -> Any:
+        """The value ``ref`` points at, or ``None`` when any part of it is missing."""
+        ...
 
 
 class Node:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.expressions._nodes import Ref
-from runtime.expressions._scope import Scope
+from runtime.expressions._nodes import Ref, Scope
 from runtime.expressions._secrets import involves_secret
 from runtime.expressions._templates import Template, parse
 from runtime.expressions._values import as_text

@@ -1,24 +1,16 @@
-"""Where references get their values: the :class:`Scope` protocol and :class:`DictScope`."""
+"""A :class:`Scope` over plain dicts: :class:`DictScope`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from runtime.expressions._paths import walk
 
 if TYPE_CHECKING:
     from runtime.expressions._nodes import Ref
-
-
-class Scope(Protocol):
-    """Where references get their values. The engine may implement it lazily."""
-
-    def lookup(self, ref: Ref) -> Any:
-        """The value ``ref`` points at, or ``None`` when any part of it is missing."""
-        ...
 
 
 def _now_iso() -> str:

@@ -9,10 +9,9 @@ from typing import Any
 
 from runtime.errors import ExpressionError
 from runtime.expressions._limits import LIMITS, spend
-from runtime.expressions._nodes import Node, Ref
+from runtime.expressions._nodes import Node, Ref, Scope
 from runtime.expressions._operators import OPERATORS
 from runtime.expressions._parser import _NAME_RE, _REF_SHAPES, _Parser
-from runtime.expressions._scope import Scope
 from runtime.expressions._secrets import secret_cut_by
 from runtime.expressions._values import as_text, truthy
 
