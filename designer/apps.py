@@ -9,7 +9,7 @@ class DesignerConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.db.models.signals import post_init, post_save
 
-        from designer import accounts
+        from designer import accounts  # why here: it imports models (registry not ready before)
 
         # A new password revokes the user's API tokens (designer/accounts.py).
         user_model = get_user_model()

@@ -245,29 +245,8 @@ def http_request(
             ) as response,
         ):
             if response.status_code in _REDIRECTS:
-                location = response.headers.get("location", "")
-                target = where(str(response.url.join(location))) if location else "nowhere"
-                raise StepError(
-                    f"{method.upper()} {where(url)} answered {response.status_code}, a redirect "
-                    f"to {target}: redirects are not followed (configure the final URL)",
-                    retryable=False,
-                    details={"status": response.status_code, "location": target},
-                )
-            declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > cap:
-                raise _too_large(url, cap, int(declared))
-            chunks: list[bytes] = []
-            size = 0
-            # iter_bytes yields decoded bytes, so a small gzip that inflates hugely is
-            # caught by the same cap.
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise _too_large(url, cap, None)
-                if time.monotonic() > deadline:
-                    raise StepTimeout(f"{method.upper()} {where(url)} timed out after {timeout:g}s")
-                chunks.append(chunk)
-            body = b"".join(chunks)
+                raise _redirect_refused(method, url, response)
+            body = _read_capped(response, method, url, cap=cap, deadline=deadline, timeout=timeout)
             return HttpResponse(
                 status=response.status_code,
                 headers={k.lower(): v for k, v in response.headers.items()},
@@ -282,6 +261,38 @@ def http_request(
             f"{method.upper()} {where(url)} failed: {type(exc).__name__}: {_safe(exc)}",
             retryable=True,
         ) from exc
+
+
+def _redirect_refused(method: str, url: str, response: httpx.Response) -> StepError:
+    location = response.headers.get("location", "")
+    target = where(str(response.url.join(location))) if location else "nowhere"
+    return StepError(
+        f"{method.upper()} {where(url)} answered {response.status_code}, a redirect "
+        f"to {target}: redirects are not followed (configure the final URL)",
+        retryable=False,
+        details={"status": response.status_code, "location": target},
+    )
+
+
+def _read_capped(
+    response: httpx.Response, method: str, url: str, *, cap: int, deadline: float, timeout: float
+) -> bytes:
+    """The response body, refused past ``cap`` bytes or past ``deadline``."""
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise _too_large(url, cap, int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    # iter_bytes yields decoded bytes, so a small gzip that inflates hugely is
+    # caught by the same cap.
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > cap:
+            raise _too_large(url, cap, None)
+        if time.monotonic() > deadline:
+            raise StepTimeout(f"{method.upper()} {where(url)} timed out after {timeout:g}s")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _too_large(url: str, cap: int, declared: int | None) -> StepError:

@@ -31,11 +31,13 @@ from typing import Any
 
 from runtime import engine
 from runtime.compiler import Plan, PlanStep, compile_spec
+from runtime.connectors import code as _code  # noqa: F401 - registers the built-in step functions
 from runtime.context import BareRuntime
 from runtime.errors import StepError, TrellisError
 from runtime.expressions import DictScope, evaluate_condition, resolve
 from runtime.spec import EventType, WorkflowSpec
 from runtime.step_functions import step_function_get
+from runtime.workflows import registry, using
 
 __all__ = ["Fail", "StepResult", "TestRun", "WorkflowTestEnvironment"]
 
@@ -302,10 +304,8 @@ class _Run:
 
     def code(self, path: str, data: Any, tag: str) -> Any:
         # The same rule as the worker: registered step functions only, nothing imported
-        # because a spec named it (the built-ins register with their module).
-        from runtime import workflows as _workflows  # noqa: F401
-        from runtime.connectors import code as _code  # noqa: F401
-
+        # because a spec named it (the built-ins registered when this module imported
+        # runtime.workflows and runtime.connectors.code).
         entry = step_function_get(path)
         fn = entry.fn
         live = data.get("ctx") if isinstance(data, dict) else None
@@ -336,8 +336,6 @@ class _Run:
     def child(self, step: PlanStep, data: dict[str, Any]) -> Any:
         target = self.env.children.get(step.event)
         if target is None and self.product is not None:
-            from runtime.workflows import registry
-
             target = registry.get(self.product, step.event)
         if target is None:
             raise StepError(
@@ -488,8 +486,6 @@ class WorkflowTestEnvironment:
             product,
         )
         if isinstance(getattr(workflow, "spec", None), WorkflowSpec):
-            from runtime.workflows import using
-
             with using(workflow):
                 return run.go()
         return run.go()
