@@ -60,7 +60,7 @@ def run_json(run: Run) -> dict[str, Any]:
 
 
 def _body(request: Request) -> dict[str, Any]:
-    data = request.data
+    data: Any = request.data  # DRF's parsed body: a dict, a list, or '' when empty
     if data is None or data == "":
         return {}
     if not isinstance(data, dict):

@@ -158,7 +158,7 @@ def _reset_connection() -> None:
     connection.close()
 
 
-class JournalChannelLayer(InMemoryChannelLayer):
+class JournalChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]  # channels: untyped
     """In-memory channel layer whose live groups are fed from the journal (see module doc).
 
     CONFIG: ``path`` (wake socket directory), ``poll`` (seconds between reads while

@@ -170,7 +170,7 @@ def still_member(*, user: Any, product_id: int) -> bool:
 # -- the consumers ----------------------------------------------------------------------------
 
 
-class _LiveConsumer(AsyncJsonWebsocketConsumer):
+class _LiveConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels: untyped
     """What both subscriptions share: refusal, the cursor, delivery and catch-up."""
 
     groups_joined: list[str]

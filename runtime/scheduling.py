@@ -61,7 +61,7 @@ def cron_next(cron: str, zone_name: str, after: dt.datetime | None = None) -> dt
     zone = _zone(zone_name)
     base = (after or timezone.now()).astimezone(zone)
     try:
-        nxt = croniter(cron, base).get_next(dt.datetime)
+        nxt: dt.datetime = croniter(cron, base).get_next(dt.datetime)
     except (CroniterError, ValueError, KeyError) as exc:
         raise RunRefused(f"invalid cron expression {cron!r}", field="schedule.cron") from exc
     return nxt.astimezone(dt.UTC)
