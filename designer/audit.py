@@ -33,6 +33,7 @@ def _masked(value: Any) -> Any:
 
 
 def user_of(actor: Actor) -> Any:
+    """The user to record for ``actor`` (None when anonymous or absent)."""
     return actor if actor is not None and actor.is_authenticated else None
 
 

@@ -78,6 +78,7 @@ def component_create(
     description: str = "",
     events: dict[str, Any] | None = None,
 ) -> Component:
+    """Create a component in ``product`` (its declared events checked), audited."""
     if product.components.filter(tag=tag).exists():
         raise ValidationError({"tag": f"a component {tag!r} already exists"})
     component_events_check(events=events or {})
@@ -101,6 +102,7 @@ def component_create(
 
 
 def component_update(*, component: Component, actor: Actor, **fields: Any) -> Component:
+    """Change a component's fields (its tag stays unique in the product), audited."""
     if fields.get("events") is not None:
         component_events_check(events=fields["events"])
     update_audited(
@@ -117,6 +119,7 @@ def component_update(*, component: Component, actor: Actor, **fields: Any) -> Co
 
 
 def component_delete(*, component: Component, actor: Actor) -> None:
+    """Delete a component, audited."""
     with transaction.atomic():
         audit_record(
             product=component.product,

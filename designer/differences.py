@@ -103,6 +103,7 @@ def json_diff(before: Any, after: Any, path: str = "") -> list[Change]:
 
 
 def changes_json(changes: list[Change]) -> dict[str, Any]:
+    """Changes as the API shows them: ``{"changes": [...], "summary": {added, ...}}``."""
     counts = {"added": 0, "removed": 0, "changed": 0}
     for change in changes:
         counts[change.change] += 1
@@ -170,6 +171,7 @@ def _secret_rows(a: dict[str, str] | None, b: dict[str, str] | None) -> list[dic
 
 
 def used_components(version: WorkflowVersion | None) -> set[str]:
+    """The apps (component tags) the steps and rollbacks of ``version``'s plan use."""
     used: set[str] = set()
     plan = version.plan if version is not None else None
     for sequence in (plan or {}).get("sequences", []):

@@ -24,6 +24,8 @@ _DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*([.:][A-Za-z_]\w*)$")
 
 
 class EventChecks(ReferenceChecks):
+    """Each event (durations, type, component) and the workflow-level fields."""
+
     def duration(self, value: Duration | None, path: str) -> int | None:
         try:
             return _duration_ms(value)

@@ -9,6 +9,8 @@ from runtime.compiler._state import CompilerState
 
 
 class GraphChecks(CompilerState):
+    """Tags, the parent graph, topological order, levels and cycles."""
+
     def index_tags(self) -> None:
         for i, seq in enumerate(self.spec.sequences):
             first = self.seq_index.setdefault(seq.tag, i)

@@ -48,6 +48,8 @@ class PlanStep(_Frozen):
 
 
 class PlanSequence(_Frozen):
+    """One sequence of the plan: its parents, children, level and steps."""
+
     tag: str
     parents: list[str] = []
     children: list[str] = []
@@ -57,6 +59,8 @@ class PlanSequence(_Frozen):
 
 
 class PlanOptions(_Frozen):
+    """Run-wide options, durations in ms."""
+
     timeout_ms: int | None = None
     rollback_strategy: str = "reverse_all"
     max_concurrency: int | None = None

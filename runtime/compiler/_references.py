@@ -30,6 +30,8 @@ def _stored_input(event: EventSpec | RollbackSpec) -> str | None:
 
 
 class ReferenceChecks(GraphChecks):
+    """Expression strings, step references and where a ``$Secret`` may go."""
+
     def parse_value(
         self, value: Any, path: str, *, stored: str | None = None
     ) -> list[tuple[_Where, Ref]]:

@@ -64,6 +64,7 @@ def value_budget(length: int) -> Iterator[None]:
 
 
 def spend(length: int) -> None:
+    """Count ``length`` against the value budget of the open :func:`value_budget` block."""
     left = getattr(_budget, "left", None)
     if left is not None:
         left -= length
@@ -73,6 +74,7 @@ def spend(length: int) -> None:
 
 
 def check_result(name: str, value: Any) -> Any:
+    """An operator's result, refused when it is out of bounds (counted against the budget)."""
     cls = value.__class__
     if cls is float or cls is int:
         check_number(value, f"${name}")

@@ -21,6 +21,8 @@ class Scope(Protocol):
 
 
 class Node:
+    """A parsed expression: evaluates against a scope, lists its references."""
+
     __slots__ = ()
 
     def eval(self, scope: Scope) -> Any:

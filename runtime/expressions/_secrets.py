@@ -6,6 +6,7 @@ from runtime.expressions._nodes import Node, _Array, _Call
 
 
 def involves_secret(node: Node) -> bool:
+    """True when a ``$Secret`` appears anywhere under ``node``."""
     return any(ref.kind == "Secret" for ref in node.refs())
 
 

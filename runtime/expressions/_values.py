@@ -11,6 +11,7 @@ COMPARISONS = ("===", "!==", "==", "!=", ">=", "<=", ">", "<")
 
 
 def is_number(value: Any) -> bool:
+    """True for an int or a float (a bool is not a number here)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
