@@ -45,6 +45,7 @@ services:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the layer contracts in pyproject.toml ([tool.importlinter])
 
 typecheck: install
 	$(BIN)/mypy designer runtime

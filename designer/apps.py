@@ -16,7 +16,7 @@ class DesignerConfig(AppConfig):
         from django.db.backends.signals import connection_created
         from django.db.models.signals import post_init, post_save
 
-        from designer import accounts
+        from designer import accounts  # why here: it imports models (registry not ready before)
 
         # A new password revokes the user's API tokens (designer/accounts.py).
         user_model = get_user_model()

@@ -8,9 +8,7 @@ environments' secrets are compared by name, presence and whether the values diff
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -20,6 +18,13 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from designer import selectors, services
+from designer.audit import Actor, audit_record
+
+# The differences live in their own module; their names stay importable from here.
+from designer.differences import Change as Change
+from designer.differences import changes_json, config_diff, used_components
+from designer.differences import environment_diff as environment_diff
+from designer.differences import json_diff as json_diff
 from designer.models import (
     Activation,
     AuditEntry,
@@ -31,13 +36,9 @@ from designer.models import (
     Workflow,
     WorkflowVersion,
 )
-from designer.secrets import SecretsUnreadable, secrets_decrypt
-from designer.services import MASK, Actor, audit_record
 
 # URL segments under environments/ that name an endpoint, not an environment.
 RESERVED_ENV_SLUGS = frozenset({"diff", "reorder", "matrix"})
-# Config keys whose values are shown masked even though they are not stored as secrets.
-_SECRET_LOOKING = ("secret", "password", "token", "credential", "api_key", "apikey", "private")
 
 
 # --- environments -------------------------------------------------------------------------
@@ -196,230 +197,6 @@ def environment_unmark_production(*, environment: Environment, actor: Actor) -> 
     return environment
 
 
-# --- spec differences ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Change:
-    """One difference between two JSON documents at a readable path."""
-
-    path: str
-    change: str  # added | removed | changed
-    before: Any = None
-    after: Any = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "change": self.change,
-            "before": self.before,
-            "after": self.after,
-        }
-
-
-def _item_key(item: Any) -> str | None:
-    # Sequences and events are matched by tag (an event's tag defaults to its event), so
-    # inserting a step reads as one addition, not as every later step changing.
-    if isinstance(item, Mapping):
-        key = item.get("tag") or item.get("event") or item.get("name")
-        if isinstance(key, str) and key:
-            return key
-    return None
-
-
-def _keyed(items: list[Any]) -> dict[str, Any] | None:
-    keys = [_item_key(item) for item in items]
-    if any(k is None for k in keys) or len(set(keys)) != len(keys):
-        return None
-    return {str(k): item for k, item in zip(keys, items, strict=True)}
-
-
-def json_diff(before: Any, after: Any, path: str = "") -> list[Change]:
-    """Differences between two JSON values, as paths such as
-    ``sequences[main_sequence].events[validate_user].retries``."""
-    if before == after:
-        return []
-    if isinstance(before, Mapping) and isinstance(after, Mapping):
-        out: list[Change] = []
-        for key in sorted(set(before) | set(after), key=str):
-            child = f"{path}.{key}" if path else str(key)
-            if key not in before:
-                out.append(Change(child, "added", after=after[key]))
-            elif key not in after:
-                out.append(Change(child, "removed", before=before[key]))
-            else:
-                out.extend(json_diff(before[key], after[key], child))
-        return out
-    if isinstance(before, list) and isinstance(after, list):
-        old, new = _keyed(before), _keyed(after)
-        if old is not None and new is not None:
-            out = []
-            for key in [*old, *(k for k in new if k not in old)]:
-                child = f"{path}[{key}]"
-                if key not in new:
-                    out.append(Change(child, "removed", before=old[key]))
-                elif key not in old:
-                    out.append(Change(child, "added", after=new[key]))
-                else:
-                    out.extend(json_diff(old[key], new[key], child))
-            if [k for k in old if k in new] != [k for k in new if k in old]:
-                out.append(Change(f"{path} (order)", "changed", list(old), list(new)))
-            return out
-        if all(not isinstance(v, Mapping | list) for v in [*before, *after]):
-            return [Change(path or "$", "changed", before, after)]
-        out = []
-        for index in range(max(len(before), len(after))):
-            child = f"{path}[{index}]"
-            if index >= len(before):
-                out.append(Change(child, "added", after=after[index]))
-            elif index >= len(after):
-                out.append(Change(child, "removed", before=before[index]))
-            else:
-                out.extend(json_diff(before[index], after[index], child))
-        return out
-    return [Change(path or "$", "changed", before, after)]
-
-
-def _changes_json(changes: list[Change]) -> dict[str, Any]:
-    counts = {"added": 0, "removed": 0, "changed": 0}
-    for change in changes:
-        counts[change.change] += 1
-    return {"changes": [c.as_json() for c in changes], "summary": counts}
-
-
-# --- configuration differences ------------------------------------------------------------
-
-
-def _secret_looking(key: str) -> bool:
-    lowered = key.lower()
-    return any(word in lowered for word in _SECRET_LOOKING)
-
-
-def _shown(value: Any) -> Any:
-    """A config value as a diff may show it: secret-looking keys masked, at any depth."""
-    if isinstance(value, Mapping):
-        return {k: (MASK if _secret_looking(str(k)) else _shown(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shown(v) for v in value]
-    return value
-
-
-def _masked_changes(changes: list[Change]) -> list[Change]:
-    out = []
-    for change in changes:
-        if any(_secret_looking(part) for part in change.path.replace("[", ".").split(".")):
-            out.append(
-                Change(
-                    change.path,
-                    change.change,
-                    MASK if change.before is not None else None,
-                    MASK if change.after is not None else None,
-                )
-            )
-        else:
-            out.append(
-                Change(change.path, change.change, _shown(change.before), _shown(change.after))
-            )
-    return out
-
-
-def _secrets_of(config: ComponentConfig | None) -> dict[str, str] | None:
-    if config is None:
-        return {}
-    try:
-        return secrets_decrypt(config.secrets_encrypted)
-    except SecretsUnreadable:
-        return None
-
-
-def _secret_rows(a: dict[str, str] | None, b: dict[str, str] | None) -> list[dict[str, Any]]:
-    # Values are compared here and dropped: only names and flags leave this function.
-    if a is None or b is None:
-        return [{"name": "*", "in_a": a is not None, "in_b": b is not None, "unreadable": True}]
-    rows = []
-    for name in sorted(set(a) | set(b)):
-        in_a, in_b = name in a, name in b
-        differs = in_a != in_b or not hmac.compare_digest(
-            a.get(name, "").encode(), b.get(name, "").encode()
-        )
-        if differs:
-            rows.append({"name": name, "in_a": in_a, "in_b": in_b, "differs": True})
-    return rows
-
-
-def _used_components(version: WorkflowVersion | None) -> set[str]:
-    used: set[str] = set()
-    plan = version.plan if version is not None else None
-    for sequence in (plan or {}).get("sequences", []):
-        for step in sequence.get("events", []):
-            for part in (step, step.get("rollback") or {}):
-                app = part.get("app") if isinstance(part, Mapping) else None
-                if isinstance(app, str) and app:
-                    used.add(app)
-    return used
-
-
-def config_diff(
-    *, product: Product, a: Environment, b: Environment, only: set[str] | None = None
-) -> list[dict[str, Any]]:
-    """Per component, how its configuration in ``a`` differs from ``b``: config, variables
-    and constants value by value (secret-looking keys masked), secrets by name only
-    (``in_a``, ``in_b``, ``differs``). Components configured the same way are left out."""
-    components = list(Component.objects.filter(product=product).order_by("kind", "tag"))
-    configs = {
-        (c.component_id, c.environment_id): c
-        for c in ComponentConfig.objects.filter(component__product=product, environment__in=[a, b])
-    }
-    out = []
-    for component in components:
-        if only is not None and component.tag not in only:
-            continue
-        left, right = configs.get((component.pk, a.pk)), configs.get((component.pk, b.pk))
-        entry: dict[str, Any] = {
-            "component": component.tag,
-            "kind": component.kind,
-            "configured_in_a": left is not None,
-            "configured_in_b": right is not None,
-        }
-        differs = (left is None) != (right is None)
-        for field in ("config", "variables", "constants"):
-            changes = json_diff(
-                getattr(left, field) if left else {}, getattr(right, field) if right else {}
-            )
-            entry[field] = [c.as_json() for c in _masked_changes(changes)]
-            differs = differs or bool(changes)
-        entry["secrets"] = _secret_rows(_secrets_of(left), _secrets_of(right))
-        differs = differs or bool(entry["secrets"])
-        if differs:
-            out.append(entry)
-    return out
-
-
-def environment_diff(*, product: Product, a: Environment, b: Environment) -> dict[str, Any]:
-    """What differs between two environments: component configuration and, per workflow,
-    whether it is active and which version is live."""
-    workflows = []
-    for workflow in selectors.workflow_list(product=product):
-        rows = {r.environment.pk: r for r in selectors.activation_rows(workflow=workflow)}
-        left, right = rows.get(a.pk), rows.get(b.pk)
-        if left is None or right is None:
-            continue
-        if (left.active, left.version) != (right.active, right.version):
-            workflows.append(
-                {
-                    "workflow": workflow.tag,
-                    "a": {"active": left.active, "version": left.version},
-                    "b": {"active": right.active, "version": right.version},
-                }
-            )
-    return {
-        "a": a.slug,
-        "b": b.slug,
-        "components": config_diff(product=product, a=a, b=b),
-        "workflows": workflows,
-    }
-
-
 # --- promotion ----------------------------------------------------------------------------
 
 
@@ -500,7 +277,7 @@ def promotion_preview(
     those have no configuration at all in the target (``unconfigured``)."""
     promoted = _promoted_version(workflow, version, from_env)
     targets = _targets(workflow.product, from_env, to_env, through)
-    used = _used_components(promoted)
+    used = used_components(promoted)
     environments = []
     for target in targets:
         activation = _activation(workflow, target)
@@ -525,7 +302,7 @@ def promotion_preview(
                 "spec_diff": {
                     "from_version": current.number if current is not None else None,
                     "to_version": promoted.number,
-                    **_changes_json(spec_changes),
+                    **changes_json(spec_changes),
                 },
                 "config_diff": config_diff(
                     product=workflow.product, a=from_env, b=target, only=used

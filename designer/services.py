@@ -8,18 +8,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
+# The audit writer and the component writes live in their own modules; their names stay
+# importable from here (``services.audit_record``, ``services.component_create``).
+from designer.audit import MASK as MASK
+from designer.audit import Actor as Actor
+from designer.audit import audit_record as audit_record
+from designer.audit import update_audited, user_of
+from designer.components import CONNECTION_TARGET_KEYS as CONNECTION_TARGET_KEYS
+from designer.components import component_create as component_create
+from designer.components import component_delete as component_delete
+from designer.components import component_events_check as component_events_check
+from designer.components import component_infos as component_infos
+from designer.components import component_update as component_update
 from designer.models import (
     Activation,
-    AuditEntry,
-    Component,
-    ComponentKind,
     Environment,
     Membership,
     Product,
@@ -29,54 +37,10 @@ from designer.models import (
     Workflow,
     WorkflowVersion,
 )
-from runtime.compiler import ComponentInfo, Plan, compile_spec, spec_checksum
+from runtime.compiler import Plan, compile_spec, spec_checksum
 from runtime.errors import Issue, SpecError
 from runtime.spec import WorkflowSpec
 from runtime.step_functions import step_function_names
-
-Actor = AbstractBaseUser | AnonymousUser | None
-
-# Values under these keys never reach the audit log.
-_SECRET_KEYS = frozenset({"secrets", "secret", "password", "token", "credentials"})
-MASK = "•••"
-
-
-# --- audit --------------------------------------------------------------------------------
-
-
-def _masked(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {
-            k: (MASK if str(k).lower() in _SECRET_KEYS else _masked(v)) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_masked(v) for v in value]
-    return value
-
-
-def _user(actor: Actor) -> Any:
-    return actor if actor is not None and actor.is_authenticated else None
-
-
-def audit_record(
-    *,
-    product: Product | None,
-    actor: Actor,
-    action: str,
-    target: str,
-    before: Any = None,
-    after: Any = None,
-) -> AuditEntry:
-    """Record who changed what; values under secret-looking keys are masked."""
-    return AuditEntry.objects.create(
-        product=product,
-        actor=_user(actor),
-        action=action,
-        target=target[:300],
-        before=_masked(before),
-        after=_masked(after),
-    )
-
 
 # --- products, environments, members ------------------------------------------------------
 
@@ -89,7 +53,7 @@ def product_create(
         raise ValidationError({"slug": f"a product {slug!r} already exists"})
     with transaction.atomic():
         product = Product.objects.create(slug=slug, name=name, description=description)
-        user = _user(creator)
+        user = user_of(creator)
         if user is not None:
             Membership.objects.create(product=product, user=user, role=Role.ADMIN)
         audit_record(
@@ -169,40 +133,8 @@ def _environment_fields(environment: Environment) -> dict[str, Any]:
     }
 
 
-def _update_audited(
-    obj: Any,
-    *,
-    actor: Actor,
-    fields: dict[str, Any],
-    key: str,
-    siblings: Any,
-    noun: str,
-    snapshot: Any,
-    action: str,
-) -> None:
-    """Set ``fields`` on a product-scoped row whose ``key`` (slug/tag) must stay unique
-    among ``siblings``, save it and audit before/after in one transaction."""
-    new_key = fields.get(key)
-    if new_key and new_key != getattr(obj, key):
-        if siblings.filter(**{key: new_key}).exists():
-            raise ValidationError({key: f"{noun} {new_key!r} already exists"})
-    before = snapshot(obj)
-    for name, value in fields.items():
-        setattr(obj, name, value)
-    with transaction.atomic():
-        obj.save()
-        audit_record(
-            product=obj.product,
-            actor=actor,
-            action=action,
-            target=getattr(obj, key),
-            before=before,
-            after=snapshot(obj),
-        )
-
-
 def environment_update(*, environment: Environment, actor: Actor, **fields: Any) -> Environment:
-    _update_audited(
+    update_audited(
         environment,
         actor=actor,
         fields=fields,
@@ -277,133 +209,6 @@ def member_remove(*, membership: Membership, actor: Actor) -> None:
             before={"role": membership.role},
         )
         membership.delete()
-
-
-# --- components ---------------------------------------------------------------------------
-
-
-def _component_fields(component: Component) -> dict[str, Any]:
-    return {
-        "kind": component.kind,
-        "tag": component.tag,
-        "name": component.name,
-        "description": component.description,
-        "events": component.events,
-    }
-
-
-# Where a component connects is the admin's decision, held in its per-environment config
-# (``PUT …/config/<env>``, admin only). Its events are edited by designers, so an event may
-# not name a connection target: these keys are refused in an event definition and in the
-# channel objects of a notification event (``email``/``sms``/``push``), and connectors
-# ignore them in old data.
-CONNECTION_TARGET_KEYS = frozenset(
-    {
-        "base_url",
-        "url",
-        "host",
-        "hostname",
-        "port",
-        "endpoint",
-        "endpoint_url",
-        "dsn",
-        "token_url",
-        "hostaddr",
-        "proxy",
-    }
-)
-_CHANNEL_KEYS = ("email", "sms", "push")
-
-
-def component_events_check(*, events: dict[str, Any]) -> None:
-    """Refuse (400 naming the field) an event definition that names a connection target."""
-    problems: dict[str, str] = {}
-    for tag, definition in events.items():
-        if not isinstance(definition, dict):
-            continue
-        places = [(f"events.{tag}", definition)]
-        places += [
-            (f"events.{tag}.{channel}", definition[channel])
-            for channel in _CHANNEL_KEYS
-            if isinstance(definition.get(channel), dict)
-        ]
-        for path, place in places:
-            for key in sorted(CONNECTION_TARGET_KEYS & set(place)):
-                problems[f"{path}.{key}"] = (
-                    f"'{key}' is a connection target: an admin sets it in the component's "
-                    "per-environment config, not in an event"
-                )
-    if problems:
-        raise ValidationError(problems)
-
-
-def component_create(
-    *,
-    product: Product,
-    kind: str,
-    tag: str,
-    actor: Actor,
-    name: str = "",
-    description: str = "",
-    events: dict[str, Any] | None = None,
-) -> Component:
-    if product.components.filter(tag=tag).exists():
-        raise ValidationError({"tag": f"a component {tag!r} already exists"})
-    component_events_check(events=events or {})
-    with transaction.atomic():
-        component = Component.objects.create(
-            product=product,
-            kind=ComponentKind(kind),
-            tag=tag,
-            name=name,
-            description=description,
-            events=events or {},
-        )
-        audit_record(
-            product=product,
-            actor=actor,
-            action="component.create",
-            target=tag,
-            after=_component_fields(component),
-        )
-    return component
-
-
-def component_update(*, component: Component, actor: Actor, **fields: Any) -> Component:
-    if fields.get("events") is not None:
-        component_events_check(events=fields["events"])
-    _update_audited(
-        component,
-        actor=actor,
-        fields=fields,
-        key="tag",
-        siblings=component.product.components,
-        noun="a component",
-        snapshot=_component_fields,
-        action="component.update",
-    )
-    return component
-
-
-def component_delete(*, component: Component, actor: Actor) -> None:
-    with transaction.atomic():
-        audit_record(
-            product=component.product,
-            actor=actor,
-            action="component.delete",
-            target=component.tag,
-            before=_component_fields(component),
-        )
-        component.delete()
-
-
-def component_infos(product: Product) -> dict[str, ComponentInfo]:
-    """What the compiler needs to know about the product's components: kind and events."""
-    infos = {}
-    for tag, kind, events in product.components.values_list("tag", "kind", "events"):
-        names = events.keys() if isinstance(events, dict) else events or []
-        infos[tag] = ComponentInfo(kind=kind, events=frozenset(str(n) for n in names))
-    return infos
 
 
 # --- workflows, drafts, versions ----------------------------------------------------------
@@ -514,7 +319,7 @@ def draft_save(
         if draft is None:
             draft = WorkflowVersion(workflow=workflow, state=VersionState.DRAFT)
         draft.spec = stored
-        draft.author = _user(author)
+        draft.author = user_of(author)
         draft.save()
     return draft
 
@@ -573,7 +378,7 @@ def workflow_publish(
         version.spec = stored
         version.plan = plan.model_dump(mode="json")
         version.checksum = checksum
-        version.author = _user(author)
+        version.author = user_of(author)
         version.note = note
         version.published_at = timezone.now()
         version.save()
@@ -645,7 +450,7 @@ def activation_set(
         activation.active = active
         activation.version = version
         activation.managed_by = managed_by
-        activation.updated_by = _user(actor)
+        activation.updated_by = user_of(actor)
         activation.save()
         after = _activation_fields(activation)
         if before != after:

@@ -10,6 +10,7 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
@@ -119,8 +120,6 @@ INLINE_TYPES = {
 
 @login_required
 def media_file(request: HttpRequest, slug: str, path: str) -> FileResponse:
-    from django.conf import settings
-
     _product(request, slug)  # 404 unless a member (any role)
     # No file name holds a NUL (the OS refuses it, and pathlib raises ValueError rather
     # than answering "no such file"), and a path the OS cannot stat is no file either:

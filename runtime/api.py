@@ -31,6 +31,7 @@ from designer.services import audit_record
 from runtime import selectors, services
 from runtime.errors import RunRefused
 from runtime.models import Run
+from runtime.scheduling import run_schedule
 
 
 def run_json(run: Run) -> dict[str, Any]:
@@ -316,8 +317,6 @@ class RunListApi(ApiView):
     ) -> Response:
         """``schedule: {start_at | delay | cron, timezone}`` → a django-q2 schedule that
         starts the run later (JOB semantics) instead of now."""
-        from runtime.scheduling import run_schedule
-
         if not isinstance(schedule, dict):
             raise RunRefused(
                 "schedule must be an object {start_at | cron, timezone}", field="schedule"

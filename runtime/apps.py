@@ -1,4 +1,13 @@
+import logging
+from collections.abc import Iterable
+
 from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+
+from runtime import netguard
+from runtime.step_functions import step_functions_import
 
 
 class RuntimeConfig(AppConfig):
@@ -8,15 +17,15 @@ class RuntimeConfig(AppConfig):
     def ready(self) -> None:
         # Registers the channel-layer system check (a broken CHANNEL_LAYERS is silent)
         # and the scale-out deploy checks (manage.py check --deploy).
-        from runtime import code_checks, deploy_checks, live  # noqa: F401
+        # why here: these import models, which need the app registry ready() gives.
+        from runtime import code_checks, connectors, deploy_checks, live  # noqa: F401
 
         # An importable MEDIA_ROOT lets an uploaded .py be imported: refuse to start (daphne
         # and qcluster do not run system checks; trellis.E010 says the same in `check`).
         issue = code_checks.media_root_issue()
         if issue is not None:
-            from django.core.exceptions import ImproperlyConfigured
-
             raise ImproperlyConfigured(issue)
+        netguard.own_names_source(_own_names)
         _step_functions_load()
         _engine_signals_connect()
 
@@ -29,11 +38,6 @@ def _step_functions_load() -> None:
     in ``TRELLIS_WORKFLOW_MODULES``, and ``TRELLIS_STEP_FUNCTIONS``. Nothing is imported
     later because a spec or a step's input named it.
     """
-    import logging
-
-    from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
-
     if hasattr(settings, "TRELLIS_CODE_PACKAGES"):
         # It let CODE steps import any module of whole packages (tests included).
         raise ImproperlyConfigured(
@@ -46,7 +50,6 @@ def _step_functions_load() -> None:
     from runtime import context  # registers the recorder's CODE targets (runtime.workflows:…)
     from runtime.code_runtime import EngineRuntime
     from runtime.connectors import code  # noqa: F401 - registers the built-ins
-    from runtime.step_functions import step_functions_import
     from runtime.workflow_modules import discover
 
     context.engine_runtime_install(EngineRuntime)
@@ -68,16 +71,15 @@ def _step_functions_load() -> None:
 def _engine_signals_connect() -> None:
     """Engine: every qcluster worker that starts kicks the sweep chain (timers, expired
     leases, interrupted compensation) and makes sure its minute Schedule exists."""
-    from django_q.signals import post_spawn
+    from django_q.signals import post_spawn  # why here: django_q's signals import its models
 
     post_spawn.connect(_engine_worker_started, dispatch_uid="trellis-engine-sweep")
 
 
 def _engine_worker_started(sender: object, **kwargs: object) -> None:
-    import logging
-
     _worker_commit_mode()
     try:
+        # why here: the executor imports models (the app registry must be ready).
         from runtime.executor import sweep_kick, sweep_schedule_ensure
 
         sweep_schedule_ensure()
@@ -90,9 +92,6 @@ def _worker_commit_mode() -> None:
     """PostgreSQL: this worker process's commits use TRELLIS_PG_WORKER_SYNCHRONOUS_COMMIT
     (see designer/settings.py): set on its connection parameters, so every (re)connection
     of this process has it at no extra round trip."""
-    from django.conf import settings
-    from django.db import connection
-
     mode = getattr(settings, "TRELLIS_PG_WORKER_SYNCHRONOUS_COMMIT", "")
     if connection.vendor != "postgresql" or not mode:
         return
@@ -100,3 +99,10 @@ def _worker_commit_mode() -> None:
     options["options"] = f"-c synchronous_commit={mode}"
     connection.settings_dict["OPTIONS"] = options
     connection.close()  # the next query reconnects with it
+
+
+def _own_names() -> Iterable[str]:
+    """The names this server answers on, for the outgoing-connection check (netguard)."""
+    names = [str(h).lstrip(".") for h in getattr(settings, "ALLOWED_HOSTS", []) if "*" not in h]
+    names.extend(str(h) for h in getattr(settings, "TRELLIS_SELF_ADDRESSES", []))
+    return names

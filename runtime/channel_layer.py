@@ -44,6 +44,9 @@ from pathlib import Path
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer
+from django.conf import settings
+from django.db import connection
+from django.db.models import Max, Q
 
 logger = logging.getLogger("trellis.live")
 
@@ -120,8 +123,7 @@ def journal_wake(path: str | os.PathLike[str]) -> int:
 
 def _fetch_entries(cursor: int, gaps: Iterable[int], limit: int) -> list[dict[str, Any]]:
     """Journal rows past the cursor (plus the ids still missing), oldest first."""
-    from django.db.models import Q
-
+    # why here: other processes import this module to wake a tailer, without Django set up.
     from runtime.models import JournalEntry
 
     where = Q(id__gt=cursor)
@@ -147,20 +149,16 @@ def _fetch_entries(cursor: int, gaps: Iterable[int], limit: int) -> list[dict[st
 
 
 def _max_entry_id() -> int:
-    from django.db.models import Max
-
-    from runtime.models import JournalEntry
+    from runtime.models import JournalEntry  # why here: see _fetch_entries
 
     return JournalEntry.objects.aggregate(top=Max("id"))["top"] or 0
 
 
 def _reset_connection() -> None:
-    from django.db import connection
-
     connection.close()
 
 
-class JournalChannelLayer(InMemoryChannelLayer):
+class JournalChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]  # channels: untyped
     """In-memory channel layer whose live groups are fed from the journal (see module doc).
 
     CONFIG: ``path`` (wake socket directory), ``poll`` (seconds between reads while
@@ -183,8 +181,6 @@ class JournalChannelLayer(InMemoryChannelLayer):
     ) -> None:
         super().__init__(capacity=capacity, **kwargs)
         if path is None:
-            from django.conf import settings
-
             path = str(Path(settings.VAR_DIR) / "live")
         self.path = path
         self.poll = poll

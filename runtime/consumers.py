@@ -66,8 +66,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.serializers.json import DjangoJSONEncoder
 
+from designer.models import Environment, Product, Role, Workflow
+from designer.permissions import has_role
 from runtime import live
 from runtime.channel_layer import run_group, workflow_group
+from runtime.models import Run
 
 logger = logging.getLogger("trellis.live")
 
@@ -115,10 +118,6 @@ def _int_param(params: dict[str, str], name: str, default: int, *, maximum: int)
 
 def run_access(*, user: Any, run_id: int) -> dict[str, int]:
     """The ids a run subscription needs; Refused unless the user is a product member."""
-    from designer.models import Role
-    from designer.permissions import has_role
-    from runtime.models import Run
-
     if user is None or not user.is_authenticated:
         raise Refused(CLOSE_UNAUTHENTICATED, "log in first")
     row = (
@@ -139,9 +138,6 @@ def workflow_access(
     *, user: Any, product_slug: str, workflow_tag: str, env_slug: str | None
 ) -> dict[str, int | None]:
     """The ids a workflow subscription needs; Refused unless the user is a member."""
-    from designer.models import Environment, Product, Role, Workflow
-    from designer.permissions import has_role
-
     if user is None or not user.is_authenticated:
         raise Refused(CLOSE_UNAUTHENTICATED, "log in first")
     product = Product.objects.filter(slug=product_slug).values_list("pk", flat=True).first()
@@ -167,9 +163,6 @@ def workflow_access(
 
 
 def still_member(*, user: Any, product_id: int) -> bool:
-    from designer.models import Role
-    from designer.permissions import has_role
-
     user.__dict__.pop("_trellis_roles", None)  # re-read, don't trust the cached role
     return has_role(user, product_id, Role.VIEWER)
 
@@ -177,7 +170,7 @@ def still_member(*, user: Any, product_id: int) -> bool:
 # -- the consumers ----------------------------------------------------------------------------
 
 
-class _LiveConsumer(AsyncJsonWebsocketConsumer):
+class _LiveConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels: untyped
     """What both subscriptions share: refusal, the cursor, delivery and catch-up."""
 
     groups_joined: list[str]

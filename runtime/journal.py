@@ -19,9 +19,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
 
+from runtime import live
 from runtime.models import JournalEntry, Run
 
 logger = logging.getLogger("trellis.journal")
@@ -30,8 +32,6 @@ Entry = tuple[str, str, dict[str, Any] | None]  # (kind, step, data)
 
 
 def _json_default(value: Any) -> Any:
-    from django.core.serializers.json import DjangoJSONEncoder
-
     return DjangoJSONEncoder().default(value)  # dates, decimals, UUIDs; TypeError otherwise
 
 
@@ -299,22 +299,11 @@ class _Batch:
 
 
 _local = threading.local()  # the batch of the open transaction, per thread (= connection)
-_publisher: Callable[[list[dict[str, Any]]], None] | None = None
-_publisher_loaded = False
 
 
 def _live_publisher() -> Callable[[list[dict[str, Any]]], None] | None:
-    """``runtime.live.publish`` when the live module exists (it is built separately)."""
-    global _publisher, _publisher_loaded
-    if not _publisher_loaded:
-        try:
-            from runtime import live  # type: ignore[attr-defined,unused-ignore]
-
-            _publisher = getattr(live, "publish", None)
-        except ImportError:
-            _publisher = None
-        _publisher_loaded = True
-    return _publisher
+    """Where committed entries go live: :func:`runtime.live.publish` (tests replace it)."""
+    return live.publish
 
 
 def publish_on_commit(entries: list[dict[str, Any]]) -> None:

@@ -36,9 +36,10 @@ from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
 from django.core import checks
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from runtime.channel_layer import JournalChannelLayer, run_group, workflow_group
+from runtime.models import JournalEntry, Run, SequenceRun, StepRun
 
 logger = logging.getLogger("trellis.live")
 
@@ -333,8 +334,6 @@ def journal_entries(
     *, run_id: int, after: int, upto: int | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """A run's journal entries with ``after < seq <= upto``, in order."""
-    from runtime.models import JournalEntry
-
     entries = JournalEntry.objects.filter(run_id=run_id, seq__gt=after)
     if upto is not None:
         entries = entries.filter(seq__lte=upto)
@@ -359,8 +358,6 @@ def journal_entries(
 
 
 def journal_last_seq(*, run_id: int) -> int:
-    from runtime.models import JournalEntry
-
     return JournalEntry.objects.filter(run_id=run_id).aggregate(top=Max("seq"))["top"] or 0
 
 
@@ -371,8 +368,6 @@ def run_snapshot(*, run_id: int) -> dict[str, Any]:
     to it, so a client applying the entries after ``last_seq`` on top loses nothing
     (applying an entry twice sets the same state twice).
     """
-    from runtime.models import Run, SequenceRun, StepRun
-
     last_seq = journal_last_seq(run_id=run_id)
     run = Run.objects.select_related("workflow__product", "environment", "version").get(pk=run_id)
     steps = list(
@@ -436,8 +431,6 @@ def runs_snapshot(
 ) -> tuple[list[dict[str, Any]], int]:
     """The newest runs of a workflow (in one environment, or all) with their last seq,
     and the highest run id that existed when they were read."""
-    from runtime.models import Run
-
     runs = Run.objects.filter(workflow_id=workflow_id)
     if environment_id is not None:
         runs = runs.filter(environment_id=environment_id)
@@ -518,10 +511,6 @@ def runs_behind(
     Returns run id → the last seq the subscriber has (0 for a run newer than its
     snapshot that it was never sent anything of).
     """
-    from django.db.models import Q
-
-    from runtime.models import Run
-
     runs = Run.objects.filter(workflow_id=workflow_id)
     if environment_id is not None:
         runs = runs.filter(environment_id=environment_id)

@@ -32,7 +32,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,8 +203,7 @@ def own_addresses() -> frozenset[IPAddress]:
         if _own is not None and _own[0] > now:
             return _own[1]
     names = {socket.gethostname()}  # (not getfqdn: its reverse lookup can hang offline)
-    names.update(str(h).lstrip(".") for h in _setting("ALLOWED_HOSTS", []) if "*" not in h)
-    names.update(str(h) for h in _setting("TRELLIS_SELF_ADDRESSES", []))
+    names.update(_own_names())
     found: set[IPAddress] = set()
     for name in names:
         name = name.strip().strip("[]")
@@ -234,13 +233,22 @@ def own_addresses_clear() -> None:
         _own = None
 
 
-def _setting(name: str, default: Any) -> Any:
-    try:
-        from django.conf import settings
+def _no_own_names() -> Iterable[str]:
+    return ()
 
-        return getattr(settings, name, default) if settings.configured else default
-    except ImportError:  # pragma: no cover - Django is always installed in Trellis
-        return default
+
+# The host names this server is known by beyond its own host name. The core knows no
+# settings: the Django side installs a source reading them (runtime/apps.py).
+_own_names: Callable[[], Iterable[str]] = _no_own_names
+
+
+def own_names_source(source: Callable[[], Iterable[str]]) -> None:
+    """Install what :func:`own_addresses` asks for the server's configured names (Django's
+    ``ALLOWED_HOSTS`` without wildcards and ``TRELLIS_SELF_ADDRESSES``), read on every
+    refresh so a settings change shows after :func:`own_addresses_clear`."""
+    global _own_names
+    _own_names = source
+    own_addresses_clear()
 
 
 # --- The policy -------------------------------------------------------------------------

@@ -19,10 +19,13 @@ import uuid
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django_q.models import Schedule
 
-from runtime.errors import RunRefused
+from designer.models import Environment, Workflow
+from runtime.errors import RunRefused, StepError
+from runtime.spec import duration_ms
 
 log = logging.getLogger("trellis.scheduling")
 FIRE = "runtime.scheduling.schedule_fire"
@@ -58,7 +61,7 @@ def cron_next(cron: str, zone_name: str, after: dt.datetime | None = None) -> dt
     zone = _zone(zone_name)
     base = (after or timezone.now()).astimezone(zone)
     try:
-        nxt = croniter(cron, base).get_next(dt.datetime)
+        nxt: dt.datetime = croniter(cron, base).get_next(dt.datetime)
     except (CroniterError, ValueError, KeyError) as exc:
         raise RunRefused(f"invalid cron expression {cron!r}", field="schedule.cron") from exc
     return nxt.astimezone(dt.UTC)
@@ -78,8 +81,6 @@ def schedule_when(schedule: dict[str, Any]) -> tuple[dt.datetime, str, str]:
         cron = str(schedule["cron"])
         return cron_next(cron, tz_name), cron, tz_name
     if schedule.get("delay") not in (None, ""):
-        from runtime.spec import duration_ms
-
         try:
             ms = duration_ms(schedule["delay"]) or 0
         except ValueError as exc:
@@ -129,6 +130,8 @@ def run_schedule(
     The input is checked against the live version's schema now (RunRefused naming the
     field); whether the workflow is active is checked at each firing.
     """
+    # why here: the engine reaches this module through the JOB connector (an import cycle
+    # until the engine and connector splits of issue 14 land).
     from runtime.executor import plan_for_version
     from runtime.services import _live_version, input_validate
 
@@ -216,10 +219,7 @@ def schedule_fire(payload: str, fire_at: str = "", **_: Any) -> Any:
 
 
 def _fire_run(data: dict[str, Any], key: str) -> int:
-    from django.contrib.auth import get_user_model
-
-    from designer.models import Environment, Workflow
-    from runtime.services import run_start
+    from runtime.services import run_start  # why here: see run_schedule (engine cycle)
 
     workflow = Workflow.objects.get(pk=data["workflow_id"])
     environment = Environment.objects.get(pk=data["environment_id"])
@@ -237,10 +237,9 @@ def _fire_run(data: dict[str, Any], key: str) -> int:
 
 
 def _fire_event(data: dict[str, Any], key: str) -> Any:
-    from designer.models import Environment
+    # why here: the connectors import this module (JOB): an import cycle until it is split.
     from runtime.connectors import execute
     from runtime.connectors.loader import connector_call
-    from runtime.errors import StepError
 
     environment = Environment.objects.get(pk=data["environment_id"])
     try:

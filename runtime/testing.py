@@ -31,6 +31,7 @@ from typing import Any
 
 from runtime import engine
 from runtime.compiler import Plan, PlanStep, compile_spec
+from runtime.connectors import code as _code  # noqa: F401 - registers the built-in step functions
 from runtime.context import BareRuntime
 from runtime.errors import StepError, TrellisError
 from runtime.expressions import DictScope, evaluate_condition, resolve
@@ -304,9 +305,7 @@ class _Run:
     def code(self, path: str, data: Any, tag: str) -> Any:
         # The same rule as the worker: registered step functions only, nothing imported
         # because a spec named it (the built-ins register with their module; the
-        # recorder's CODE targets with runtime.context, imported above).
-        from runtime.connectors import code as _code  # noqa: F401
-
+        # recorder's CODE targets with runtime.context, both imported above).
         entry = step_function_get(path)
         fn = entry.fn
         live = data.get("ctx") if isinstance(data, dict) else None
