@@ -73,7 +73,8 @@ def _engine_worker_started(sender: object, **kwargs: object) -> None:
 
     _worker_commit_mode()
     try:
-        from runtime.executor import sweep_kick, sweep_schedule_ensure
+        # why: a signal handler of the app config; the engine needs the apps loaded
+        from runtime.engine.sweep import sweep_kick, sweep_schedule_ensure
 
         sweep_schedule_ensure()
         sweep_kick(force=True)

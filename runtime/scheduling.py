@@ -129,8 +129,9 @@ def run_schedule(
     The input is checked against the live version's schema now (RunRefused naming the
     field); whether the workflow is active is checked at each firing.
     """
-    from runtime.executor import plan_for_version
-    from runtime.services import _live_version, input_validate
+    # why: runtime.connectors.job imports this module, and the engine imports connectors
+    from runtime.engine.creation import _live_version, input_validate
+    from runtime.engine.plans import plan_for_version
 
     if environment.product_id != workflow.product_id:
         raise RunRefused("environment of another product", field="env", status=404)
@@ -219,7 +220,7 @@ def _fire_run(data: dict[str, Any], key: str) -> int:
     from django.contrib.auth import get_user_model
 
     from designer.models import Environment, Workflow
-    from runtime.services import run_start
+    from runtime.engine.creation import run_start  # why: as above, connectors import this
 
     workflow = Workflow.objects.get(pk=data["workflow_id"])
     environment = Environment.objects.get(pk=data["environment_id"])

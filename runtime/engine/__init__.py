@@ -1,0 +1,68 @@
+"""The engine: what happens next in a run, and the Django side that makes it happen.
+
+Importing the package gives only the pure decisions (:mod:`runtime.engine.decisions`: no
+Django, no I/O), so ``from runtime import engine; engine.schedule(...)`` stays cheap and
+pure. The Django side lives in the submodules, each importing only those listed above it:
+
+- ``config``: leases, budgets and task names; ``state``: the in-memory types of a run
+- ``store``: every SQL statement of the engine, one class per database dialect
+- ``queue``: enqueueing tasks with the commit; ``plans``: the compiled-plan cache
+- ``context``: what one task knows about a run; ``runner``: a step bounded in time
+- ``finishing``: the end of a run; ``compensation``: rolling back; ``guard``: poison runs
+- ``starting``: the first sequences of a run; ``creation``: creating a run
+- ``commit``: the fenced step commit; ``transitions``: step and sequence transitions
+- ``steps``: the engine's own step kinds; ``driver``: the loop that drives sequences
+- ``wake``: waking parked sequences; ``sweep``: the periodic sweep; ``tasks``: task bodies
+"""
+
+from __future__ import annotations
+
+from runtime.engine.decisions import (
+    INLINE_DELAY_MS,
+    SEQUENCE_ACTIVE,
+    SEQUENCE_DONE,
+    SEQUENCE_FINISHED,
+    STEP_FINISHED,
+    FailAllowed,
+    FailRun,
+    FailureDecision,
+    Retry,
+    RollbackStrategy,
+    RunEnd,
+    Schedule,
+    SequenceLike,
+    StepLike,
+    StepView,
+    compensation_targets,
+    idempotency_key,
+    on_step_failure,
+    retry_delay_ms,
+    run_activity,
+    run_end_status,
+    schedule,
+)
+
+__all__ = [
+    "INLINE_DELAY_MS",
+    "SEQUENCE_ACTIVE",
+    "SEQUENCE_DONE",
+    "SEQUENCE_FINISHED",
+    "STEP_FINISHED",
+    "FailAllowed",
+    "FailRun",
+    "FailureDecision",
+    "Retry",
+    "RollbackStrategy",
+    "RunEnd",
+    "Schedule",
+    "SequenceLike",
+    "StepLike",
+    "StepView",
+    "compensation_targets",
+    "idempotency_key",
+    "on_step_failure",
+    "retry_delay_ms",
+    "run_activity",
+    "run_end_status",
+    "schedule",
+]
