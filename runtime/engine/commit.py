@@ -20,7 +20,6 @@ from runtime.engine.finishing import append_entries
 from runtime.engine.state import Pending
 from runtime.engine.store import RunStore, store
 from runtime.journal import Entry, PreparedJournal, db_datetime
-from runtime.models import Run
 
 
 class StepCommitter:
@@ -89,7 +88,7 @@ class StepCommitter:
         """A step finished and was committed: the run is making progress again, so the
         poison-run count starts over (one read of an attribute on the hot path)."""
         if self.progressed and self.ctx.run.task_failures:
-            Run.objects.filter(pk=self.run_id).update(task_failures=0)
+            self.store.update_run(self.run_id, task_failures=0)
             self.ctx.run.task_failures = 0
 
     def renew(self) -> None:

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from runtime.connectors.loader import connector_call
@@ -19,13 +18,12 @@ from runtime.engine.decisions import (
     compensation_targets,
     run_end_status,
 )
-from runtime.engine.finishing import after_run_end, append_entries, cancel_unfinished
+from runtime.engine.finishing import after_run_end, append_entries
 from runtime.engine.queue import enqueue
 from runtime.engine.runner import call_bounded
 from runtime.engine.state import LeaseLost, StepState, error_json, new_token
 from runtime.engine.store import store
 from runtime.journal import Entry, json_dumps
-from runtime.models import RUN_FINISHED, Run, SequenceRun, StepRun
 from runtime.spec import EventType
 
 
@@ -38,19 +36,12 @@ def run_finalize(run_id: int) -> None:
     """
     token = new_token()
     now = timezone.now()
-    taken = (
-        Run.objects.filter(pk=run_id)
-        .exclude(status__in=RUN_FINISHED)
-        .exclude(stop_reason="")
-        .filter(Q(lease_owner="") | Q(lease_until__lt=now))
-        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
-        .update(lease_owner=token, lease_until=now + timedelta(seconds=config.LEASE_S))
-    )
-    if not taken:
+    db = store()
+    if not db.take_run_lease(run_id, token, now, now + timedelta(seconds=config.LEASE_S)):
         return
-    if SequenceRun.objects.filter(run_id=run_id, status="running").exists():
+    if db.sequences_running(run_id):
         # A sequence still runs (its worker may have died): it finalizes when it stops.
-        Run.objects.filter(pk=run_id, lease_owner=token).update(lease_owner="", lease_until=None)
+        db.release_run_lease(run_id, token)
         return
     ctx = RunContext.load(run_id)
     if ctx is None:
@@ -65,15 +56,15 @@ class Compensator:
         self.ctx = ctx
         self.token = token
         self.run = ctx.run
+        self.store = store()
 
     def journal(self, entries: list[Entry], **run_values: Any) -> None:
         with transaction.atomic():
             append_entries(self.run, entries, run_values=run_values)
 
     def renew(self) -> None:
-        Run.objects.filter(pk=self.run.pk, lease_owner=self.token).update(
-            lease_until=timezone.now() + timedelta(seconds=config.LEASE_S)
-        )
+        until = timezone.now() + timedelta(seconds=config.LEASE_S)
+        self.store.renew_run_lease(self.run.pk, self.token, until)
 
     def views(self) -> list[StepView]:
         order = {s.tag: n for n, s in enumerate(self.ctx.plan.steps)}
@@ -119,9 +110,7 @@ class Compensator:
         while True:
             st.rollback_attempt += 1
             attempt = st.rollback_attempt
-            StepRun.objects.filter(pk=st.id).update(
-                rollback_status="running", rollback_attempt=attempt
-            )
+            self.store.update_step(st.id, rollback_status="running", rollback_attempt=attempt)
             st.rollback_status = "running"
             try:
                 output = self.call(tag, rb, attempt)
@@ -142,8 +131,8 @@ class Compensator:
             st.rollback_status = "rolled_back"
             st.status = "rolled_back"
             with transaction.atomic():
-                StepRun.objects.filter(pk=st.id).update(
-                    status="rolled_back", rollback_status="rolled_back", rollback_error=None
+                self.store.update_step(
+                    st.id, status="rolled_back", rollback_status="rolled_back", rollback_error=None
                 )
                 self.journal([("step_rolled_back", tag, {"attempt": attempt, "output": output})])
             return True
@@ -152,9 +141,7 @@ class Compensator:
         """Release the run until the rollback's next attempt is due (a task is enqueued)."""
         due = timezone.now() + timedelta(milliseconds=delay_ms)
         with transaction.atomic():
-            StepRun.objects.filter(pk=st.id).update(
-                rollback_status="retrying", rollback_error=error
-            )
+            self.store.update_step(st.id, rollback_status="retrying", rollback_error=error)
             data = {"attempt": attempt, "error": error, "retrying": True}
             self.journal(
                 [("rollback_failed", st.tag, data)], wake_at=due, lease_owner="", lease_until=None
@@ -165,7 +152,7 @@ class Compensator:
         """The rollback of ``st`` failed for good."""
         st.rollback_status = "failed"
         with transaction.atomic():
-            StepRun.objects.filter(pk=st.id).update(rollback_status="failed", rollback_error=error)
+            self.store.update_step(st.id, rollback_status="failed", rollback_error=error)
             data = {"attempt": attempt, "error": error, "final": True}
             self.journal([("rollback_failed", st.tag, data)])
 
@@ -192,10 +179,7 @@ class Compensator:
         run = self.run
         if not failed:
             return dict(run.error or {}) or None
-        details = StepRun.objects.filter(run_id=run.pk, tag__in=failed).values(
-            "tag", "rollback_error"
-        )
-        messages = {d["tag"]: (d["rollback_error"] or {}).get("message", "") for d in details}
+        messages = self.store.rollback_errors(run.pk, failed)
         text = "; ".join(f"rollback of '{t}' failed: {messages.get(t, '')}" for t in failed)
         return {
             "code": "rollback_failed",
@@ -218,7 +202,7 @@ class Compensator:
         now = timezone.now()
         entries: list[Entry] = []
         with transaction.atomic():
-            store().lock_run(run.pk)
+            self.store.lock_run(run.pk)
             # The ROLLBACK event that triggered this completes, naming what was undone.
             for st in steps:
                 if (
@@ -227,24 +211,19 @@ class Compensator:
                     and ctx.plan.step(st.tag).type == EventType.ROLLBACK
                 ):
                     output = {"rolled_back_steps": rolled}
-                    StepRun.objects.filter(pk=st.id).update(
-                        status="completed", output=output, finished_at=now
+                    self.store.update_step(
+                        st.id, status="completed", output=output, finished_at=now
                     )
                     entries.append(("step_completed", st.tag, {"output": output}))
-            cancel_unfinished(run.pk, now)
+            self.store.cancel_unfinished(run.pk, now)
             kind = {
                 "failed": "run_failed",
                 "rolled_back": "run_rolled_back",
                 "cancelled": "run_cancelled",
             }.get(status, "run_failed")
             entries.append((kind, "", {"error": error, "rolled_back_steps": rolled}))
-            updated = Run.objects.filter(pk=run.pk, lease_owner=self.token).update(
-                status=status,
-                error=error,
-                finished_at=now,
-                lease_owner="",
-                lease_until=None,
-                wake_at=None,
+            updated = self.store.end_run(
+                run.pk, status=status, now=now, owner=self.token, error=error
             )
             if not updated:
                 raise LeaseLost()

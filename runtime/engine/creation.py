@@ -118,9 +118,7 @@ def run_start(
             status=404,
         )
     if idempotency_key:
-        existing = Run.objects.filter(
-            workflow=workflow, environment=environment, idempotency_key=idempotency_key
-        ).first()
+        existing = store().run_by_key(workflow, environment.pk, idempotency_key)
         if existing is not None:
             existing.reused = True
             return existing
@@ -148,9 +146,7 @@ def run_start(
             )
     except IntegrityError:
         # Two starts raced with one key: the other one won.
-        existing = Run.objects.filter(
-            workflow=workflow, environment=environment, idempotency_key=idempotency_key
-        ).first()
+        existing = store().run_by_key(workflow, environment.pk, idempotency_key)
         if existing is None or not idempotency_key:
             raise
         existing.reused = True
@@ -242,9 +238,7 @@ def run_start_child(
     """A FEATURE step's child run: same product and environment, linked to the parent.
     The key makes a re-run of the same attempt (after a crash) find the same child; a
     retry (next attempt) starts a new one."""
-    workflow = Workflow.objects.filter(
-        product_id=parent.environment.product_id, tag=workflow_tag
-    ).first()
+    workflow = store().workflow_by_tag(parent.environment.product_id, workflow_tag)
     if workflow is None:
         raise RunRefused(f"there is no workflow '{workflow_tag}' in this product", status=404)
     return run_start(

@@ -22,7 +22,7 @@ from runtime.engine.state import LeaseLost, Pending, StepState, Stop, describe, 
 from runtime.engine.steps import EngineSteps
 from runtime.engine.store import store
 from runtime.errors import ExpressionError, StepError
-from runtime.models import RUN_FINISHED, SequenceRun
+from runtime.models import RUN_FINISHED
 
 logger = logging.getLogger("trellis.executor")
 
@@ -129,9 +129,7 @@ def sequence_drive(sequence_run_id: int) -> None:
     driver = SequenceDriver(ctx, token)
     try:
         if ctx.run.status in RUN_FINISHED:
-            SequenceRun.objects.filter(pk=sequence_run_id, lease_owner=token).update(
-                status="cancelled", lease_owner="", lease_until=None
-            )
+            driver.store.cancel_held(sequence_run_id, token)
             return
         driver.drive(sequence_run_id, tag)
     except LeaseLost:

@@ -11,13 +11,12 @@ from django.utils import timezone
 from runtime.compiler import Plan
 from runtime.engine import config
 from runtime.engine.context import RunContext
-from runtime.engine.decisions import SEQUENCE_FINISHED
 from runtime.engine.queue import enqueue
 from runtime.engine.state import describe, json_bounded, new_token
 from runtime.engine.store import store
 from runtime.expressions import resolve, value_budget
 from runtime.journal import Entry, journal_insert, seq_allocate
-from runtime.models import RUN_FINISHED, Run, SequenceRun, StepRun
+from runtime.models import RUN_FINISHED, Run
 from runtime.spec import EventType
 
 
@@ -32,7 +31,7 @@ def append_entries(
     and with them the run's row lock), setting ``run_values`` on the run too."""
     last, _status, _stop = seq_allocate(run.pk, len(entries))
     if run_values:
-        Run.objects.filter(pk=run.pk).update(**run_values)
+        store().update_run(run.pk, **run_values)
     journal_insert(
         run.pk,
         run.workflow_id,
@@ -66,14 +65,7 @@ def complete_run(ctx: RunContext) -> list[Entry]:
     """Every sequence is done: resolve the output mapping and end the run."""
     now = timezone.now()
     output = run_output(ctx)
-    Run.objects.filter(pk=ctx.run.pk).update(
-        status="completed",
-        output=output,
-        finished_at=now,
-        lease_owner="",
-        lease_until=None,
-        wake_at=None,
-    )
+    store().end_run(ctx.run.pk, status="completed", now=now, output=output)
     ctx.run.status = "completed"
     return [("run_completed", "", {"output": output})]
 
@@ -82,15 +74,14 @@ def after_run_end(run: Run) -> None:
     """Inside the ending transaction: wake a waiting parent, close children per policy."""
     if run.parent_run_id:
         enqueue([(config.CHILD_FINISHED, (run.pk,))])
-    children = Run.objects.filter(parent_run_id=run.pk).exclude(status__in=RUN_FINISHED)
-    for child in children.values("id", "parent_close_policy"):
-        policy = child["parent_close_policy"] or "terminate"
+    for child_id, close_policy in store().open_children(run.pk):
+        policy = close_policy or "terminate"
         if policy == "abandon":
             continue
         reason = "terminated" if policy == "terminate" else "cancelled"
         cause = {"code": reason, "message": f"parent run {run.pk} ended ({policy})"}
-        if run_stop(run_id=child["id"], reason=reason, cause=cause):
-            enqueue([(config.FINALIZE, (child["id"],))])
+        if run_stop(run_id=child_id, reason=reason, cause=cause):
+            enqueue([(config.FINALIZE, (child_id,))])
 
 
 def run_stop(*, run_id: int, reason: str, cause: dict[str, Any]) -> bool:
@@ -110,14 +101,9 @@ def stop_run(
 ) -> bool:
     """Set the stop reason (first one wins), cancel parked and pending sequences; return
     whether the caller is the last one out (and then holds the run's finalize lease)."""
-    now = timezone.now()
-    Run.objects.filter(pk=run_id, stop_reason="").update(stop_reason=reason, error=cause)
-    parked = SequenceRun.objects.filter(
-        run_id=run_id, status__in=["pending", "waiting", "retrying"]
-    )
-    parked.exclude(pk=seq_id).update(
-        status="cancelled", finished_at=now, lease_owner="", wake_at=None
-    )
+    db = store()
+    db.set_stop_reason(run_id, reason, cause)
+    db.cancel_parked(run_id, timezone.now(), exclude_seq=seq_id)
     if ctx is not None:
         ctx.stop_reason = ctx.stop_reason or reason
     return take_finalize(run_id, token or new_token(), exclude_seq=seq_id)
@@ -127,32 +113,15 @@ def take_finalize(run_id: int, token: str, *, exclude_seq: int = 0) -> bool:
     """Inside a transaction (run locked): True when no other sequence still runs, so the
     caller is the last one out and should compensate (``run_finalize`` takes the run's
     lease itself, so a duplicate caller is harmless)."""
-    running = SequenceRun.objects.filter(run_id=run_id, status="running").exclude(pk=exclude_seq)
-    return not running.exists()
-
-
-def cancel_unfinished(run_id: int, now: datetime) -> None:
-    """The run ends: its steps and sequences still open are cancelled."""
-    StepRun.objects.filter(
-        run_id=run_id, status__in=["pending", "running", "waiting", "retrying"]
-    ).update(status="cancelled", finished_at=now)
-    SequenceRun.objects.filter(run_id=run_id).exclude(status__in=list(SEQUENCE_FINISHED)).update(
-        status="cancelled", finished_at=now, lease_owner=""
-    )
+    return not store().sequences_running(run_id, exclude_seq=exclude_seq)
 
 
 def run_end_broken(run: Run, cause: dict[str, Any]) -> None:
     """Inside a transaction (run locked): end ``run`` failed without compensating."""
     now = timezone.now()
-    cancel_unfinished(run.pk, now)
-    Run.objects.filter(pk=run.pk).update(
-        status="failed",
-        error=cause,
-        finished_at=now,
-        lease_owner="",
-        lease_until=None,
-        wake_at=None,
-    )
+    db = store()
+    db.cancel_unfinished(run.pk, now)
+    db.end_run(run.pk, status="failed", now=now, error=cause)
     append_entries(run, [("run_failed", "", {"error": cause, "rolled_back_steps": []})], now)
     run.status = "failed"
     after_run_end(run)

@@ -15,7 +15,6 @@ import logging
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from runtime.engine import config
@@ -24,7 +23,7 @@ from runtime.engine.finishing import append_entries, run_end_broken, run_stop
 from runtime.engine.queue import enqueue
 from runtime.engine.state import describe
 from runtime.engine.store import store
-from runtime.models import RUN_FINISHED, Run, SequenceRun
+from runtime.models import RUN_FINISHED
 
 logger = logging.getLogger("trellis.executor")
 
@@ -53,20 +52,18 @@ def run_task_failed(
     limit = config.max_task_failures()
     now = timezone.now()
     with transaction.atomic():
-        row = store().lock_run(run_id)
+        db = store()
+        row = db.lock_run(run_id)
         if row["status"] in RUN_FINISHED:
             return 0
-        Run.objects.filter(pk=run_id).update(task_failures=F("task_failures") + 1)
-        run = Run.objects.get(pk=run_id)
+        run = db.count_task_failure(run_id)
         count = run.task_failures
         data = {"code": "task_failed", "message": error, "failures": count, "limit": limit}
         append_entries(run, [("task_failed", step, data)], now)
         if seq_id is not None:  # free the lease now: the retry need not wait for it to expire
-            SequenceRun.objects.filter(pk=seq_id, status="running").update(
-                lease_owner="", lease_until=None
-            )
+            db.release_sequence(seq_id)
         if finalize:
-            Run.objects.filter(pk=run_id).update(lease_owner="", lease_until=None)
+            db.release_run_lease(run_id)
         if count < limit:
             if requeue:
                 call = (config.FINALIZE, (run_id,)) if finalize else (config.DRIVE, (seq_id,))
@@ -83,9 +80,7 @@ def run_task_failed(
             run_end_broken(run, cause)
             return count
         if seq_id is not None:
-            SequenceRun.objects.filter(pk=seq_id, status="running").update(
-                status="failed", finished_at=now, lease_owner="", lease_until=None
-            )
+            db.release_sequence(seq_id, status="failed", finished_at=now)
         if run_stop(run_id=run_id, reason="failed", cause=cause):
             enqueue([(config.FINALIZE, (run_id,))])
     return count

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from designer.models import WorkflowVersion
 from runtime.compiler import Plan, compile_spec
+from runtime.engine.store import store
 from runtime.errors import RunRefused
 
 _plans: dict[int, Plan] = {}
@@ -17,10 +17,11 @@ def plan_for_version(version_id: int) -> Plan:
     plan = _plans.get(version_id)
     if plan is not None:
         return plan
-    row = WorkflowVersion.objects.filter(pk=version_id).values("plan", "spec").first()
+    row = store().version_plan(version_id)
     if row is None:
         raise RunRefused(f"workflow version {version_id} does not exist", status=404)
-    plan = Plan.model_validate(row["plan"]) if row["plan"] else compile_spec(row["spec"])
+    stored, spec = row
+    plan = Plan.model_validate(stored) if stored else compile_spec(spec)
     with _plans_lock:
         if len(_plans) > 512:
             _plans.clear()

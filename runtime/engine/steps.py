@@ -20,7 +20,7 @@ from runtime.engine.queue import enqueue
 from runtime.engine.sequence_end import SequenceEnd
 from runtime.engine.state import LeaseLost, Pending, StepState, Stop, describe, json_bounded
 from runtime.errors import RunRefused, StepError, TrellisError
-from runtime.models import RUN_FINISHED, Run, SequenceRun, Signal, StepRun
+from runtime.models import RUN_FINISHED
 from runtime.spec import EventType, duration_ms
 
 
@@ -109,26 +109,11 @@ class EngineSteps(SequenceEnd):
         names = list((st.wait or {}).get("signals") or [])
         until_raw = (st.wait or {}).get("until")
         until = datetime.fromisoformat(until_raw) if until_raw else None
-        got: list[Any] = []
-
-        def consume() -> None:
-            signal = (
-                Signal.objects.filter(run_id=self.run_id, name__in=names, consumed_at__isnull=True)
-                .order_by("id")
-                .first()
-            )
-            if signal is not None:
-                Signal.objects.filter(pk=signal.pk).update(
-                    consumed_by=step.tag, consumed_at=timezone.now()
-                )
-                got.append(signal)
-
         # Check for a stored signal under the run lock: a signal sent before the wait is kept.
         with transaction.atomic():
             self.store.lock_run(self.run_id)
-            consume()
-            if got:
-                signal = got[0]
+            signal = self.store.consume_signal(self.run_id, names, step.tag, timezone.now())
+            if signal is not None:
                 payload = (
                     signal.payload
                     if isinstance(signal.payload, dict)
@@ -150,12 +135,8 @@ class EngineSteps(SequenceEnd):
     def _recheck_signals(self, names: list[str]) -> Callable[[], None]:
         def recheck() -> None:
             # A signal may have been stored between our check and this commit's lock.
-            if Signal.objects.filter(
-                run_id=self.run_id, name__in=names, consumed_at__isnull=True
-            ).exists():
-                SequenceRun.objects.filter(pk=self.seq_id, status="waiting").update(
-                    status="running"
-                )
+            if self.store.signal_pending(self.run_id, names):
+                self.store.resume_sequence(self.seq_id)
                 enqueue([(config.DRIVE, (self.seq_id,))])
 
         return recheck
@@ -186,15 +167,13 @@ class EngineSteps(SequenceEnd):
                     raise StepError(f"child workflow: {exc}", retryable=False) from exc
                 st.child_run_id = child.pk
                 st.wait = {"child": child.pk}
-                StepRun.objects.filter(pk=st.id).update(child_run=child.pk, wait=st.wait)
+                self.store.update_step(st.id, child_run=child.pk, wait=st.wait)
                 self.append_now([("step_waiting", step.tag, {"child": child.pk})])
 
             st.status = "waiting"
             pending.steps.append((st.id, {"status": "waiting"}))
             self.park(pending, after=start_child)
-        child_row = (
-            Run.objects.filter(pk=st.child_run_id or 0).values("status", "output", "error").first()
-        )
+        child_row = self.store.child_outcome(st.child_run_id or 0)
         if child_row is None:
             raise StepError("the child run was deleted", retryable=False)
         if child_row["status"] == "completed":
@@ -220,7 +199,7 @@ class EngineSteps(SequenceEnd):
             checkpoints = dict(state.get("_checkpoints") or {})
             checkpoints[name] = record
             state["_checkpoints"] = checkpoints
-            Run.objects.filter(pk=self.run_id).update(state=state)
+            self.store.update_run(self.run_id, state=state)
             self.ctx.state.clear()
             self.ctx.state.update(state)
 
@@ -235,7 +214,7 @@ class EngineSteps(SequenceEnd):
         def save() -> None:
             state = self.store.lock_run(self.run_id)["state"] or {}
             state.update(values)
-            Run.objects.filter(pk=self.run_id).update(state=state)
+            self.store.update_run(self.run_id, state=state)
             self.ctx.state.clear()
             self.ctx.state.update(state)
 

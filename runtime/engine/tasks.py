@@ -11,9 +11,9 @@ from django.core.exceptions import ObjectDoesNotExist
 from runtime.engine.driver import sequence_drive
 from runtime.engine.guard import finalize_task, run_task_failed
 from runtime.engine.state import describe
+from runtime.engine.store import store
 from runtime.engine.sweep import sweep_kick, sweep_tick
 from runtime.engine.wake import child_finished
-from runtime.models import Run, SequenceRun
 
 logger = logging.getLogger("trellis.executor")
 
@@ -27,10 +27,8 @@ def sequence_task(sequence_run_id: int) -> None:
     except Exception as exc:
         logger.exception("sequence task %s crashed", sequence_run_id)
         with contextlib.suppress(ObjectDoesNotExist):
-            row = SequenceRun.objects.values("run_id", "tag").get(pk=sequence_run_id)
-            run_task_failed(
-                run_id=row["run_id"], step=row["tag"], error=describe(exc), seq_id=sequence_run_id
-            )
+            run_id, tag = store().sequence_of(sequence_run_id)
+            run_task_failed(run_id=run_id, step=tag, error=describe(exc), seq_id=sequence_run_id)
 
 
 def child_finished_task(child_run_id: int) -> None:
@@ -39,8 +37,7 @@ def child_finished_task(child_run_id: int) -> None:
         child_finished(child_run_id)
     except Exception as exc:
         logger.exception("child_finished task of run %s crashed", child_run_id)
-        parent = Run.objects.filter(pk=child_run_id).values_list("parent_run_id", flat=True)
-        parent_id = parent.first()
+        parent_id = store().parent_of(child_run_id)
         if parent_id:
             with contextlib.suppress(ObjectDoesNotExist):
                 run_task_failed(run_id=parent_id, step="", error=describe(exc), requeue=False)

@@ -38,7 +38,6 @@ from runtime.engine.state import (
     json_bounded,
 )
 from runtime.errors import ExpressionError, StepError, TrellisError
-from runtime.models import Run, SequenceRun
 
 
 class StepTransitions(StepCommitter):
@@ -307,9 +306,8 @@ class StepTransitions(StepCommitter):
 
     def mark_run_waiting(self) -> None:
         """Inside a commit: the run waits when no sequence runs any more."""
-        statuses = SequenceRun.objects.filter(run_id=self.run_id).values_list("status", flat=True)
-        if run_activity(statuses) == "waiting":
-            Run.objects.filter(pk=self.run_id, status="running").update(status="waiting")
+        if run_activity(self.store.sequence_statuses(self.run_id)) == "waiting":
+            self.store.mark_run_waiting(self.run_id)
             self.append_now([("run_waiting", "", {})])
 
     def wind_down(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from django.db import connection, models, transaction
 
@@ -26,6 +26,7 @@ from runtime.engine.state import (
     as_datetime,
     json_load,
 )
+from runtime.engine.store.sweeps import SweepQueries
 from runtime.journal import (
     PreparedJournal,
     db_datetime,
@@ -38,11 +39,6 @@ from runtime.journal import (
     write_transaction,
 )
 from runtime.models import Run
-
-if TYPE_CHECKING:
-    from django.db.models import QuerySet
-
-M = TypeVar("M", bound=models.Model)
 
 JSON_COLUMNS = frozenset(
     {"input", "output", "error", "attempts", "wait", "rollback_error", "state"}
@@ -111,21 +107,13 @@ def run_from(values: Sequence[Any]) -> Run:
     return run
 
 
-class RunStore:
-    """The engine's SQL, as both dialects run it."""
+class RunStore(SweepQueries):
+    """The engine's SQL, as both dialects run it (the hot path here; the rest in the
+    base classes)."""
 
     # Appended to the fence's sequence-row subquery and to a steal's candidate query.
     fence_lock = ""
     skip_locked = ""
-
-    def for_update(self, qs: QuerySet[M]) -> QuerySet[M]:
-        """``qs`` locking its rows for the transaction (the write lock does it on SQLite)."""
-        return qs
-
-    def lock_row(self, instance: M) -> M:
-        """``instance`` re-read with its row locked for the transaction (as it is on SQLite,
-        where the write lock covers it)."""
-        return instance
 
     # ---- generic updates
 

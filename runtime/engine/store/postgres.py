@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection
 
 from runtime.engine.state import LeaseLost
-from runtime.engine.store.base import M, RunStore, Statement, run_from, run_select
+from runtime.engine.store.base import RunStore, Statement, run_from, run_select
+from runtime.engine.store.records import M
 from runtime.journal import PreparedJournal, publish_now, publish_on_commit, raw_execute
 from runtime.models import Run
 
