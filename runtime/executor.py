@@ -1,33 +1,7 @@
-"""Execution, Django side: drive sequences step by step, hold leases, commit every result.
+"""The engine's public names, where they have always been importable from.
 
-The code lives in :mod:`runtime.engine` (one module per concern); this module keeps the
-names importable from where they always were.
-
-One task drives one sequence (``sequence_drive``): it takes the sequence's lease, then runs
-its steps in order. Each step's result is committed in ONE short transaction together
-with the start of the next step (StepRun rows, journal entries, ``Run.last_seq``), so the
-hot path is one transaction per step with no re-reads. When the sequence ends, the same
-kind of transaction (under the run's lock) decides which sequences start next: the first
-one is driven by this task without a queue hop, the others are enqueued. Only fan-out,
-timers and signals go back through the queue.
-
-Concurrency and crashes:
-
-- A task only works on a sequence while it holds the lease (``SequenceRun.lease_owner``,
-  renewed while a step runs); every commit re-checks it (a fenced UPDATE), so a worker that
-  lost its lease can never write over the worker that took it. A duplicate task finds the
-  lease taken or the sequence done and returns.
-- Every transaction that journals first increments ``Run.last_seq`` (the run's row lock on
-  PostgreSQL, the write lock on SQLite), which serializes writers of one run: fan-out/join
-  decisions, signals and cancels are race-free.
-- A completed step is never run again; a step in flight when its worker died is re-run by
-  whoever takes the expired lease, with the same idempotency key ``<run>:<step>:<attempt>``.
-- The periodic sweep (``runtime.tasks.sweep``) re-enqueues due timers, expired leases and
-  interrupted compensations.
-
-Winding down (a step failed, cancel, ROLLBACK, timeout): ``Run.stop_reason`` is set once;
-running sequences stop at their next step boundary; the last one out (or the sweep)
-compensates per the rollback strategy under the run's own lease, then ends the run.
+The code lives in :mod:`runtime.engine`, one module per concern (see its docstring); the
+concurrency model is described in :mod:`runtime.engine.driver`.
 """
 
 from __future__ import annotations

@@ -4,15 +4,18 @@ Importing the package gives only the pure decisions (:mod:`runtime.engine.decisi
 Django, no I/O), so ``from runtime import engine; engine.schedule(...)`` stays cheap and
 pure. The Django side lives in the submodules, each importing only those listed above it:
 
-- ``config``: leases, budgets and task names; ``state``: the in-memory types of a run
-- ``store``: every SQL statement of the engine, one class per database dialect
+- ``decisions``: what happens next (pure); ``config``: leases, budgets, task names
+- ``state``: the in-memory types of a run (typed rows, step state, control flow)
+- ``store``: every statement of the engine, one class per database dialect
+  (``base`` the hot path, ``records`` runs/steps/sequences, ``sweeps`` the sweep's)
 - ``queue``: enqueueing tasks with the commit; ``plans``: the compiled-plan cache
-- ``context``: what one task knows about a run; ``runner``: a step bounded in time
+- ``context``: what one task knows about a run; ``runner``: a call bounded in time
 - ``finishing``: the end of a run; ``compensation``: rolling back; ``guard``: poison runs
-- ``starting``: the first sequences of a run; ``creation``: creating a run
-- ``commit``: the fenced step commit; ``transitions``: step and sequence transitions
-- ``steps``: the engine's own step kinds; ``driver``: the loop that drives sequences
-- ``wake``: waking parked sequences; ``sweep``: the periodic sweep; ``tasks``: task bodies
+- ``starting``: the first sequences of a run; ``creation``: creating a run (no driver)
+- ``commit``: the fenced step commit; ``transitions``: step transitions
+- ``sequence_end``: what starts next; ``steps``: the engine's own step kinds
+- ``driver``: the loop that drives sequences; ``wake``: waking parked sequences
+- ``sweep``: the periodic sweep; ``tasks``: the task bodies ``runtime.tasks`` calls
 """
 
 from __future__ import annotations

@@ -51,14 +51,6 @@ class StepRow(TypedDict):
 STEP_FIELDS = tuple(StepRow.__annotations__)
 
 
-class SequenceRow(TypedDict):
-    """A SequenceRun as the scheduler reads it."""
-
-    id: int
-    tag: str
-    status: str
-
-
 @dataclass
 class StepState:
     id: int
