@@ -46,13 +46,29 @@ def _step_functions_load() -> None:
             "comma-separated) or decorate them with @workflows.step_function in an installed "
             "app's workflows.py."
         )
-    # Imported here: apps.py is loaded before the app registry is ready (models, connectors).
-    from runtime import context  # registers the recorder's CODE targets (runtime.workflows:…)
+    # why here: apps.py is loaded before the app registry is ready (models, connectors).
+    from runtime import (
+        context,  # registers the recorder's CODE targets (runtime.workflows:…)
+        scheduling,
+    )
     from runtime.code_runtime import EngineRuntime
     from runtime.connectors import code  # noqa: F401 - registers the built-ins
+    from runtime.connectors.upcalls import Upcalls, upcalls_install
+    from runtime.engine.creation import run_start
     from runtime.workflow_modules import discover
 
     context.engine_runtime_install(EngineRuntime)
+    # PUBLISH starts subscribed runs and JOB creates schedules: both are above the
+    # connectors, which the engine calls (runtime/connectors/upcalls.py).
+    upcalls_install(
+        Upcalls(
+            run_start=run_start,
+            event_schedule=scheduling.event_schedule,
+            run_schedule=scheduling.run_schedule,
+            schedule_describe=scheduling.schedule_describe,
+            schedule_name=scheduling.schedule_name,
+        )
+    )
 
     try:
         step_functions_import(getattr(settings, "TRELLIS_STEP_FUNCTIONS", []))
@@ -79,8 +95,8 @@ def _engine_signals_connect() -> None:
 def _engine_worker_started(sender: object, **kwargs: object) -> None:
     _worker_commit_mode()
     try:
-        # why here: the executor imports models (the app registry must be ready).
-        from runtime.executor import sweep_kick, sweep_schedule_ensure
+        # why: a signal handler of the app config; the engine needs the apps loaded
+        from runtime.engine.sweep import sweep_kick, sweep_schedule_ensure
 
         sweep_schedule_ensure()
         sweep_kick(force=True)

@@ -24,6 +24,10 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from designer.models import Environment, Workflow
+from runtime.connectors import execute
+from runtime.connectors.loader import connector_call
+from runtime.engine.creation import _live_version, input_validate, run_start
+from runtime.engine.plans import plan_for_version
 from runtime.errors import RunRefused, StepError
 from runtime.spec import duration_ms
 
@@ -130,11 +134,6 @@ def run_schedule(
     The input is checked against the live version's schema now (RunRefused naming the
     field); whether the workflow is active is checked at each firing.
     """
-    # why here: the engine reaches this module through the JOB connector (an import cycle
-    # until the engine and connector splits of issue 14 land).
-    from runtime.executor import plan_for_version
-    from runtime.services import _live_version, input_validate
-
     if environment.product_id != workflow.product_id:
         raise RunRefused("environment of another product", field="env", status=404)
     version = _live_version(workflow, environment)
@@ -219,8 +218,6 @@ def schedule_fire(payload: str, fire_at: str = "", **_: Any) -> Any:
 
 
 def _fire_run(data: dict[str, Any], key: str) -> int:
-    from runtime.services import run_start  # why here: see run_schedule (engine cycle)
-
     workflow = Workflow.objects.get(pk=data["workflow_id"])
     environment = Environment.objects.get(pk=data["environment_id"])
     user = (
@@ -237,10 +234,6 @@ def _fire_run(data: dict[str, Any], key: str) -> int:
 
 
 def _fire_event(data: dict[str, Any], key: str) -> Any:
-    # why here: the connectors import this module (JOB): an import cycle until it is split.
-    from runtime.connectors import execute
-    from runtime.connectors.loader import connector_call
-
     environment = Environment.objects.get(pk=data["environment_id"])
     try:
         call = connector_call(

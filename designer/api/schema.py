@@ -66,6 +66,7 @@ class AutoSchema(SpectacularAutoSchema):
     def _postprocess_serializer_schema(
         self, schema: dict[str, Any], serializer: Any, direction: str
     ) -> dict[str, Any]:
+        # why here: DRF imports this class from settings, before the models can load.
         from designer.api.serializers import Strict
 
         schema = super()._postprocess_serializer_schema(schema, serializer, direction)

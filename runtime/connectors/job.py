@@ -24,6 +24,7 @@ from django_q.models import Schedule
 
 from designer.models import Environment, Workflow
 from runtime.connectors.call import ConnectorCall
+from runtime.connectors.upcalls import upcalls
 from runtime.errors import RunRefused, StepError
 
 _SCHEDULE_KEYS = ("start_at", "delay", "cron", "timezone")
@@ -31,27 +32,25 @@ _SCHEDULE_KEYS = ("start_at", "delay", "cron", "timezone")
 
 def job_run(call: ConnectorCall) -> Any:
     """Create the django-q2 schedule a JOB step describes."""
-    # why: runtime.scheduling runs scheduled events through this package's table.
-    from runtime.scheduling import event_schedule, run_schedule, schedule_describe, schedule_name
-
+    up = upcalls()
     if call.environment_id is None:
         raise StepError("JOB needs the run's environment", retryable=False)
     data = call.input if isinstance(call.input, dict) else {}
     schedule = {k: data[k] for k in _SCHEDULE_KEYS if k in data}
     environment = Environment.objects.select_related("product").get(pk=call.environment_id)
     # A retried step must not schedule twice: its key names the schedule.
-    name = schedule_name(
+    name = up.schedule_name(
         f"{environment.pk}:{call.idempotency_key}" if call.idempotency_key else None
     )
     existing = Schedule.objects.filter(name=name).first()
     if existing is not None:
-        return schedule_describe(existing)
+        return up.schedule_describe(existing)
     try:
         dispatch = data.get("dispatch")
         if isinstance(dispatch, dict):
             if str(dispatch.get("type", "")).upper() in {"JOB", "FALLBACK"}:
                 raise StepError("a JOB cannot dispatch a JOB or FALLBACK", retryable=False)
-            row: Schedule = event_schedule(
+            row: Schedule = up.event_schedule(
                 environment=environment,
                 type=str(dispatch.get("type", "")),
                 event=str(dispatch.get("event", "")),
@@ -66,7 +65,7 @@ def job_run(call: ConnectorCall) -> Any:
             if workflow is None:
                 raise StepError(f"no workflow '{tag}' in this product", retryable=False)
             run_input = data.get("input") if isinstance(data.get("input"), dict) else {}
-            row = run_schedule(
+            row = up.run_schedule(
                 workflow=workflow,
                 environment=environment,
                 input=run_input,
@@ -76,4 +75,4 @@ def job_run(call: ConnectorCall) -> Any:
     except RunRefused as exc:
         field = f" ({exc.field})" if exc.field else ""
         raise StepError(f"cannot schedule: {exc}{field}", retryable=False) from exc
-    return schedule_describe(row)
+    return up.schedule_describe(row)

@@ -37,6 +37,7 @@ from designer.models import Activation, Environment
 from runtime.component_configs import BrokerConfig, config_of
 from runtime.connectors.call import Component, ConnectorCall
 from runtime.connectors.storage import product_slug
+from runtime.connectors.upcalls import upcalls
 from runtime.errors import StepError, TrellisError
 from runtime.expressions import DictScope, resolve
 from runtime.http import host_check
@@ -205,9 +206,7 @@ def topic_trigger(
     a topic it subscribes to, or two workflows feeding each other — stops after
     ``TRELLIS_PUBLISH_CHAIN_MAX`` generations: the next starts are refused, named.
     """
-    # why: runtime.services starts runs with the engine, which runs steps through here.
-    from runtime.services import run_start
-
+    run_start = upcalls().run_start
     environment = Environment.objects.get(pk=environment_id, product_id=product_id)
     started: list[int] = []
     refused: list[dict[str, Any]] = []

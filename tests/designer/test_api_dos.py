@@ -29,7 +29,7 @@ HUGE = "9" * 5000
 @pytest.fixture(autouse=True)
 def _fresh_plan_cache() -> Iterator[None]:
     # Runs started here cache plans by version id; the test database rolls back.
-    from runtime.executor import plan_cache_clear
+    from runtime.engine.plans import plan_cache_clear
 
     plan_cache_clear()
     yield

@@ -112,7 +112,7 @@ def journal_kinds(run: Run) -> list[tuple[str, str]]:
 @pytest.fixture(autouse=True)
 def _fresh_plan_cache() -> Iterator[None]:
     # Test databases roll back, so version ids come back with other plans behind them.
-    from runtime.executor import plan_cache_clear
+    from runtime.engine.plans import plan_cache_clear
 
     plan_cache_clear()
     yield

@@ -124,11 +124,11 @@ class LocalQueue:
 @pytest.fixture
 def local_queue(monkeypatch: pytest.MonkeyPatch) -> LocalQueue:
     """Route the engine's enqueues to an in-process queue (after commit, as with Redis)."""
-    from runtime import executor
+    from runtime.engine import queue as engine_queue
 
     queue = LocalQueue()
-    monkeypatch.setattr(executor, "is_orm_broker", lambda: False)
-    monkeypatch.setattr(executor, "enqueue_now", queue.put)
+    monkeypatch.setattr(engine_queue, "is_orm_broker", lambda: False)
+    monkeypatch.setattr(engine_queue, "enqueue_now", queue.put)
     return queue
 
 

@@ -18,6 +18,7 @@ from django.db import transaction
 
 from designer.models import Environment, Product
 from runtime import engine, executor
+from runtime.engine import config
 from runtime.journal import journal_append, journal_extend
 from runtime.models import JournalEntry, Run, SequenceRun, Signal, StepRun
 from runtime.services import run_signal, run_start
@@ -298,9 +299,9 @@ def test_a_worker_whose_lease_expired_mid_step_cannot_write_over_the_one_that_to
     # A lease of 0.3 s that nobody renews: the first worker's step outlives it, the sweep
     # hands the sequence to a second worker, which runs the step again (at-least-once:
     # the step was in flight) and goes on. The first worker's late commit is refused.
-    monkeypatch.setattr(executor, "LEASE_S", 0.3)
-    monkeypatch.setattr(executor, "RENEW_S", 3600.0)
-    monkeypatch.setattr(executor, "REKICK_S", 0.0)
+    monkeypatch.setattr(config, "LEASE_S", 0.3)
+    monkeypatch.setattr(config, "RENEW_S", 3600.0)
+    monkeypatch.setattr(config, "REKICK_S", 0.0)
     wf = make_workflow(
         product,
         {

@@ -1,8 +1,9 @@
 """What happens next in a run: pure decisions, no Django, no I/O.
 
-The executor (runtime/executor.py) owns the database, leases and the queue; it asks this
-module which sequences start, whether a failing step is retried, which steps are
-compensated and in what order, and how a run ends. Everything here is data in, data out.
+The engine's Django side (the other modules of :mod:`runtime.engine`) owns the database,
+leases and the queue; it asks this module which sequences start, whether a failing step
+is retried, which steps are compensated and in what order, and how a run ends.
+Everything here is data in, data out.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def retry_delay_ms(step: StepLike, attempt: int) -> int:
     """Delay before the attempt after ``attempt`` (1-based): fixed, or delay * 2^(attempt-1)."""
     base = max(0, int(step.retry_delay_ms or 0))
     if step.backoff == "exponential":
-        return base * 2 ** max(0, attempt - 1)
+        return int(base * 2 ** max(0, attempt - 1))
     return base
 
 

@@ -1,0 +1,232 @@
+"""Compensation: roll a winding-down run's steps back per its strategy, then end it."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from runtime.connectors.loader import connector_call
+from runtime.engine import config
+from runtime.engine.context import RunContext
+from runtime.engine.decisions import (
+    INLINE_DELAY_MS,
+    StepView,
+    compensation_targets,
+    run_end_status,
+)
+from runtime.engine.finishing import after_run_end, append_entries
+from runtime.engine.queue import enqueue
+from runtime.engine.runner import call_bounded
+from runtime.engine.state import LeaseLost, StepState, error_json, new_token
+from runtime.engine.store import store
+from runtime.journal import Entry, json_dumps
+from runtime.spec import EventType
+
+
+def run_finalize(run_id: int) -> None:
+    """Compensate a winding-down run per its rollback strategy, then end it.
+
+    Holds the run's lease; idempotent (rolled-back steps are skipped on a retry); a
+    rollback retry with a delay of a second or more re-enqueues this task instead of
+    sleeping.
+    """
+    token = new_token()
+    now = timezone.now()
+    db = store()
+    if not db.take_run_lease(run_id, token, now, now + timedelta(seconds=config.LEASE_S)):
+        return
+    if db.sequences_running(run_id):
+        # A sequence still runs (its worker may have died): it finalizes when it stops.
+        db.release_run_lease(run_id, token)
+        return
+    ctx = RunContext.load(run_id)
+    if ctx is None:
+        return
+    Compensator(ctx, token).execute()
+
+
+class Compensator:
+    """Rolls back the steps of one winding-down run under the run's lease."""
+
+    def __init__(self, ctx: RunContext, token: str) -> None:
+        self.ctx = ctx
+        self.token = token
+        self.run = ctx.run
+        self.store = store()
+
+    def journal(self, entries: list[Entry], **run_values: Any) -> None:
+        with transaction.atomic():
+            append_entries(self.run, entries, run_values=run_values)
+
+    def renew(self) -> None:
+        until = timezone.now() + timedelta(seconds=config.LEASE_S)
+        self.store.renew_run_lease(self.run.pk, self.token, until)
+
+    def views(self) -> list[StepView]:
+        order = {s.tag: n for n, s in enumerate(self.ctx.plan.steps)}
+        out = []
+        for st in self.ctx.steps.values():
+            if st.tag not in order:
+                continue
+            step = self.ctx.plan.step(st.tag)
+            out.append(
+                StepView(
+                    tag=st.tag,
+                    status=st.status,
+                    finished_at=st.finished_at,
+                    order=order[st.tag],
+                    has_rollback=step.rollback is not None,
+                    critical=step.critical,
+                    is_checkpoint=step.type == EventType.CHECKPOINT,
+                    rollback_status=st.rollback_status,
+                )
+            )
+        return out
+
+    def execute(self) -> None:
+        ctx = self.ctx
+        reason = self.run.stop_reason
+        strategy = "none" if reason == "terminated" else ctx.plan.options.rollback_strategy
+        targets = compensation_targets(self.views(), strategy)
+        started = any(s.rollback_status for s in ctx.steps.values())
+        if targets and not started:
+            self.journal([("rollback_started", "", {"steps": targets, "strategy": strategy})])
+        for tag in targets:
+            if not self.compensate(tag):
+                return  # parked for a delayed retry
+        self.end()
+
+    def compensate(self, tag: str) -> bool:
+        """Roll one step back with its retries; False when parked for a delayed retry."""
+        ctx = self.ctx
+        st = ctx.steps[tag]
+        rb = ctx.plan.step(tag).rollback or {}
+        retries = int(rb.get("retries", 2))
+        delay_ms = int(rb.get("retry_delay_ms") or 0)
+        while True:
+            st.rollback_attempt += 1
+            attempt = st.rollback_attempt
+            self.store.update_step(st.id, rollback_status="running", rollback_attempt=attempt)
+            st.rollback_status = "running"
+            try:
+                output = self.call(tag, rb, attempt)
+                json_dumps(output)
+            except Exception as exc:
+                error = error_json(exc)
+                retryable = bool(getattr(exc, "retryable", True))
+                if not (retryable and attempt <= retries):
+                    self.rollback_failed(st, attempt, error)
+                    return True
+                if delay_ms >= INLINE_DELAY_MS:
+                    self.park_retry(st, attempt, error, delay_ms)
+                    return False
+                data = {"attempt": attempt, "error": error, "retrying": True}
+                self.journal([("rollback_failed", tag, data)])
+                time.sleep(delay_ms / 1000)
+                continue
+            st.rollback_status = "rolled_back"
+            st.status = "rolled_back"
+            with transaction.atomic():
+                self.store.update_step(
+                    st.id, status="rolled_back", rollback_status="rolled_back", rollback_error=None
+                )
+                self.journal([("step_rolled_back", tag, {"attempt": attempt, "output": output})])
+            return True
+
+    def park_retry(self, st: StepState, attempt: int, error: Any, delay_ms: int) -> None:
+        """Release the run until the rollback's next attempt is due (a task is enqueued)."""
+        due = timezone.now() + timedelta(milliseconds=delay_ms)
+        with transaction.atomic():
+            self.store.update_step(st.id, rollback_status="retrying", rollback_error=error)
+            data = {"attempt": attempt, "error": error, "retrying": True}
+            self.journal(
+                [("rollback_failed", st.tag, data)], wake_at=due, lease_owner="", lease_until=None
+            )
+            enqueue([(config.FINALIZE, (self.run.pk,))], delay_s=delay_ms / 1000)
+
+    def rollback_failed(self, st: StepState, attempt: int, error: Any) -> None:
+        """The rollback of ``st`` failed for good."""
+        st.rollback_status = "failed"
+        with transaction.atomic():
+            self.store.update_step(st.id, rollback_status="failed", rollback_error=error)
+            data = {"attempt": attempt, "error": error, "final": True}
+            self.journal([("rollback_failed", st.tag, data)])
+
+    def call(self, tag: str, rb: dict[str, Any], attempt: int) -> Any:
+        resolved, _ = self.ctx.resolve_input(rb.get("input") or {}, rb.get("app"), rb["type"])
+        timeout_ms = rb.get("timeout_ms")
+        timeout_s = timeout_ms / 1000 if timeout_ms else None
+        call = connector_call(
+            type=rb["type"],
+            event=rb["event"],
+            input=resolved,
+            environment=self.run.environment,
+            app=rb.get("app"),
+            idempotency_key=f"{self.run.pk}:{tag}:rollback:{attempt}",
+            timeout_s=timeout_s,
+            run_id=self.run.pk,
+            step=tag,
+        )
+        logs: list[dict[str, Any]] = []
+        return call_bounded(call, logs, timeout_s=timeout_s, renew=self.renew)
+
+    def end_error(self, failed: list[str]) -> dict[str, Any] | None:
+        """The error the run ends with: its cause, or the rollbacks that failed."""
+        run = self.run
+        if not failed:
+            return dict(run.error or {}) or None
+        messages = self.store.rollback_errors(run.pk, failed)
+        text = "; ".join(f"rollback of '{t}' failed: {messages.get(t, '')}" for t in failed)
+        return {
+            "code": "rollback_failed",
+            "message": text,
+            "rollback_failed": failed,
+            "cause": run.error,
+        }
+
+    def end(self) -> None:
+        ctx = self.ctx
+        run = self.run
+        reason = run.stop_reason
+        steps = list(ctx.steps.values())
+        failed = [s.tag for s in steps if s.rollback_status == "failed"]
+        rolled = [s.tag for s in steps if s.status == "rolled_back"]
+        status = run_end_status(
+            stop_reason=reason, rolled_back=len(rolled), rollback_failed=bool(failed)
+        )
+        error = self.end_error(failed)
+        now = timezone.now()
+        entries: list[Entry] = []
+        with transaction.atomic():
+            self.store.lock_run(run.pk)
+            # The ROLLBACK event that triggered this completes, naming what was undone.
+            for st in steps:
+                if (
+                    reason == "rollback"
+                    and st.status == "running"
+                    and ctx.plan.step(st.tag).type == EventType.ROLLBACK
+                ):
+                    output = {"rolled_back_steps": rolled}
+                    self.store.update_step(
+                        st.id, status="completed", output=output, finished_at=now
+                    )
+                    entries.append(("step_completed", st.tag, {"output": output}))
+            self.store.cancel_unfinished(run.pk, now)
+            kind = {
+                "failed": "run_failed",
+                "rolled_back": "run_rolled_back",
+                "cancelled": "run_cancelled",
+            }.get(status, "run_failed")
+            entries.append((kind, "", {"error": error, "rolled_back_steps": rolled}))
+            updated = self.store.end_run(
+                run.pk, status=status, now=now, owner=self.token, error=error
+            )
+            if not updated:
+                raise LeaseLost()
+            append_entries(run, entries, now)
+            run.status = status
+            after_run_end(run)
