@@ -84,14 +84,18 @@ def test_doubling_concat_steps_stop_at_the_cap_on_a_worker(
     failed = StepRun.objects.get(run=run, status="failed")
     assert failed.tag == "s7"  # 128,000 characters: the first value over the cap
     assert "TRELLIS_MAX_STEP_" in failed.error["message"]
+    # Stored sizes, measured the same way on SQLite (text) and PostgreSQL (jsonb).
+    length = "LENGTH(CAST({} AS TEXT))"
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT MAX(LENGTH(output)), MAX(LENGTH(input)) FROM runtime_steprun WHERE run_id = %s",
+            f"SELECT MAX({length.format('output')}), MAX({length.format('input')})"
+            " FROM runtime_steprun WHERE run_id = %s",
             [run.pk],
         )
         largest = max(v or 0 for v in cursor.fetchone())
         cursor.execute(
-            "SELECT MAX(LENGTH(data)) FROM runtime_journalentry WHERE run_id = %s", [run.pk]
+            f"SELECT MAX({length.format('data')}) FROM runtime_journalentry WHERE run_id = %s",
+            [run.pk],
         )
         largest = max(largest, cursor.fetchone()[0] or 0)
     assert largest < cap
