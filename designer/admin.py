@@ -4,7 +4,7 @@ the audit log itself are read-only; secrets are never shown."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.db.models import Model
@@ -24,8 +24,19 @@ from designer.models import (
     WorkflowVersion,
 )
 
+# Django's admin classes are generic only in django-stubs: subscripted at run time they
+# would need django_stubs_ext.monkeypatch(), a runtime dependency. Parameters for mypy only.
+if TYPE_CHECKING:
+    ModelAdmin = admin.ModelAdmin[Any]
+    StackedInline = admin.StackedInline[Any, Any]
+    TabularInline = admin.TabularInline[Any, Any]
+else:
+    ModelAdmin = admin.ModelAdmin
+    StackedInline = admin.StackedInline
+    TabularInline = admin.TabularInline
 
-class AuditedAdmin(admin.ModelAdmin):
+
+class AuditedAdmin(ModelAdmin):
     """Records an audit entry for each save and delete made in the admin."""
 
     audit_action = ""
@@ -56,20 +67,20 @@ class AuditedAdmin(admin.ModelAdmin):
         super().delete_model(request, obj)
 
 
-class EnvironmentInline(admin.TabularInline):
+class EnvironmentInline(TabularInline):
     model = Environment
     extra = 0
     fields = ["slug", "name", "order", "is_production"]
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(ModelAdmin):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [EnvironmentInline, MembershipInline]
@@ -95,7 +106,7 @@ class MembershipAdmin(AuditedAdmin):
         return str(obj.user)
 
 
-class ComponentConfigInline(admin.StackedInline):
+class ComponentConfigInline(StackedInline):
     model = ComponentConfig
     extra = 0
     # Secrets are encrypted at rest and never shown; they are set through the API.
@@ -114,7 +125,7 @@ class ComponentAdmin(AuditedAdmin):
         return str(obj.tag)
 
 
-class VersionInline(admin.TabularInline):
+class VersionInline(TabularInline):
     model = WorkflowVersion
     extra = 0
     fields = readonly_fields = ("number", "state", "checksum", "author", "note", "published_at")
@@ -125,7 +136,7 @@ class VersionInline(admin.TabularInline):
         return False
 
 
-class ActivationInline(admin.TabularInline):
+class ActivationInline(TabularInline):
     model = Activation
     extra = 0
     fields = ["environment", "active", "version", "managed_by", "updated_by", "updated_at"]
@@ -133,7 +144,7 @@ class ActivationInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(ModelAdmin):
     list_display = ["tag", "name", "product", "source", "updated_at"]
     list_filter = ["product", "source"]
     search_fields = ["tag", "name"]
@@ -159,7 +170,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkflowVersion)
-class WorkflowVersionAdmin(admin.ModelAdmin):
+class WorkflowVersionAdmin(ModelAdmin):
     list_display = ["__str__", "state", "checksum", "author", "published_at"]
     list_filter = ["state", "workflow__product"]
     search_fields = ["workflow__tag", "checksum"]
@@ -176,7 +187,7 @@ class WorkflowVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Activation)
-class ActivationAdmin(admin.ModelAdmin):
+class ActivationAdmin(ModelAdmin):
     list_display = ["workflow", "environment", "active", "version", "managed_by", "updated_at"]
     list_filter = ["active", "managed_by", "environment__product"]
     readonly_fields = ["managed_by", "updated_by", "updated_at"]
@@ -192,7 +203,7 @@ class ActivationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ModelAdmin):
     list_display = ["at", "product", "actor", "action", "target"]
     list_filter = ["product", "action"]
     search_fields = ["action", "target", "actor__username"]

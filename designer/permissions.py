@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.http import Http404
 from rest_framework.exceptions import PermissionDenied
 
@@ -55,7 +56,7 @@ def require_role(
     return role
 
 
-def visible_products(user: Any) -> Any:
+def visible_products(user: Any) -> QuerySet[Product]:
     """Products the user can see (any role)."""
     if user.is_superuser:
         return Product.objects.all()

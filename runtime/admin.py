@@ -3,7 +3,7 @@ engine (which journals every transition), so every runtime model is read-only he
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.db.models import Model
@@ -11,8 +11,17 @@ from django.http import HttpRequest
 
 from runtime.models import JournalEntry, Run, SequenceRun, Signal, StepRun
 
+# Django's admin classes are generic only in django-stubs: subscripted at run time they
+# would need django_stubs_ext.monkeypatch(), a runtime dependency. Parameters for mypy only.
+if TYPE_CHECKING:
+    ModelAdmin = admin.ModelAdmin[Any]
+    TabularInline = admin.TabularInline[Any, Any]
+else:
+    ModelAdmin = admin.ModelAdmin
+    TabularInline = admin.TabularInline
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+
+class ReadOnlyAdmin(ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
         return [field.name for field in self.model._meta.get_fields() if field.concrete]
 
@@ -26,7 +35,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True

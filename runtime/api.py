@@ -86,7 +86,7 @@ def _body(request: Request, fields: Iterable[str] | None = None) -> dict[str, An
 
 
 @extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
-class WorkflowRef(serializers.Field):
+class WorkflowRef(serializers.Field[Any, Any, Any, Any]):
     pass
 
 
@@ -126,13 +126,13 @@ class RunForkIn(Strict):
 # Response bodies as the schema shows them (the views build them with run_json & co.).
 
 
-class RunWorkflowOut(serializers.Serializer):
+class RunWorkflowOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     tag = serializers.CharField()
     product = serializers.CharField()
 
 
-class RunOut(serializers.Serializer):
+class RunOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     workflow = RunWorkflowOut()
     version = serializers.IntegerField()
@@ -158,7 +158,7 @@ class RunOut(serializers.Serializer):
     wake_at = serializers.DateTimeField(allow_null=True)
 
 
-class RunPage(serializers.Serializer):
+class RunPage(serializers.Serializer[Any]):
     count = serializers.IntegerField()
     next = serializers.CharField(allow_null=True)
     previous = serializers.CharField(allow_null=True)
@@ -174,26 +174,26 @@ class RunDetailOut(RunOut):
     )
 
 
-class JournalOut(serializers.Serializer):
+class JournalOut(serializers.Serializer[Any]):
     run = serializers.IntegerField()
     last_seq = serializers.IntegerField()
     entries = serializers.ListField(child=serializers.DictField())
 
 
-class ScheduledOut(serializers.Serializer):
+class ScheduledOut(serializers.Serializer[Any]):
     scheduled = serializers.BooleanField()
     schedule_id = serializers.IntegerField()
     next_run = serializers.DateTimeField(allow_null=True)
 
 
-class SignalOut(serializers.Serializer):
+class SignalOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     run = serializers.IntegerField()
     name = serializers.CharField()
     payload = serializers.JSONField()
 
 
-class QueryOut(serializers.Serializer):
+class QueryOut(serializers.Serializer[Any]):
     run = serializers.IntegerField()
     query = serializers.CharField()
     result = serializers.JSONField(allow_null=True)

@@ -17,7 +17,7 @@ from django_q.brokers.orm import ORM
 from django_q.brokers.redis_broker import Redis
 
 
-class DelayedORM(ORM):
+class DelayedORM(ORM):  # type: ignore[misc]  # django_q has no type hints
     def enqueue_delayed(self, task: str, delay_s: float) -> int:
         package = self.get_connection().create(
             key=self.list_key, payload=task, lock=timezone.now() + timedelta(seconds=delay_s)
@@ -25,7 +25,7 @@ class DelayedORM(ORM):
         return int(package.pk)
 
 
-class DelayedRedis(Redis):
+class DelayedRedis(Redis):  # type: ignore[misc]  # django_q has no type hints
     @property
     def delayed_key(self) -> str:
         return f"{self.list_key}:delayed"

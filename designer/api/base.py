@@ -30,7 +30,7 @@ class ApiView(APIView):
         """The URL's product, if the caller holds ``role`` in it (else 404/403)."""
         return product_for(user=self.request.user, slug=self.kwargs["slug"], role=role)
 
-    def body(self, serializer: type[serializers.Serializer]) -> dict[str, Any]:
+    def body(self, serializer: type[serializers.Serializer[Any]]) -> dict[str, Any]:
         """The validated request body (a 400 naming each bad field otherwise)."""
         instance = serializer(data=self.request.data)
         instance.is_valid(raise_exception=True)

@@ -163,7 +163,7 @@ class ComponentConfigIn(Strict):
     secrets = SecretsField(required=False)
 
 
-class ComponentConfigOut(serializers.Serializer):
+class ComponentConfigOut(serializers.Serializer[Any]):
     component = serializers.CharField()
     kind = serializers.CharField()
     environment = serializers.CharField()

@@ -50,21 +50,21 @@ class PromoteIn(Strict):
     )
 
 
-class CellOut(serializers.Serializer):
+class CellOut(serializers.Serializer[Any]):
     active = serializers.BooleanField()
     live_version = serializers.IntegerField(allow_null=True)
     pinned = serializers.BooleanField()
     managed_by = serializers.CharField(help_text="'user', 'code', or '' when never set.")
 
 
-class MatrixEnvironmentOut(serializers.Serializer):
+class MatrixEnvironmentOut(serializers.Serializer[Any]):
     slug = serializers.CharField()
     name = serializers.CharField()
     order = serializers.IntegerField()
     is_production = serializers.BooleanField()
 
 
-class MatrixRowOut(serializers.Serializer):
+class MatrixRowOut(serializers.Serializer[Any]):
     tag = serializers.CharField()
     name = serializers.CharField()
     source = serializers.CharField()  # type: ignore[assignment]
@@ -72,7 +72,7 @@ class MatrixRowOut(serializers.Serializer):
     cells = serializers.DictField(child=CellOut(), help_text="Keyed by environment slug.")
 
 
-class MatrixOut(serializers.Serializer):
+class MatrixOut(serializers.Serializer[Any]):
     environments = MatrixEnvironmentOut(many=True)
     workflows = MatrixRowOut(many=True)
 

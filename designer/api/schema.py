@@ -26,12 +26,12 @@ def drop_slash_aliases(endpoints: list[Any], **kwargs: Any) -> list[Any]:
 # --- what every operation may answer ------------------------------------------------------
 
 
-class IssueOut(serializers.Serializer):
+class IssueOut(serializers.Serializer[Any]):
     path = serializers.CharField(help_text="JSON path into the body (or the spec).")
     message = serializers.CharField()
 
 
-class ErrorOut(serializers.Serializer):
+class ErrorOut(serializers.Serializer[Any]):
     """The body of every error (designer/api/errors.py)."""
 
     code = serializers.CharField(help_text="Machine-readable: invalid, not_found, refused, …")
@@ -69,7 +69,10 @@ class AutoSchema(SpectacularAutoSchema):
         # why here: DRF imports this class from settings, before the models can load.
         from designer.api.serializers import Strict
 
-        schema = super()._postprocess_serializer_schema(schema, serializer, direction)
+        # drf-spectacular leaves this method unannotated.
+        schema = super()._postprocess_serializer_schema(  # type: ignore[no-untyped-call]
+            schema, serializer, direction
+        )
         if direction == "request" and isinstance(serializer, Strict):
             schema["additionalProperties"] = False
         return schema

@@ -72,7 +72,7 @@ class JSONObject(serializers.JSONField):
         return dict(data)
 
 
-class Strict(serializers.Serializer):
+class Strict(serializers.Serializer[Any]):
     """Refuses fields it does not know, naming each one."""
 
     def to_internal_value(self, data: Any) -> Any:
@@ -100,7 +100,7 @@ class ProductUpdate(Strict):
     description = Text(max_length=5000, required=False, allow_blank=True)
 
 
-class ProductOut(serializers.Serializer):
+class ProductOut(serializers.Serializer[Any]):
     slug = serializers.CharField()
     name = serializers.CharField()
     description = serializers.CharField()
@@ -140,7 +140,7 @@ class EnvironmentUpdate(EnvironmentIn):
     name = Text(max_length=100, required=False)
 
 
-class EnvironmentOut(serializers.Serializer):
+class EnvironmentOut(serializers.Serializer[Any]):
     slug = serializers.CharField()
     name = serializers.CharField()
     order = serializers.IntegerField()
@@ -157,7 +157,7 @@ class MemberUpdate(Strict):
     role = Choice(choices=Role.choices)
 
 
-class MemberOut(serializers.Serializer):
+class MemberOut(serializers.Serializer[Any]):
     username = serializers.CharField(source="user.username")
     role = serializers.CharField()
     created_at = serializers.DateTimeField()
@@ -200,7 +200,7 @@ class ComponentUpdate(ComponentIn):
     tag = Slug(max_length=100, required=False)
 
 
-class ComponentOut(serializers.Serializer):
+class ComponentOut(serializers.Serializer[Any]):
     kind = serializers.CharField()
     tag = serializers.CharField()
     name = serializers.CharField()
@@ -225,7 +225,7 @@ class WorkflowUpdate(Strict):
     description = Text(max_length=5000, required=False, allow_blank=True)
 
 
-class ActivationOut(serializers.Serializer):
+class ActivationOut(serializers.Serializer[Any]):
     env = serializers.CharField(source="environment.slug")
     active = serializers.BooleanField()
     version = serializers.IntegerField(
@@ -235,7 +235,7 @@ class ActivationOut(serializers.Serializer):
     managed_by = serializers.CharField(help_text="'user', 'code', or '' when never set.")
 
 
-class WorkflowOut(serializers.Serializer):
+class WorkflowOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     tag = serializers.CharField()
     name = serializers.CharField()
@@ -266,13 +266,13 @@ class SpecIn(Strict):
     spec = JSONObject(help_text="A workflow spec (see /api/v1/spec-schema).")
 
 
-class DraftOut(serializers.Serializer):
+class DraftOut(serializers.Serializer[Any]):
     spec = JSONObject(allow_null=True)
     author = serializers.CharField(allow_null=True)
     updated_at = serializers.DateTimeField(allow_null=True)
 
 
-class ValidateOut(serializers.Serializer):
+class ValidateOut(serializers.Serializer[Any]):
     ok = serializers.BooleanField()
     levels = serializers.ListField(
         child=serializers.ListField(child=serializers.CharField()),
@@ -287,7 +287,7 @@ class PublishIn(Strict):
     note = Text(max_length=500, required=False, allow_blank=True)
 
 
-class VersionOut(serializers.Serializer):
+class VersionOut(serializers.Serializer[Any]):
     number = serializers.IntegerField()
     checksum = serializers.CharField()
     author = serializers.CharField(allow_null=True)
@@ -317,7 +317,7 @@ class ActivationIn(Strict):
     )
 
 
-class AuditOut(serializers.Serializer):
+class AuditOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     at = serializers.DateTimeField()
     actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
@@ -327,7 +327,7 @@ class AuditOut(serializers.Serializer):
     after = serializers.JSONField(allow_null=True)
 
 
-class AuditPage(serializers.Serializer):
+class AuditPage(serializers.Serializer[Any]):
     count = serializers.IntegerField()
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
@@ -342,7 +342,7 @@ class TokenIn(Strict):
     password = Text(max_length=1000, trim_whitespace=False)
 
 
-class TokenOut(serializers.Serializer):
+class TokenOut(serializers.Serializer[Any]):
     token = serializers.CharField()
     username = serializers.CharField()
     # When the token stops working (TRELLIS_TOKEN_TTL_HOURS); null: never.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,10 @@ def demo_load(*, base_url: str) -> DemoLogin:
 def _components(
     product: Product, environments: dict[str, Environment], *, base_url: str, user: Any
 ) -> None:
-    declared = [
+    # kind, tag, name, events, and the config for an environment slug
+    declared: list[
+        tuple[ComponentKind, str, str, dict[str, Any], Callable[[str], dict[str, Any]]]
+    ] = [
         (
             ComponentKind.APP,
             "accounts",
