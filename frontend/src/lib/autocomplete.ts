@@ -41,7 +41,7 @@ export const REFERENCES: readonly { name: string; detail: string }[] = [
   { name: 'Now', detail: 'current time (ISO 8601)' },
 ];
 
-// Mirrors runtime/expressions.py OPERATORS (name and usage).
+// Mirrors runtime/expressions/_operators.py OPERATORS (name and usage).
 export const OPERATORS: readonly { name: string; detail: string }[] = [
   { name: 'Default', detail: '(value, fallback)' },
   { name: 'Concat', detail: '(a, b, ...) join as text' },
