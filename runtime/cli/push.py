@@ -65,8 +65,10 @@ class Push:
         return self.result
 
     def push_product(self) -> None:
-        local = self.local.get(PRODUCT_FILE) or {"slug": self.product, "name": self.product}
         remote = self.remote.get(PRODUCT_FILE)
+        if PRODUCT_FILE not in self.local and remote is not None:
+            return  # a directory of workflows only: the product is not its business
+        local = self.local.get(PRODUCT_FILE) or {"slug": self.product, "name": self.product}
         fields = {k: local[k] for k in ("name", "description") if k in local}
         if remote is None:
             self.client.post("products/", {"slug": self.product, **fields})
