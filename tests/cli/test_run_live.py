@@ -25,12 +25,18 @@ spec:
   sequences:
     - tag: first
       events:
-        - {type: CODE, event: "runtime.connectors.code:echo", tag: hello, input: {who: "$Input{name}"}}
+        - type: CODE
+          event: runtime.connectors.code:echo
+          tag: hello
+          input: {who: "$Input{name}"}
         - {type: CODE, event: "runtime.connectors.code:noop", tag: between}
     - tag: second
       parents: [first]
       events:
-        - {type: CODE, event: "runtime.connectors.code:echo", tag: bye, input: {who: "$Step{hello}{who}"}}
+        - type: CODE
+          event: runtime.connectors.code:echo
+          tag: bye
+          input: {who: "$Step{hello}{who}"}
   output:
     said: $Step{bye}{who}
 """
@@ -43,7 +49,10 @@ spec:
     - tag: only
       events:
         - {type: CODE, event: "runtime.connectors.code:noop", tag: fine}
-        - {type: CODE, event: "runtime.connectors.code:fail", tag: broken, input: {retryable: false, message: on purpose}}
+        - type: CODE
+          event: runtime.connectors.code:fail
+          tag: broken
+          input: {retryable: false, message: on purpose}
         - {type: CODE, event: "runtime.connectors.code:noop", tag: never}
 """
 
@@ -95,7 +104,8 @@ def test_trellis_run_follows_runs_live(stack: LiveStack, tmp_path: Path) -> None
     )
     assert code == 0, out
     lines = out.splitlines()
-    for line in ["first › hello: completed", "first › between: completed", "second › bye: completed"]:
+    steps = ["first › hello: completed", "first › between: completed", "second › bye: completed"]
+    for line in steps:
         assert line in lines, out
     assert lines.index("first › hello: completed") < lines.index("second › bye: completed")
     assert "completed." in out and '"said": "ada"' in out

@@ -127,3 +127,19 @@ def test_cases_can_name_a_published_version(cli: Cli, tmp_path: Path) -> None:
     result = cli("test", str(tmp_path), token=token)
     assert result.exit_code == 0, result.output
     assert "2 passed, 0 failed." in result.output
+
+
+@pytest.mark.django_db
+def test_the_readme_example_runs_against_an_exported_demo(cli: Cli, tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("# acme/tests/main_sequence.yaml\n")
+    example = readme[start : readme.index("```", start)]
+    demo_load(base_url="http://127.0.0.1:8000/demo")
+    token = token_for(User.objects.get(username="demo"))
+    assert cli("export", "acme", str(tmp_path / "acme"), token=token).exit_code == 0
+    (tmp_path / "acme" / "tests").mkdir()
+    (tmp_path / "acme" / "tests" / "main_sequence.yaml").write_text(example)
+
+    result = cli("test", str(tmp_path / "acme"))
+    assert result.exit_code == 0, result.output
+    assert "2 passed, 0 failed." in result.output
