@@ -5,8 +5,11 @@ shows every step of both."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import stat
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,6 +73,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     try:
         yield live
     finally:
+        # SIGTERM to the qcluster leader alone stops it at once (to its whole group, the
+        # leader hangs ~30 s); close() then sweeps up whatever is left.
+        for cluster in live.clusters:
+            cluster.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                cluster.wait(timeout=15)
         live.close()
 
 
@@ -153,3 +162,69 @@ def test_the_live_socket_takes_api_tokens_and_refuses_bad_ones(stack: LiveStack)
     # The origin check still applies to token sockets.
     with pytest.raises(InvalidStatus):
         connect(path, additional_headers={"Authorization": f"Token {token}"}).close()
+
+
+WAIT_WORKFLOW = """\
+tag: cli-wait
+name: CLI wait
+spec:
+  signals:
+    approve: {input: {by: string}}
+  sequences:
+    - tag: main
+      events:
+        - {type: WAIT_SIGNAL, event: approve, tag: wait}
+        - type: CODE
+          event: runtime.connectors.code:echo
+          tag: after
+          input: {by: "$Step{wait}{by}"}
+  output:
+    approved_by: $Step{after}{by}
+"""
+
+
+def _status_of(home: Path, run_id: int, wanted: str) -> str:
+    """The run's status once it is ``wanted`` (or the last one seen after a while)."""
+    deadline = time.monotonic() + 60
+    status = ""
+    while time.monotonic() < deadline:
+        code, out = _invoke(home, "runs", "--workflow", "acme/cli-wait", "--json")
+        assert code == 0, out
+        status = next(r["status"] for r in json.loads(out) if r["id"] == run_id)
+        if status == wanted:
+            break
+        time.sleep(0.2)
+    return status
+
+
+def test_signal_and_cancel_act_on_runs(stack: LiveStack, tmp_path: Path) -> None:
+    home = tmp_path / "config"
+    url = f"http://127.0.0.1:{stack.port}"
+    assert _invoke(home, "login", url, "--username", "alice", "--password", "pw-alice")[0] == 0
+    files = tmp_path / "files"
+    (files / "workflows").mkdir(parents=True)
+    (files / "workflows" / "cli-wait.yaml").write_text(WAIT_WORKFLOW)
+    (files / "activations.yaml").write_text("activations:\n  cli-wait: {dev: {active: true}}\n")
+    code, out = _invoke(
+        home, "push", str(files), "--product", "acme", "-y", "--publish", "--activate"
+    )
+    assert code == 0, out
+
+    code, out = _invoke(home, "run", "acme/cli-wait", "--no-follow")
+    assert code == 0, out
+    approved = int(out.split()[1])
+    assert _status_of(home, approved, "waiting") == "waiting"
+    code, out = _invoke(home, "signal", str(approved), "approve", "--data", '{"by": "ada"}')
+    assert code == 0, out
+    assert _status_of(home, approved, "completed") == "completed"
+
+    code, out = _invoke(home, "run", "acme/cli-wait", "--no-follow")
+    cancelled = int(out.split()[1])
+    code, out = _invoke(home, "cancel", str(cancelled), "--reason", "not needed")
+    assert code == 0, out
+    assert _status_of(home, cancelled, "cancelled") == "cancelled"
+
+    # A signal the workflow does not declare is refused with the API's message.
+    code, out = _invoke(home, "signal", str(approved), "nope")
+    assert code == 2
+    assert "nope" in out
