@@ -64,7 +64,11 @@ def test_files(directory: Path) -> list[Path]:
     found = []
     candidates = [directory] if directory.is_file() else sorted(directory.rglob("*.y*ml"))
     for path in candidates:
-        data = yamlio.Document(path).data
+        try:
+            data = yamlio.Document(path).data
+        except yamlio.YamlFileError:
+            found.append(path)  # unreadable: run_file reports it as a failing case
+            continue
         if isinstance(data, dict) and "cases" in data:
             found.append(path)
     return found
@@ -143,8 +147,8 @@ def check(run: TestRun, expect: dict[str, Any]) -> tuple[str, str]:
 def run_file(
     path: Path, published: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 ) -> list[CaseResult]:
-    data = yamlio.Document(path).data
     try:
+        data = yamlio.Document(path).data
         workflow = load_workflow(data.get("workflow"), path, published)
     except Exception as exc:  # a bad file fails its cases, it does not stop the others
         return [CaseResult(path, "(load)", 0.0, f"{type(exc).__name__}: {exc}", error=True)]

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from runtime.cli import yamlio
-from runtime.cli.bundle import files_read
 from runtime.compiler import ComponentInfo, compile_spec
 from runtime.errors import SpecError
 
@@ -44,13 +43,16 @@ def components_of(files: dict[str, Any]) -> dict[str, ComponentInfo] | None:
 
 def validate_directory(directory: Path) -> tuple[int, list[Problem]]:
     """(workflows checked, problems)."""
-    try:
-        files, documents = files_read(directory)
-    except yamlio.YamlFileError as exc:
-        return 0, [Problem(exc.path, exc.line, "", exc.message)]
-    components = components_of(files)
     problems: list[Problem] = []
-    checked = 0
+    documents: dict[str, yamlio.Document] = {}
+    for folder in ("components", "workflows"):
+        for path in sorted((directory / folder).glob("*.yaml")):
+            try:
+                documents[f"{folder}/{path.name}"] = yamlio.Document(path)
+            except yamlio.YamlFileError as exc:
+                problems.append(Problem(exc.path, exc.line, "", exc.message))
+    components = components_of({name: doc.data for name, doc in documents.items()})
+    checked = sum(1 for p in problems if p.file.parent.name == "workflows")
     for name, document in sorted(documents.items()):
         if not name.startswith("workflows/"):
             continue

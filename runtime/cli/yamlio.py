@@ -37,6 +37,7 @@ FIRST_KEYS = [
     "input",
 ]
 _RANK = {key: i for i, key in enumerate(FIRST_KEYS)}
+_BREAKS = "\r\x85\u2028\u2029"
 
 
 def _ordered(mapping: dict[Any, Any]) -> list[tuple[Any, Any]]:
@@ -55,8 +56,12 @@ def _represent_dict(dumper: yaml.SafeDumper, data: dict[Any, Any]) -> yaml.Node:
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
     # A literal block keeps text readable; the emitter falls back to quoting when a block
-    # could not round-trip (trailing spaces, tabs…).
-    style = "|" if "\n" in data else None
+    # could not round-trip (trailing spaces, tabs…). Characters a YAML reader takes for
+    # line breaks (with allow_unicode they would be written raw) are escaped in double quotes.
+    if any(c in data for c in _BREAKS):
+        style: str | None = '"'
+    else:
+        style = "|" if "\n" in data else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 

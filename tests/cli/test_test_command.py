@@ -143,3 +143,16 @@ def test_the_readme_example_runs_against_an_exported_demo(cli: Cli, tmp_path: Pa
     result = cli("test", str(tmp_path / "acme"))
     assert result.exit_code == 0, result.output
     assert "2 passed, 0 failed." in result.output
+
+
+def test_a_broken_test_file_is_a_failing_case_not_a_crash(cli: Cli, tmp_path: Path) -> None:
+    shutil.copy(EXAMPLES / "state.yaml", tmp_path / "state.yaml")
+    (tmp_path / "broken.yaml").write_text("workflow:\n  module: examples.state\ncases: [\n")
+    (tmp_path / "unknown.yaml").write_text("workflow:\n  module: examples.nothing\ncases: []\n")
+    report = tmp_path / "junit.xml"
+    result = cli("test", str(tmp_path), "--junit", str(report))
+    assert result.exit_code == 1
+    assert "1 passed, 2 failed." in result.output
+    assert f"{tmp_path / 'broken.yaml'}:4" in result.output
+    assert "No module named 'examples.nothing'" in result.output
+    assert len(ET.parse(report).getroot().findall(".//testcase/error")) == 2
