@@ -46,9 +46,9 @@ def validate_directory(directory: Path) -> tuple[int, list[Problem]]:
     problems: list[Problem] = []
     documents: dict[str, yamlio.Document] = {}
     for folder in ("components", "workflows"):
-        for path in sorted((directory / folder).glob("*.yaml")):
+        for file in sorted((directory / folder).glob("*.yaml")):
             try:
-                documents[f"{folder}/{path.name}"] = yamlio.Document(path)
+                documents[f"{folder}/{file.name}"] = yamlio.Document(file)
             except yamlio.YamlFileError as exc:
                 problems.append(Problem(exc.path, exc.line, "", exc.message))
     components = components_of({name: doc.data for name, doc in documents.items()})
@@ -65,7 +65,6 @@ def validate_directory(directory: Path) -> tuple[int, list[Problem]]:
             compile_spec(data["spec"], components=components)
         except SpecError as exc:
             for issue in exc.issues:
-                path = f"spec.{issue.path}" if issue.path else "spec"
-                line = document.line(path)
-                problems.append(Problem(document.path, line, path, issue.message))
+                where = f"spec.{issue.path}" if issue.path else "spec"
+                problems.append(Problem(document.path, document.line(where), where, issue.message))
     return checked, problems
