@@ -159,6 +159,24 @@ def test_the_live_socket_takes_api_tokens_and_refuses_bad_ones(stack: LiveStack)
                 ws.recv(timeout=10)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
+    # A bad token is refused even when a good session cookie comes along.
+    cookie = f"sessionid={stack.seed['sessions']['vera']}"
+    headers = {"Authorization": "Token nope", "Cookie": cookie}
+    with connect(path, additional_headers=headers, origin=url) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+    # An admin of another product is an outsider here, token or not.
+    outsider = httpx.post(
+        f"{url}/api/v1/auth/token", json={"username": "mallory", "password": "pw-mallory"}
+    ).json()["token"]
+    headers = {"Authorization": f"Token {outsider}"}
+    with connect(path, additional_headers=headers, origin=url) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+
     # The origin check still applies to token sockets.
     with pytest.raises(InvalidStatus):
         connect(path, additional_headers={"Authorization": f"Token {token}"}).close()
