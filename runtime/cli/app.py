@@ -9,8 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from runtime.cli.client import ApiError, Client
 from runtime.cli.config import NotLoggedIn, Profile, profile_get
@@ -22,8 +24,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False, soft_wrap=True)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
+# No markup: what is printed comes from servers and files (`sequences[0]` is not a style).
+console = Console(highlight=False, soft_wrap=True, markup=False)
+errors = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,6 +53,14 @@ def client() -> Client:
     return Client(found.url, found.token)
 
 
+def error(message: str) -> None:
+    errors.print(Text.assemble(("error: ", "bold red"), message))
+
+
+def warning(message: str) -> None:
+    errors.print(Text.assemble(("warning: ", "yellow"), message))
+
+
 def handled(command: F) -> F:
     """API errors and a missing login end the command with a message and exit code 2."""
 
@@ -58,10 +69,15 @@ def handled(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except NotLoggedIn as exc:
-            errors.print(f"[red]error:[/] {exc}")
+            error(str(exc))
             raise typer.Exit(2) from None
         except ApiError as exc:
-            errors.print(f"[red]error:[/] {exc}")
+            error(str(exc))
+            if exc.status == 401:
+                errors.print("Log in again: trellis login URL (or set TRELLIS_TOKEN).")
+            raise typer.Exit(2) from None
+        except httpx.HTTPError as exc:
+            error(f"cannot reach the server: {exc}")
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

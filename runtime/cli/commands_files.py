@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from runtime.cli import config
-from runtime.cli.app import app, client, console, errors, handled
+from runtime.cli.app import app, client, console, error, handled, warning
 from runtime.cli.bundle import ACTIVATIONS_FILE, PRODUCT_FILE, files_read, files_write, server_files
 from runtime.cli.client import Client
 from runtime.cli.diff import Change, file_changes
@@ -52,7 +52,7 @@ def export(
     with client() as api:
         files = server_files(api, product)
     if files is None:
-        errors.print(f"[red]error:[/] no product {product!r} (or you are not a member)")
+        error(f"no product {product!r} (or you are not a member)")
         raise typer.Exit(2)
     written = files_write(directory, files)
     console.print(f"Exported {product}: {len(written)} files in {directory}")
@@ -81,11 +81,11 @@ def push(
     try:
         local, _ = files_read(directory)
     except YamlFileError as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        error(str(exc))
         raise typer.Exit(1) from None
     slug = product or (local.get(PRODUCT_FILE) or {}).get("slug")
     if not slug:
-        errors.print("[red]error:[/] no product: give --product or a product.yaml with a slug")
+        error("no product: give --product or a product.yaml with a slug")
         raise typer.Exit(2)
     with client() as api:
         remote = server_files(api, slug) or {}
@@ -97,7 +97,7 @@ def push(
             return
         console.print(f"{len(changes)} change(s) to {slug}:")
         for change in changes:
-            console.print("  " + _describe(change, activate), markup=False)
+            console.print("  " + _describe(change, activate))
         if dry_run:
             return
         if not yes and not typer.confirm("Apply these changes?", default=False):
@@ -110,10 +110,10 @@ def push(
             remote,
             publish=publish,
             activate=activate,
-            say=lambda text: console.print("  " + text, markup=False),
+            say=lambda text: console.print("  " + text),
         ).run()
-    for warning in result.warnings:
-        errors.print(f"[yellow]warning:[/] {warning}", markup=True)
+    for text in result.warnings:
+        warning(text)
     console.print(f"Applied {len(result.done)} change(s).")
 
 
@@ -125,7 +125,7 @@ def validate(directory: Path = typer.Argument(..., exists=True, file_okay=False)
     """Compile every workflow file locally; print each problem's file, line and JSON path."""
     checked, problems = validate_directory(directory)
     for problem in problems:
-        console.print(problem.describe(), markup=False)
+        console.print(problem.describe())
     if problems:
         console.print(f"{len(problems)} problem(s) in {checked} workflow(s).")
         raise typer.Exit(1)

@@ -10,8 +10,9 @@ from rich.console import Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
+from rich.text import Text
 
-from runtime.cli.app import app, client, console, errors, handled, json_argument, server
+from runtime.cli.app import app, client, console, error, handled, json_argument, server
 from runtime.cli.client import Client, seg
 from runtime.cli.follow import FollowError, RunView, follow
 
@@ -47,15 +48,15 @@ def render(view: RunView) -> Group:
         done, total = view.progress(sequence)
         table = Table.grid(padding=(0, 1))
         table.add_row(
-            f"[bold]{sequence}[/]",
+            Text(sequence, style="bold"),
             ProgressBar(total=max(total, 1), completed=done, width=30),
             f"{done}/{total}",
         )
         for step in steps:
             state = view.steps.get(step, "pending")
-            table.add_row(f"  {step}", f"[{STATE_STYLES.get(state, 'white')}]{state}[/]", "")
+            table.add_row(f"  {step}", Text(state, style=STATE_STYLES.get(state, "")), "")
         parts.append(table)
-    parts.append(f"run {view.run_id}: [bold]{view.status}[/]")
+    parts.append(Text.assemble(f"run {view.run_id}: ", (view.status, "bold")))
     return Group(*parts)
 
 
@@ -114,12 +115,10 @@ def _follow(url: str, token: str, view: RunView, poll: Any, timeout: float) -> R
                     tick=lambda: live.update(render(view)),
                     timeout=timeout,
                 )
-        view.on_step = lambda sequence, step, state: console.print(
-            f"{sequence} › {step}: {state}", markup=False
-        )
+        view.on_step = lambda sequence, step, state: console.print(f"{sequence} › {step}: {state}")
         return follow(url, token, view, poll=poll, timeout=timeout)
     except FollowError as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        error(str(exc))
         raise typer.Exit(2) from None
 
 
@@ -130,7 +129,7 @@ def _finish(view: RunView) -> None:
             console.print_json(json.dumps(view.output, default=str))
         return
     if view.error:
-        errors.print(f"[red]error:[/] {json.dumps(view.error, default=str)}", markup=True)
+        error(json.dumps(view.error, default=str))
     raise typer.Exit(1)
 
 
@@ -185,8 +184,7 @@ def logs(run_id: int = typer.Argument(..., metavar="RUN")) -> None:
                 data = json.dumps(entry.get("data") or {}, default=str, sort_keys=True)
                 step = entry.get("step") or "-"
                 console.print(
-                    f"{entry['seq']:>5} {entry.get('at', '')} {entry['kind']} {step} {data}",
-                    markup=False,
+                    f"{entry['seq']:>5} {entry.get('at', '')} {entry['kind']} {step} {data}"
                 )
                 after = entry["seq"]
             if not page["entries"] or after >= page["last_seq"]:

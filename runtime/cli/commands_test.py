@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.text import Text
 
-from runtime.cli.app import app, client, console, errors
+from runtime.cli.app import app, client, console, error
 from runtime.cli.client import seg
 
 
@@ -45,16 +46,16 @@ def test(
 
     files = test_files(directory)
     if not files:
-        errors.print(f"[red]error:[/] no test files (YAML with `cases:`) under {directory}")
+        error(f"no test files (YAML with `cases:`) under {directory}")
         raise typer.Exit(2)
     results = [result for path in files for result in run_file(path, _published)]
     for result in results:
-        mark = "[green]PASS[/]" if result.ok else "[red]FAIL[/]"
-        console.print(f"{mark} {result.file}: {result.name}")
+        mark = ("PASS", "green") if result.ok else ("FAIL", "red")
+        console.print(Text.assemble(mark, f" {result.file}: {result.name}"))
         if not result.ok:
-            console.print(f"     {result.failure}", markup=False)
+            console.print(f"     {result.failure}")
             if result.diff:
-                console.print(result.diff, markup=False)
+                console.print(result.diff)
     failed = sum(1 for r in results if not r.ok)
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
