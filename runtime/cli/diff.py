@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Any
 
 ADDED, CHANGED, REMOVED = "added", "changed", "removed"
@@ -52,20 +53,38 @@ def value_changes(file: str, old: Any, new: Any, path: str = "") -> list[Change]
                 out.extend(value_changes(file, old[key], new[key], here))
         return out
     if isinstance(old, list) and isinstance(new, list):
-        out = []
-        for index in range(max(len(old), len(new))):
-            here = _join(path, index)
-            if index >= len(old):
-                out.append(Change(ADDED, file, here, None, new[index]))
-            elif index >= len(new):
-                out.append(Change(REMOVED, file, here, old[index], None))
-            else:
-                out.extend(value_changes(file, old[index], new[index], here))
-        return out
+        return _list_changes(file, old, new, path)
     # 1 and 1.0, True and 1 are different values here (JSON and YAML keep them apart).
     if type(old) is not type(new) or old != new:
         return [Change(CHANGED, file, path, old, new)]
     return []
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _list_changes(file: str, old: list[Any], new: list[Any], path: str) -> list[Change]:
+    """Items matched as a text diff matches lines: a step inserted in the middle is one
+    addition, not a change of every step after it. Replaced items are compared field by
+    field, pairwise; what is left over is removed (old index) or added (new index)."""
+    matcher = SequenceMatcher(
+        a=[_canonical(v) for v in old], b=[_canonical(v) for v in new], autojunk=False
+    )
+    out: list[Change] = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        paired = min(i2 - i1, j2 - j1)  # 0 unless replaced: then compared one for one
+        for k in range(paired):
+            out.extend(value_changes(file, old[i1 + k], new[j1 + k], _join(path, j1 + k)))
+        out.extend(
+            Change(REMOVED, file, _join(path, i), old[i], None) for i in range(i1 + paired, i2)
+        )
+        out.extend(
+            Change(ADDED, file, _join(path, j), None, new[j]) for j in range(j1 + paired, j2)
+        )
+    return out
 
 
 def file_changes(remote: dict[str, Any], local: dict[str, Any]) -> list[Change]:

@@ -163,3 +163,59 @@ def test_validate_names_file_line_and_path(cli: Cli, tmp_path: Path) -> None:
     expected = f"{path}:{index + 1}: spec.sequences[0].events[1]"
     assert expected in result.output, result.output
     assert "send_goodbye_email" in result.output
+
+
+def test_push_updates_configs_removes_secrets_and_never_sends_values(
+    cli: Cli, tmp_path: Path
+) -> None:
+    from designer.api.component_config import component_config_read, component_config_write
+
+    token = _demo_token()
+    component = Component.objects.get(tag="accounts")
+    dev = Environment.objects.get(slug="dev")
+    component_config_write(
+        component=component, environment=dev, actor=None, secrets={"OLD": "v1", "KEEP": "v2"}
+    )
+    assert cli("export", "acme", str(tmp_path), token=token).exit_code == 0
+    path = tmp_path / "components" / "accounts.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["environments"]["dev"]["config"]["timeout"] = 9000
+    data["environments"]["dev"]["secrets"] = ["KEEP", "NEW"]
+    path.write_text(yaml.safe_dump(data))
+
+    result = cli("push", str(tmp_path), "--yes", token=token)
+    assert result.exit_code == 0, result.output
+    changes = [line.strip() for line in result.output.splitlines() if line.startswith("  ~ ")]
+    assert changes == [
+        "~ components/accounts.yaml environments.dev.config.timeout: 5000 → 9000",
+        '~ components/accounts.yaml environments.dev.secrets[1]: "OLD" → "NEW"',
+    ]
+    assert "secret NEW has no value on the server" in result.output
+    now = component_config_read(component=component, environment=dev)
+    assert now["config"]["timeout"] == 9000
+    assert sorted(now["secrets"]) == ["KEEP"]
+
+
+def test_a_bad_token_or_an_unreachable_server_ends_with_a_message(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime.cli import client as cli_client
+
+    result = cli("export", "acme", str(tmp_path), token="not-a-token")
+    assert result.exit_code == 2
+    assert "401" in result.output and "trellis login" in result.output
+
+    monkeypatch.setattr(cli_client, "TRANSPORT", None)
+    result = cli.runner.invoke(
+        __import__("runtime.cli.main", fromlist=["app"]).app,
+        ["runs"],
+        env={"TRELLIS_URL": "http://127.0.0.1:9", "TRELLIS_TOKEN": "x"},
+    )
+    assert result.exit_code == 2
+    assert "cannot reach the server" in result.output
+
+
+def test_not_logged_in_says_how(cli: Cli) -> None:
+    result = cli("runs")
+    assert result.exit_code == 2
+    assert "trellis login" in result.output

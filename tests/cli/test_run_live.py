@@ -246,3 +246,32 @@ def test_signal_and_cancel_act_on_runs(stack: LiveStack, tmp_path: Path) -> None
     code, out = _invoke(home, "signal", str(approved), "nope")
     assert code == 2
     assert "nope" in out
+
+
+def test_in_a_terminal_the_run_shows_progress_per_sequence(
+    stack: LiveStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from runtime.cli import commands_runs
+
+    home = tmp_path / "config"
+    url = f"http://127.0.0.1:{stack.port}"
+    assert _invoke(home, "login", url, "--username", "alice", "--password", "pw-alice")[0] == 0
+    files = tmp_path / "files"
+    (files / "workflows").mkdir(parents=True)
+    (files / "workflows" / "cli-ok.yaml").write_text(OK_WORKFLOW)
+    (files / "activations.yaml").write_text("activations:\n  cli-ok: {dev: {active: true}}\n")
+    args = ["push", str(files), "--product", "acme", "--yes", "--publish", "--activate"]
+    assert _invoke(home, *args)[0] == 0
+
+    terminal = Console(force_terminal=True, record=True, width=100, file=io.StringIO())
+    monkeypatch.setattr(commands_runs, "console", terminal)
+    code, out = _invoke(home, "run", "acme/cli-ok", "--input", '{"name": "bo"}')
+    assert code == 0, out
+    shown = terminal.export_text()
+    assert "first" in shown and "2/2" in shown and "second" in shown and "1/1" in shown
+    assert "hello" in shown and "bye" in shown
+    assert "completed." in shown

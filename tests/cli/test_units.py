@@ -210,3 +210,19 @@ def test_validate_reports_every_compile_problem_with_its_line(tmp_path: Path) ->
     by_path = {p.path: p for p in problems}
     assert by_path["spec.sequences[0].parents[0]"].line == 5
     assert any(p.line == 10 and "missing" in p.message for p in problems), problems
+
+
+def test_a_step_inserted_in_the_middle_is_one_addition() -> None:
+    old = {"events": [{"tag": "a"}, {"tag": "b", "retries": 1}, {"tag": "c"}]}
+    new = {"events": [{"tag": "a"}, {"tag": "x"}, {"tag": "b", "retries": 1}, {"tag": "c"}]}
+    assert [c.describe() for c in value_changes("w.yaml", old, new)] == [
+        '+ w.yaml events[1]: {"tag": "x"}'
+    ]
+    new = {"events": [{"tag": "a"}, {"tag": "b", "retries": 2}, {"tag": "c"}]}
+    assert [c.describe() for c in value_changes("w.yaml", old, new)] == [
+        "~ w.yaml events[1].retries: 1 → 2"
+    ]
+    new = {"events": [{"tag": "a"}, {"tag": "c"}]}
+    assert [c.describe() for c in value_changes("w.yaml", old, new)] == [
+        '- w.yaml events[1]: {"retries": 1, "tag": "b"}'
+    ]
