@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,17 @@ def _django() -> None:
     import django
     from django.apps import apps
 
-    if not apps.ready:
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "designer.settings")
-        django.setup()
+    if apps.ready:
+        return
+    if "DJANGO_SETTINGS_MODULE" not in os.environ:
+        os.environ["DJANGO_SETTINGS_MODULE"] = "designer.settings"
+        # Those settings keep a generated key (and the server's data) in TRELLIS_VAR_DIR:
+        # a test run needs none of it, so it gets a directory of its own, gone at exit.
+        if "TRELLIS_VAR_DIR" not in os.environ:
+            var = tempfile.mkdtemp(prefix="trellis-test-")
+            atexit.register(shutil.rmtree, var, ignore_errors=True)
+            os.environ["TRELLIS_VAR_DIR"] = var
+    django.setup()
 
 
 def _published(ref: dict[str, Any]) -> dict[str, Any]:
