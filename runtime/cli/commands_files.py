@@ -94,8 +94,11 @@ def push(
         changes = file_changes(remote, local)
         if not changes:
             console.print(f"No changes: {directory} matches {slug} on the server.")
-            return
-        console.print(f"{len(changes)} change(s) to {slug}:")
+            if not publish:
+                return
+            console.print("Publishing each workflow (where its spec is not published yet).")
+        else:
+            console.print(f"{len(changes)} change(s) to {slug}:")
         for change in changes:
             console.print("  " + _describe(change, activate))
         if dry_run:

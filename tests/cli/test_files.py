@@ -219,3 +219,19 @@ def test_not_logged_in_says_how(cli: Cli) -> None:
     result = cli("runs")
     assert result.exit_code == 2
     assert "trellis login" in result.output
+
+
+def test_publish_goes_ahead_when_the_drafts_already_match(cli: Cli, tmp_path: Path) -> None:
+    token = _demo_token()
+    assert cli("export", "acme", str(tmp_path), token=token).exit_code == 0
+    path = tmp_path / "workflows" / "main_sequence.yaml"
+    path.write_text(path.read_text().replace("retries: 2", "retries: 5"))
+    assert cli("push", str(tmp_path), "--yes", token=token).exit_code == 0  # the draft only
+
+    result = cli("push", str(tmp_path), "--yes", "--publish", token=token)
+    assert result.exit_code == 0, result.output
+    assert "No changes" in result.output
+    assert "published workflow main_sequence version 2" in result.output
+    workflow = Workflow.objects.get(tag="main_sequence")
+    assert workflow.versions.get(number=2).spec["sequences"][0]["events"][0]["retries"] == 5
+    assert not workflow.versions.filter(state="draft").exists()
