@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from runtime.cli import config
-from runtime.cli.app import app, client, console, error, handled, warning
+from runtime.cli.app import State, app, client, console, error, handled, warning
 from runtime.cli.bundle import ACTIVATIONS_FILE, PRODUCT_FILE, files_read, files_write, server_files
 from runtime.cli.client import Client
 from runtime.cli.diff import Change, file_changes
@@ -22,9 +22,10 @@ def login(
     url: str = typer.Argument(..., help="The server, e.g. https://trellis.example.com"),
     username: str = typer.Option(..., prompt=True),
     password: str = typer.Option(..., prompt=True, hide_input=True),
-    profile: str = typer.Option(config.DEFAULT_PROFILE, help="Name to store it under."),
+    profile: str = typer.Option(None, help="Name to store it under (default: --profile's)."),
 ) -> None:
     """Get an API token and store it (0600) for this server profile."""
+    profile = profile or State.profile or config.DEFAULT_PROFILE
     with Client(url) as anonymous:
         answer = anonymous.token_create(username, password)
     path = config.profile_save(profile, url, answer["token"])
@@ -36,8 +37,9 @@ def login(
 
 
 @app.command()
-def logout(profile: str = typer.Option(config.DEFAULT_PROFILE)) -> None:
-    """Forget a server profile's token."""
+def logout(profile: str = typer.Option(None, help="Default: --profile's.")) -> None:
+    """Forget a server profile's token (the server keeps it until it expires)."""
+    profile = profile or State.profile or config.DEFAULT_PROFILE
     removed = config.profile_remove(profile)
     console.print(f"Profile {profile} removed." if removed else f"No profile {profile}.")
 

@@ -226,3 +226,26 @@ def test_a_step_inserted_in_the_middle_is_one_addition() -> None:
     assert [c.describe() for c in value_changes("w.yaml", old, new)] == [
         '- w.yaml events[1]: {"retries": 1, "tag": "b"}'
     ]
+
+
+def test_the_global_profile_option_names_the_login_profile(
+    cli_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+    from typer.testing import CliRunner
+
+    from runtime.cli import client as cli_client
+    from runtime.cli.main import app
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v1/auth/token"
+        return httpx.Response(200, json={"token": "t-1", "username": "ada", "expires": None})
+
+    monkeypatch.setattr(cli_client, "TRANSPORT", httpx.MockTransport(answer))
+    args = ["--profile", "staging", "login", "https://s.example", "--username", "ada"]
+    result = CliRunner().invoke(app, args, input="pw\n")
+    assert result.exit_code == 0, result.output
+    assert config.profile_get("staging") == config.Profile("staging", "https://s.example", "t-1")
+    assert CliRunner().invoke(app, ["--profile", "staging", "logout"]).exit_code == 0
+    with pytest.raises(config.NotLoggedIn):
+        config.profile_get("staging")
