@@ -235,3 +235,28 @@ def test_publish_goes_ahead_when_the_drafts_already_match(cli: Cli, tmp_path: Pa
     workflow = Workflow.objects.get(tag="main_sequence")
     assert workflow.versions.get(number=2).spec["sequences"][0]["events"][0]["retries"] == 5
     assert not workflow.versions.filter(state="draft").exists()
+
+
+def test_code_first_workflows_are_exported_but_not_pushed(cli: Cli, tmp_path: Path) -> None:
+    from designer import services
+
+    token = _demo_token()
+    product = Product.objects.get(slug="acme")
+    spec = {
+        "sequences": [
+            {"tag": "s", "events": [{"type": "SLEEP", "event": "nap", "input": {"duration": "1s"}}]}
+        ]
+    }
+    workflow = services.workflow_create(product=product, tag="coded", name="Coded", source="code")
+    services.workflow_publish(workflow=workflow, author=None, spec=spec)
+    assert cli("export", "acme", str(tmp_path), token=token).exit_code == 0
+    path = tmp_path / "workflows" / "coded.yaml"
+    data = yaml.safe_load(path.read_text())
+    assert data["source"] == "code" and data["spec"] == spec
+    path.write_text(path.read_text().replace("duration: 1s", "duration: 2s"))
+
+    result = cli("push", str(tmp_path), "--yes", token=token)
+    assert result.exit_code == 0, result.output
+    assert "~ workflows/coded.yaml spec.sequences[0].events[0].input.duration" in result.output
+    assert "workflow coded is defined in code" in result.output
+    assert not workflow.versions.filter(state="draft").exists()
