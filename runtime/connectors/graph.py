@@ -267,9 +267,10 @@ def _config_seconds(raw: Any) -> float | None:
     if raw is None:
         return None
     try:
-        return duration_ms(raw) / 1000 or None
+        ms = duration_ms(raw)
     except (TypeError, ValueError) as exc:
         raise StepError(f"graph config timeout {raw!r}: {exc}", retryable=False) from None
+    return ms / 1000 if ms else None
 
 
 def _tightened(raw: Any, server: int, name: str) -> int:

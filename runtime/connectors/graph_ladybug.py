@@ -84,7 +84,9 @@ def _database_path(target: Target) -> Path:
     configured = target.config.path
     where = "config.path"
     if configured in (None, ""):
-        configured = f"{product_slug(call.product_id)}/{call.environment or '_'}/{component.tag}.lbug"
+        configured = (
+            f"{product_slug(call.product_id)}/{call.environment or '_'}/{component.tag}.lbug"
+        )
         where = "its default path"
     problem = graph_path_issue(configured)
     if problem:
@@ -206,7 +208,8 @@ class _Ladybug:
     ) -> dict[str, Any]:
         sets, params = _sets("n", properties)
         node = self.one(
-            f"MERGE (n:{_q(label)} {{{ID_PROPERTY}: $id}}){sets} RETURN n", {**params, "id": node_id}
+            f"MERGE (n:{_q(label)} {{{ID_PROPERTY}: $id}}){sets} RETURN n",
+            {**params, "id": node_id},
         )
         return node
 

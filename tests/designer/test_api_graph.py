@@ -60,7 +60,10 @@ GRAPH = {"social": ComponentInfo(kind="graph", events=frozenset(EVENTS))}
 def graph_step(event: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "sequences": [
-            {"tag": "m", "events": [{"type": "GRAPH", "app": "social", "event": event, "input": data}]}
+            {
+                "tag": "m",
+                "events": [{"type": "GRAPH", "app": "social", "event": event, "input": data}],
+            }
         ]
     }
 

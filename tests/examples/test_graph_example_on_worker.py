@@ -29,7 +29,9 @@ def graph(event: str, data: dict[str, Any]) -> Any:
         events=components.SOCIAL_GRAPH_EVENTS,
         config={"path": "acme/social-graph.lbug"},
     )
-    return execute(ConnectorCall(type=EventType.GRAPH, event=event, input=data, component=component))
+    return execute(
+        ConnectorCall(type=EventType.GRAPH, event=event, input=data, component=component)
+    )
 
 
 def test_the_seed_graph_sample_runs_every_operation_on_a_worker(

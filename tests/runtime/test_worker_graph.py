@@ -246,7 +246,10 @@ def test_two_worker_processes_share_one_graph_file(
         tag="fan",
     )
     cluster = worker(workers=2, env={"TRELLIS_GRAPH_ROOT": str(graph)})
-    runs = [run_start(workflow=workflow, environment=env_dev, input={"name": f"n{i}"}) for i in range(12)]
+    runs = [
+        run_start(workflow=workflow, environment=env_dev, input={"name": f"n{i}"})
+        for i in range(12)
+    ]
     ids = [r.pk for r in runs]
     assert wait_for(
         lambda: Run.objects.filter(pk__in=ids, status__in=RUN_FINISHED).count() == 12, timeout=120

@@ -153,7 +153,9 @@ def test_create_relationship_between_declared_labels(graph_root: Path) -> None:
         "to": "u2",
         "properties": {"id": rel["id"], "since": "2024-01-01"},
     }
-    again = call("create_relationship", {"from": "u1", "to": "u2", "type": "FOLLOWS"}, step="follow")
+    again = call(
+        "create_relationship", {"from": "u1", "to": "u2", "type": "FOLLOWS"}, step="follow"
+    )
     assert again["id"] == rel["id"]
     call("create_relationship", {"from": "u1", "to": "p1", "type": "FOLLOWS"}, step="page")
     found = call("find-connections", {"params": {"userId": "u1", "depth": 2}})
@@ -179,7 +181,7 @@ def test_query_runs_declared_cypher_read_only(graph_root: Path) -> None:
     user("u1")
     out = call("by-name", {"params": {"name": "Ann"}})
     assert out == {"rows": [{"id": "u1"}], "count": 1, "row": {"id": "u1"}}
-    with pytest.raises(StepError, match="read-only transaction.*op: execute"):
+    with pytest.raises(StepError, match=r"read-only transaction.*op: execute"):
         call("sneaky-write", {})
     assert call("all-users", {})["count"] == 1
 
@@ -188,7 +190,9 @@ def test_execute_runs_declared_cypher_that_writes(graph_root: Path) -> None:
     for i, name in enumerate(["u1", "u2", "u3"]):
         user(name, f"N{i}")
     for follower in ("u2", "u3"):
-        call("create_relationship", {"from": follower, "to": "u1", "type": "FOLLOWS"}, step=follower)
+        call(
+            "create_relationship", {"from": follower, "to": "u1", "type": "FOLLOWS"}, step=follower
+        )
     out = call("compute-influence", {"input": {"userId": "u1"}})
     assert out["row"] == {"score": 2}
     assert call("all-users", {})["rows"][0]["u"]["properties"]["score"] == 2
@@ -232,9 +236,10 @@ def test_values_are_parameters_never_cypher(graph_root: Path) -> None:
     assert made["id"] == evil and made["properties"]["name"] == "' OR 1=1 //"
     assert call("by-name", {"params": {"name": "Ann' OR true //"}})["count"] == 0
     assert call("by-name", {"params": {"name": "' OR 1=1 //"}})["row"] == {"id": evil}
-    assert call("update_node", {"id": evil, "properties": {"name": "$name"}})["properties"][
-        "name"
-    ] == "$name"
+    assert (
+        call("update_node", {"id": evil, "properties": {"name": "$name"}})["properties"]["name"]
+        == "$name"
+    )
     assert call("all-users", {})["count"] == 2  # nothing was deleted
 
 
@@ -275,7 +280,7 @@ def test_a_busy_graph_fails_the_attempt_as_retryable(graph_root: Path) -> None:
 )
 def test_config_path_may_not_leave_the_graph_root(graph_root: Path, path: str) -> None:
     assert graph_path_issue(path)
-    with pytest.raises(StepError, match="config.path") as refused:
+    with pytest.raises(StepError, match=r"config\.path") as refused:
         call("all-users", {}, config={"path": path})
     assert not refused.value.retryable
 
