@@ -245,10 +245,16 @@ def _required_id(value: Any, where: str) -> str:
 
 def _derived_id(call: ConnectorCall, kind: str) -> str:
     """The same id for every attempt of one step (``<run>:<step>``): a retried create finds
-    what the first attempt made."""
+    what the first attempt made. A code step's ``ctx`` may make several calls in one step:
+    their keys carry the call's number after the attempt (``<run>:<step>:<attempt>:<n>``),
+    kept so that each call makes its own node."""
     key = call.once_key
     if not key:
         return str(uuid.uuid4())
+    if call.idempotency_key.startswith(f"{key}:"):
+        after_attempt = call.idempotency_key[len(key) + 1 :].split(":", 1)
+        if len(after_attempt) == 2:
+            key = f"{key}:{after_attempt[1]}"
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"trellis-graph:{kind}:{key}"))
 
 

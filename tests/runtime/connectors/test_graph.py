@@ -113,6 +113,32 @@ def test_create_node_returns_the_node_and_a_retried_step_makes_no_second_one(
     assert (graph_root / "_" / "dev" / "social.lbug").exists()
 
 
+def test_each_call_of_a_code_step_makes_its_own_node_and_its_retry_finds_it(
+    graph_root: Path,
+) -> None:
+    component = Component(kind="graph", tag="social", events=EVENTS)
+
+    def create(key: str) -> str:
+        made = execute(
+            ConnectorCall(
+                type=EventType.GRAPH,
+                event="create_node",
+                input={"labels": ["User"], "properties": {"name": key}},
+                component=component,
+                environment="dev",
+                run_id=7,
+                step="code",
+                idempotency_key=key,
+            )
+        )
+        return str(made["id"])
+
+    first, second = create("7:code:1:1"), create("7:code:1:2")
+    assert first != second
+    assert create("7:code:2:1") == first  # the next attempt's first call
+    assert call("all-users", {})["count"] == 2
+
+
 def test_update_node_sets_properties_by_id(graph_root: Path) -> None:
     user("u1")
     updated = call("update_node", {"id": "u1", "properties": {"verified": True, "score": 3}})
