@@ -167,7 +167,7 @@ def _one_label(data: dict[str, Any], schema: GraphSchema) -> str:
 def _labels(data: dict[str, Any], schema: GraphSchema) -> list[str]:
     """The labels the node may have: those given, else every declared one."""
     given = _label_list(data)
-    if given is None:
+    if not given:
         if not schema.nodes:
             raise StepError(
                 "the graph declares no node labels (events.schema.nodes)", retryable=False

@@ -206,7 +206,7 @@ class _Ladybug:
     def create_node(
         self, *, label: str, node_id: str, properties: Mapping[str, Any]
     ) -> dict[str, Any]:
-        sets, params = _sets("n", properties)
+        sets, params = _sets("n", properties, self.schema.nodes[label])
         node = self.one(
             f"MERGE (n:{_q(label)} {{{ID_PROPERTY}: $id}}){sets} RETURN n",
             {**params, "id": node_id},
@@ -222,7 +222,7 @@ class _Ladybug:
                 f"input.id: no node {node_id!r} ({' or '.join(labels)})", retryable=False
             )
         self._checked(label, properties)
-        sets, params = _sets("n", properties)
+        sets, params = _sets("n", properties, self.schema.nodes[label])
         return self.one(
             f"MATCH (n:{_q(label)}) WHERE n.{ID_PROPERTY} = $id{sets} RETURN n",
             {**params, "id": node_id},
@@ -259,7 +259,7 @@ class _Ladybug:
                     f"for a {rel_type} relationship",
                     retryable=False,
                 )
-        sets, params = _sets("r", properties)
+        sets, params = _sets("r", properties, rel.properties)
         out = self.one(
             f"MATCH (a:{_q(str(source))}), (b:{_q(str(target))}) "
             f"WHERE a.{ID_PROPERTY} = $from AND b.{ID_PROPERTY} = $to "
@@ -322,18 +322,39 @@ class _Ladybug:
         return {"rows": rows, "count": len(rows), "row": rows[0] if rows else None}
 
 
-def _sets(var: str, properties: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def _sets(
+    var: str, properties: Mapping[str, Any], types: Mapping[str, str]
+) -> tuple[str, dict[str, Any]]:
     """`` SET n.`a` = $p0, …`` and its parameters (names are checked identifiers)."""
-    params = {f"p{i}": _value(v) for i, v in enumerate(properties.values())}
+    params = {
+        f"p{i}": _value(k, v, types.get(k, "STRING")) for i, (k, v) in enumerate(properties.items())
+    }
     if not params:
         return "", {}
     parts = ", ".join(f"{var}.{_q(k)} = $p{i}" for i, k in enumerate(properties))
     return f" SET {parts}", params
 
 
-def _value(value: Any) -> Any:
-    """Objects are stored as JSON text (a STRING property)."""
-    return json.dumps(value) if isinstance(value, dict) else value
+def _value(key: str, value: Any, kind: str) -> Any:
+    """A JSON value as the declared type wants it: ISO text for DATE and TIMESTAMP, text
+    for UUID; an object is stored as JSON text."""
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if not isinstance(value, str) or kind not in {"DATE", "TIMESTAMP", "UUID"}:
+        return value
+    try:
+        if kind == "DATE":
+            return dt.date.fromisoformat(value)
+        if kind == "UUID":
+            return uuid.UUID(value)
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise StepError(
+            f"input.properties.{key}: {value[:40]!r} is not a {kind}", retryable=False
+        ) from None
+    if moment.tzinfo is not None:  # TIMESTAMP holds UTC without a zone
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
 
 
 def _props(raw: Mapping[str, Any]) -> dict[str, Any]:

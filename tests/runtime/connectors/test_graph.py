@@ -21,7 +21,7 @@ EVENTS: dict[str, Any] = {
     "schema": {
         "nodes": {
             "User": {"name": "STRING", "email": "STRING", "verified": "BOOLEAN", "score": "INT64"},
-            "Page": {"title": "STRING"},
+            "Page": {"title": "STRING", "published": "DATE", "seen": "TIMESTAMP", "rank": "DOUBLE"},
         },
         "relationships": {
             "FOLLOWS": {"from": "User", "to": ["User", "Page"], "properties": {"since": "STRING"}}
@@ -137,6 +137,29 @@ def test_each_call_of_a_code_step_makes_its_own_node_and_its_retry_finds_it(
     assert first != second
     assert create("7:code:2:1") == first  # the next attempt's first call
     assert call("all-users", {})["count"] == 2
+
+
+def test_json_values_are_stored_as_the_declared_types(graph_root: Path) -> None:
+    page = call(
+        "create_node",
+        {
+            "label": "Page",
+            "properties": {
+                "id": "p1",
+                "published": "2024-05-01",
+                "seen": "2024-05-01T10:00:00+02:00",
+                "rank": 1,
+            },
+        },
+    )
+    assert page["properties"] == {
+        "id": "p1",
+        "published": "2024-05-01",
+        "seen": "2024-05-01T08:00:00",
+        "rank": 1.0,
+    }
+    with pytest.raises(StepError, match=r"input\.properties\.published: 'soon' is not a DATE"):
+        call("update_node", {"id": "p1", "properties": {"published": "soon"}})
 
 
 def test_update_node_sets_properties_by_id(graph_root: Path) -> None:
