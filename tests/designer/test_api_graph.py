@@ -115,3 +115,41 @@ def test_publishing_a_bad_graph_step_is_a_400_naming_the_field(
     )
     assert response.status_code == 400
     assert paths(response) == {"sequences[0].events[0].input.labels[0]"}
+
+
+def test_a_graph_step_dropped_on_the_canvas_publishes(
+    designer_user: User, product: Product
+) -> None:
+    # What the palette drops for 'social' (frontend/src/lib/catalog.ts), once filled in.
+    Component.objects.create(product=product, kind="graph", tag="social", events=EVENTS)
+    Workflow.objects.create(product=product, tag="g", name="g")
+    spec = {
+        "sequences": [
+            {
+                "tag": "m",
+                "events": [
+                    {
+                        "type": "GRAPH",
+                        "app": "social",
+                        "event": "create_node",
+                        "tag": "user",
+                        "input": {"labels": ["User"], "properties": {"name": "$Input{name}"}},
+                    },
+                    {
+                        "type": "GRAPH",
+                        "event": "find-connections",  # the app is found: one graph declares it
+                        "input": {"params": {"userId": "$Step{user}{id}"}},
+                    },
+                ],
+            }
+        ]
+    }
+    response = client_for(designer_user).post(
+        "/api/v1/products/acme/workflows/g/publish", {"spec": spec}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    steps = response.json()["plan"]["sequences"][0]["events"]
+    assert [(s["event"], s["app"]) for s in steps] == [
+        ("create_node", "social"),
+        ("find-connections", "social"),
+    ]
