@@ -207,11 +207,10 @@ class _Ladybug:
         self, *, label: str, node_id: str, properties: Mapping[str, Any]
     ) -> dict[str, Any]:
         sets, params = _sets("n", properties, self.schema.nodes[label])
-        node = self.one(
+        return self.one(
             f"MERGE (n:{_q(label)} {{{ID_PROPERTY}: $id}}){sets} RETURN n",
             {**params, "id": node_id},
         )
-        return node
 
     def update_node(
         self, *, node_id: str, labels: Sequence[str], properties: Mapping[str, Any]
