@@ -11,6 +11,7 @@ from django.db import transaction
 from designer.audit import Actor, audit_record, update_audited
 from designer.models import Component, ComponentKind, Product
 from runtime.compiler import ComponentInfo
+from runtime.cypher import graph_events_issues
 
 
 def _component_fields(component: Component) -> dict[str, Any]:
@@ -46,9 +47,10 @@ CONNECTION_TARGET_KEYS = frozenset(
 _CHANNEL_KEYS = ("email", "sms", "push")
 
 
-def component_events_check(*, events: dict[str, Any]) -> None:
-    """Refuse (400 naming the field) an event definition that names a connection target."""
-    problems: dict[str, str] = {}
+def component_events_check(*, events: dict[str, Any], kind: str = "") -> None:
+    """Refuse (400 naming the field) an event definition that names a connection target,
+    and a graph component's schema or Cypher operation that cannot run."""
+    problems: dict[str, str] = graph_events_issues(events) if kind == ComponentKind.GRAPH else {}
     for tag, definition in events.items():
         if not isinstance(definition, dict):
             continue
@@ -81,7 +83,7 @@ def component_create(
     """Create a component in ``product`` (its declared events checked), audited."""
     if product.components.filter(tag=tag).exists():
         raise ValidationError({"tag": f"a component {tag!r} already exists"})
-    component_events_check(events=events or {})
+    component_events_check(events=events or {}, kind=kind)
     with transaction.atomic():
         component = Component.objects.create(
             product=product,
@@ -104,7 +106,7 @@ def component_create(
 def component_update(*, component: Component, actor: Actor, **fields: Any) -> Component:
     """Change a component's fields (its tag stays unique in the product), audited."""
     if fields.get("events") is not None:
-        component_events_check(events=fields["events"])
+        component_events_check(events=fields["events"], kind=component.kind)
     update_audited(
         component,
         actor=actor,

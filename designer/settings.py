@@ -416,6 +416,15 @@ STATICFILES_DIRS = [p for p in [BASE_DIR / "frontend" / "dist"] if p.exists()]
 # module path can reach is refused at startup (system check trellis.E010).
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media.files")))
 MEDIA_URL = "/media/"
+# GRAPH steps (runtime/connectors/graph.py): each graph component's embedded LadybugDB
+# database lives under this root (its per-environment config may name a relative `path`
+# inside it, nothing outside). Results are capped in rows and bytes; the buffer pool
+# bounds the memory one step's query may use (LadybugDB's default is 80% of RAM).
+TRELLIS_GRAPH_ROOT = Path(env_str("TRELLIS_GRAPH_ROOT", str(VAR_DIR / "graphs")))
+TRELLIS_GRAPH_MAX_ROWS = env_int("TRELLIS_GRAPH_MAX_ROWS", 10_000)
+TRELLIS_GRAPH_MAX_RESULT_BYTES = env_int("TRELLIS_GRAPH_MAX_RESULT_BYTES", 1_000_000)
+TRELLIS_GRAPH_BUFFER_POOL_MB = env_int("TRELLIS_GRAPH_BUFFER_POOL_MB", 256)
+TRELLIS_GRAPH_TIMEOUT_S = env_float("TRELLIS_GRAPH_TIMEOUT_S", 30.0)
 WHITENOISE_USE_FINDERS = True
 
 

@@ -193,8 +193,41 @@ workflow = workflows.define(
 )
 
 
+# The graph component 'social-graph' declares its tables and its Cypher operations (its
+# events); each environment's config says where its LadybugDB file lives (an admin's
+# `{"path": "acme/social.lbug"}` under TRELLIS_GRAPH_ROOT, or the default
+# <product>/<environment>/social-graph.lbug). The seed's query passes `depth`: a Cypher
+# path bound cannot be a parameter, so the declared query fixes it (1..2 hops).
+SOCIAL_GRAPH_EVENTS: dict[str, Any] = {
+    "schema": {
+        "nodes": {
+            "User": {
+                "name": "STRING",
+                "email": "STRING",
+                "verified": "BOOLEAN",
+                "influence": "INT64",
+            }
+        },
+        "relationships": {
+            "FOLLOWS": {"from": "User", "to": "User", "properties": {"since": "STRING"}}
+        },
+    },
+    "find-connections": {
+        "op": "query",
+        "cypher": "MATCH (u:User {id: $userId})-[:FOLLOWS*1..2]->(f:User) WHERE f.id <> u.id "
+        "RETURN DISTINCT f.id AS id, f.name AS name ORDER BY id",
+    },
+    "compute-influence": {
+        "op": "execute",
+        "cypher": "MATCH (u:User {id: $userId}) OPTIONAL MATCH (u)<-[:FOLLOWS]-(f:User) "
+        "WITH u, count(f) AS followers SET u.influence = followers "
+        "RETURN u.id AS id, followers AS influence",
+    },
+}
+
+
 async def graph(ctx: Any) -> dict[str, Any]:
-    """Seed: "ctx.graph - Graph Database" (recorded; runs once a graph connector exists)."""
+    """Seed: "ctx.graph - Graph Database", on the 'social-graph' component above."""
     # Create node
     node = await ctx.graph.createNode(
         {

@@ -183,6 +183,19 @@ class FallbackConfig(_Config):
     providers: Raw = None
 
 
+class GraphConfig(_Config):
+    """A graph (GRAPH): its backend (``ladybug``, the default: LadybugDB, embedded), the
+    database's ``path`` under the admin's graph root (TRELLIS_GRAPH_ROOT; default
+    ``<product>/<environment>/<tag>.lbug``) and bounds that can only tighten the
+    server's (``timeout``, ``max_rows``, ``max_result_bytes``)."""
+
+    backend: Text = ""  # "" is ladybug
+    path: Raw = None  # checked by runtime.cypher.graph_path_issue (400 on PUT, at run time)
+    timeout: Raw = None
+    max_rows: Raw = None
+    max_result_bytes: Raw = None
+
+
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
@@ -199,6 +212,6 @@ CONFIGS: dict[str, type[BaseModel]] = {
     "broker": BrokerConfig,
     "quota": QuotaConfig,
     "fallback": FallbackConfig,
+    "graph": GraphConfig,
 }
-"""The config model of each component kind (a graph component has no connector, hence
-no config it reads)."""
+"""The config model of each component kind."""

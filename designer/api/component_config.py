@@ -25,7 +25,14 @@ from rest_framework.response import Response
 from designer import selectors, services
 from designer.api.base import ApiView
 from designer.api.serializers import Strict
-from designer.models import Component, ComponentConfig, Environment, Product, Role
+from designer.models import (
+    Component,
+    ComponentConfig,
+    ComponentKind,
+    Environment,
+    Product,
+    Role,
+)
 from designer.secrets import (
     REDACTED,
     SecretsUnreadable,
@@ -33,6 +40,7 @@ from designer.secrets import (
     secrets_decrypt,
     secrets_encrypt,
 )
+from runtime.cypher import graph_path_issue
 
 SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-\.]{0,99}$")
 MAX_SECRET_CHARS = 10_000
@@ -113,6 +121,7 @@ def component_config_write(
                 raise serializers.ValidationError({"secrets": f"at most {MAX_SECRETS} secrets"})
             row.secrets_encrypted = secrets_encrypt(current)
         if config is not None:
+            _config_check(component, config)
             row.config = config
         if variables is not None:
             row.variables = variables
@@ -129,6 +138,14 @@ def component_config_write(
             after={**after, "secrets_changed": {n: REDACTED for n in sorted(changed_secrets)}},
         )
     return row
+
+
+def _config_check(component: Component, config: dict[str, Any]) -> None:
+    """A graph's database stays under the admin's graph root (TRELLIS_GRAPH_ROOT)."""
+    if component.kind == ComponentKind.GRAPH:
+        problem = graph_path_issue(config.get("path"))
+        if problem:
+            raise serializers.ValidationError({"config.path": problem})
 
 
 # --- API --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 from runtime.compiler._paths import _duration_ms, _join
 from runtime.compiler._references import ReferenceChecks, _stored_input
+from runtime.cypher import BUILTIN_OPERATIONS, SCHEMA_EVENT, is_identifier
 from runtime.schemas import schema_issues
 from runtime.spec import (
     COMPONENT_KINDS,
@@ -60,13 +61,13 @@ class EventChecks(ReferenceChecks):
                     app_path,
                     f"component '{app}' is a {info.kind}; a {type_.value} event needs a {kind}",
                 )
-            elif name not in info.events and event not in info.events:
+            elif not _declares(type_, info.events, name, event):
                 self.issue(f"{path}.event", f"{kind} '{app}' has no event '{name}'")
             return app
         candidates = sorted(
             tag
             for tag, info in self.components.items()
-            if info.kind == kind and (name in info.events or event in info.events)
+            if info.kind == kind and _declares(type_, info.events, name, event)
         )
         if len(candidates) == 1:
             return candidates[0]
@@ -131,6 +132,8 @@ class EventChecks(ReferenceChecks):
         elif type_ is EventType.FEATURE:
             if not TAG_RE.match(event.event):
                 self.issue(f"{path}.event", f"'{event.event}' is not a workflow tag")
+        elif type_ is EventType.GRAPH:
+            self.check_graph(event.event, data, path)
         elif type_ is EventType.CODE:
             if not _DOTTED_PATH.match(event.event):
                 self.issue(
@@ -141,6 +144,31 @@ class EventChecks(ReferenceChecks):
                 _step_function_name(event.event) not in self.step_functions
             ):
                 self.issue(f"{path}.event", f"'{event.event}' is not a registered step function")
+
+    def check_graph(self, name: str, data: dict[str, Any], path: str) -> None:
+        """The names a GRAPH step writes into Cypher text (labels, type, property and
+        parameter names) are identifiers; a value from an expression is checked at run time."""
+        where = f"{path}.input"
+        if name in {"create_node", "update_node", "delete_node"}:
+            key = "labels" if "labels" in data or "label" not in data else "label"
+            raw = data.get(key)
+            labels = raw if isinstance(raw, list) else [] if raw is None else [raw]
+            if name == "create_node" and (not labels or len(labels) > 1):
+                self.issue(f"{where}.{key}", "create_node needs exactly one label")
+            for k, label in enumerate(labels):
+                _graph_name(self, label, f"{where}.{key}[{k}]", "label")
+        if name in {"create_relationship", "delete_relationship"}:
+            if name == "create_relationship" and "type" not in data:
+                self.issue(f"{where}.type", "create_relationship needs a relationship type")
+            elif "type" in data:
+                _graph_name(self, data["type"], f"{where}.type", "relationship type")
+        if isinstance(data.get("properties"), dict):
+            for prop in data["properties"]:
+                _graph_name(self, prop, f"{where}.properties.{prop}", "property name")
+        if name not in BUILTIN_OPERATIONS:
+            params = data.get("params", data.get("input"))
+            for param in params if isinstance(params, dict) else ():
+                _graph_name(self, param, f"{where}.params.{param}", "parameter name")
 
     def check_signal(self, name: Any, path: str) -> None:
         if not isinstance(name, str):
@@ -192,3 +220,19 @@ class EventChecks(ReferenceChecks):
                 info = self.components.get(broker)
                 if info is None or info.kind != "broker":
                     self.issue(f"{path}.event", f"unknown broker component '{broker}'")
+
+
+def _declares(type_: EventType, events: Any, name: str, event: str) -> bool:
+    """Whether a component offers the event: the graph operations are built in."""
+    if type_ is EventType.GRAPH and name in BUILTIN_OPERATIONS:
+        return True
+    if type_ is EventType.GRAPH and name == SCHEMA_EVENT:
+        return False  # the declared tables, not an operation
+    return name in events or event in events
+
+
+def _graph_name(checks: EventChecks, value: Any, path: str, what: str) -> None:
+    if isinstance(value, str) and "$" in value:
+        return  # an expression: resolved, and checked, at run time
+    if not is_identifier(value):
+        checks.issue(path, f"{value!r} is not a valid {what} (letters, digits and _)")

@@ -12,6 +12,7 @@ from typing import Any
 
 from designer import services
 from designer.models import Component, ComponentConfig, Environment, Product
+from examples.components import SOCIAL_GRAPH_EVENTS
 
 PORTS = range(8500, 8600)  # the code-first engineer's ports
 
@@ -143,6 +144,7 @@ def components_ensure(
             {"email": {"host": "127.0.0.1", "port": smtp_port, "from": "shop@example.com"}},
         ),
         ("broker", "warehouse", {"new-order": {}}, {"backend": "database"}),
+        ("graph", "social-graph", SOCIAL_GRAPH_EVENTS, {"path": "acme/social-graph.lbug"}),
     ]
     for kind, tag, events, config in declared:
         component = Component.objects.filter(product=product, tag=tag).first()

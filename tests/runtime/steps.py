@@ -93,3 +93,9 @@ def die(input: Any) -> Any:
 
     os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(5)
+
+
+def pid(input: Any) -> dict[str, Any]:
+    """The worker process's id, after sleeping ``input.seconds`` (default 0)."""
+    time.sleep(float((input or {}).get("seconds", 0)))
+    return {"pid": os.getpid()}

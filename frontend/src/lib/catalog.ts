@@ -19,7 +19,7 @@ const INFO: Record<EventType, { label: string; description: string; input?: Json
   PUBLISH: { label: 'Publish', description: 'Produce a broker message', event: 'publish' },
   QUOTA: { label: 'Quota', description: 'Rate limit check', event: 'quota' },
   FALLBACK: { label: 'Fallback', description: 'Try providers in turn', event: 'fallback' },
-  GRAPH: { label: 'Graph', description: 'Graph database operation', event: 'graph' },
+  GRAPH: { label: 'Graph', description: 'Graph database operation', event: 'create_node', input: { labels: [], properties: {} } },
   FEATURE: { label: 'Child workflow', description: 'Run another workflow', event: 'child-workflow' },
   JOB: { label: 'Job', description: 'Schedule a background job', event: 'job' },
   SLEEP: { label: 'Sleep', description: 'Pause for a duration', event: 'sleep', input: { duration: '5s' } },
@@ -49,7 +49,31 @@ export interface ComponentInfo {
   tag: string;
   kind: string;
   name: string;
-  events: { tag: string; description: string }[];
+  /** `input`: what a dropped step of this event starts with (default `{}`). */
+  events: { tag: string; description: string; input?: JsonObject }[];
+}
+
+/** A graph component's built-in operations (runtime/cypher.py BUILTIN_OPERATIONS): offered
+ * for every graph component, never declared; its `schema` entry declares tables, it is not
+ * an event. */
+const GRAPH_OPERATIONS: { tag: string; description: string; input: JsonObject }[] = [
+  { tag: 'create_node', description: 'Create a node (one label, properties)', input: { labels: [], properties: {} } },
+  { tag: 'update_node', description: "Set a node's properties by id", input: { id: '', properties: {} } },
+  { tag: 'delete_node', description: 'Delete a node and its relationships', input: { id: '' } },
+  { tag: 'create_relationship', description: 'Join two nodes by id', input: { from: '', to: '', type: '', properties: {} } },
+  { tag: 'delete_relationship', description: 'Delete a relationship by id', input: { id: '' } },
+];
+
+function graphEvents(declared: ComponentInfo['events'], raw: Record<string, unknown>): ComponentInfo['events'] {
+  const schema = raw.schema && typeof raw.schema === 'object' ? (raw.schema as { nodes?: unknown }) : {};
+  const labels = schema.nodes && typeof schema.nodes === 'object' ? Object.keys(schema.nodes) : [];
+  const builtIn = GRAPH_OPERATIONS.map((op) =>
+    op.tag === 'create_node' ? { ...op, input: { labels: labels.slice(0, 1), properties: {} } } : op,
+  );
+  const actions = declared
+    .filter((e) => e.tag !== 'schema' && !GRAPH_OPERATIONS.some((op) => op.tag === e.tag))
+    .map((e) => ({ ...e, input: { params: {} } }));
+  return [...builtIn, ...actions];
 }
 
 /** Event types that can use a component of `kind` (the reverse of COMPONENT_KINDS). */
@@ -86,7 +110,13 @@ export function parseComponents(raw: unknown): ComponentInfo[] {
         }
       }
     }
-    out.push({ tag: c.tag, kind: c.kind, name: typeof c.name === 'string' && c.name ? c.name : c.tag, events });
+    const raw = c.events && typeof c.events === 'object' && !Array.isArray(c.events) ? (c.events as Record<string, unknown>) : {};
+    out.push({
+      tag: c.tag,
+      kind: c.kind,
+      name: typeof c.name === 'string' && c.name ? c.name : c.tag,
+      events: c.kind === 'graph' ? graphEvents(events, raw) : events,
+    });
   }
   return out;
 }
@@ -94,5 +124,6 @@ export function parseComponents(raw: unknown): ComponentInfo[] {
 /** The event a component's palette item drops. */
 export function componentEvent(component: ComponentInfo, event: string): EventSpec {
   const type = typesForKind(component.kind)[0] ?? 'ACTION';
-  return { type, event, app: component.tag, input: {} };
+  const input = component.events.find((e) => e.tag === event)?.input ?? {};
+  return { type, event, app: component.tag, input: structuredClone(input) };
 }
