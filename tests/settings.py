@@ -30,6 +30,7 @@ _TEST_STEP_FUNCTIONS = {
         "not_json",
         "hang",
         "die",
+        "span",
     ],
     "tests.scale.steps": ["mark", "fail_first", "gate", "file_gate", "commit_mode"],
 }

@@ -1,0 +1,203 @@
+"""FOREACH steps: a loop over a list resolved at run time, one journaled iteration per item.
+
+The FOREACH step resolves its items, refuses more than TRELLIS_MAX_LOOP_ITERATIONS, and in
+the commit that parks its sequence (``waiting``) creates one SequenceRun per item
+(``<loop tag>[i]``) with the body's StepRuns (``<body tag>[i]``), the first
+``max_concurrency`` of them started. An iteration is driven like any sequence (leases,
+crash recovery, the sweep): a completed iteration's steps never run again. When one
+completes, the same commit starts the next pending iteration (this task drives it) or,
+after the last, wakes the FOREACH step's sequence, which completes the step with the list
+of the iterations' results (each iteration's last body step's output), in item order.
+
+The items stay in the FOREACH step's ``wait`` column: ``$Item`` of any iteration (and of
+a body step's rollback) reads them from there.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from runtime.compiler import PlanStep, is_iteration, iteration_key
+from runtime.engine import config
+from runtime.engine.decisions import SEQUENCE_ACTIVE
+from runtime.engine.finishing import take_finalize
+from runtime.engine.queue import enqueue
+from runtime.engine.sequence_end import SequenceEnd
+from runtime.engine.state import Pending, StepState, Stop, json_bounded
+from runtime.errors import StepError
+from runtime.journal import db_datetime
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+
+
+class LoopSteps(SequenceEnd):
+    """The FOREACH step and the end of its iterations."""
+
+    def enter_sequence(self) -> None:
+        """Before driving ``self.seq_tag``: an iteration's steps (created after this task
+        read the run, perhaps) are known, and expressions see its ``$Item``/``$Index``."""
+        tag = self.seq_tag
+        if is_iteration(tag):
+            first = self.ctx.plan.sequence(tag).events[0].tag
+            if first not in self.ctx.steps:
+                self.ctx.refresh_steps(self.store.step_rows(self.run_id))
+        self.ctx.enter(tag)
+
+    def iterations(self, loop_tag: str) -> dict[int, tuple[int, str]]:
+        """``{index: (sequence id, status)}`` of the loop's iterations."""
+        out: dict[int, tuple[int, str]] = {}
+        prefix = f"{loop_tag}["
+        for pk, tag, status in self.store.sequence_rows(self.run_id):
+            if tag.startswith(prefix) and is_iteration(tag):
+                out[iteration_key(tag)[1]] = (pk, status)
+        return out
+
+    # ---- the FOREACH step
+
+    def foreach_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        loop = (st.wait or {}).get("loop")
+        if loop is None:
+            items = self.loop_items(st)
+            if not items:
+                self.complete(step, st, [], pending)
+                self.commit(pending)
+                return
+            self.start_loop(step, st, items, pending)  # parks: raises Stop
+        self.finish_loop(step, st, int(loop["n"]), pending)
+
+    def loop_items(self, st: StepState) -> list[Any]:
+        data = st.resolved if isinstance(st.resolved, dict) else {}
+        items = data.get("items")
+        if not isinstance(items, list):
+            raise StepError(f"FOREACH items must be a list, got {_kind(items)}", retryable=False)
+        limit = config.max_loop_iterations()
+        if len(items) > limit:
+            raise StepError(
+                f"FOREACH over {len(items)} items: more than the {limit} iterations a loop"
+                " may run (TRELLIS_MAX_LOOP_ITERATIONS)",
+                retryable=False,
+                details={
+                    "items": len(items),
+                    "limit": limit,
+                    "setting": "TRELLIS_MAX_LOOP_ITERATIONS",
+                },
+            )
+        return items
+
+    def start_loop(
+        self, step: PlanStep, st: StepState, items: list[Any], pending: Pending
+    ) -> None:
+        """Park the sequence and create the iterations in the same commit."""
+        n = len(items)
+        width = min(n, step.max_concurrency or 1)
+        st.status = "waiting"
+        st.wait = {"loop": {"n": n, "max_concurrency": step.max_concurrency or 1, "items": items}}
+        encoded = json_bounded(
+            st.wait, limit_setting="TRELLIS_MAX_STEP_INPUT_BYTES", what="the loop's items"
+        )
+        pending.steps.append((st.id, {"status": "waiting", "wait": encoded}))
+        info = {"iterations": n, "max_concurrency": step.max_concurrency or 1}
+        pending.entries.append(("step_waiting", step.tag, {"loop": info}))
+
+        def create() -> None:
+            if self.ctx.stop_reason:
+                return  # winding down: the last sequence out cancels this one
+            stamp = db_datetime(timezone.now())
+            self.store.insert_sequences(
+                [
+                    (self.run_id, f"{step.tag}[{i}]", "running" if i < width else "pending", "",
+                     stamp if i < width else None, None)
+                    for i in range(n)
+                ]
+            )  # fmt: skip
+            self.store.insert_steps(
+                [
+                    (self.run_id, f"{b.tag}[{i}]", f"{step.tag}[{i}]", b.index, "pending", 0,
+                     "[]", None, None, "", 0)
+                    for i in range(n)
+                    for b in step.body
+                ]
+            )  # fmt: skip
+            ids = self.iterations(step.tag)
+            self.append_now(
+                [("sequence_started", f"{step.tag}[{i}]", {"index": i}) for i in range(width)]
+            )
+            enqueue([(config.DRIVE, (ids[i][0],)) for i in range(width)])
+
+        self.commit(
+            pending, seq_values={"status": "waiting", "wake_at": None}, release=True, after=create
+        )
+        raise Stop("parked")
+
+    def finish_loop(self, step: PlanStep, st: StepState, n: int, pending: Pending) -> None:
+        """Every iteration completed: the step's output is their results in item order."""
+        rows = self.iterations(step.tag)
+        if len(rows) < n or any(status != "completed" for _, status in rows.values()):
+            self.park(pending)  # woken before the last iteration ended: wait on
+        self.ctx.refresh_steps(self.store.step_rows(self.run_id))
+        last = step.body[-1].tag
+        output = [self.ctx.outputs.get(f"{last}[{i}]") for i in range(n)]
+        kept = json_bounded(st.wait, limit_setting="TRELLIS_MAX_STEP_INPUT_BYTES", what="items")
+        self.complete(step, st, output, pending, wait=kept)
+        self.commit(pending)
+
+    # ---- the end of an iteration
+
+    def complete_sequence(self, pending: Pending) -> tuple[int, str] | None:
+        if not is_iteration(self.seq_tag):
+            return super().complete_sequence(pending)
+        loop_tag, index = iteration_key(self.seq_tag)
+        keep: list[tuple[int, str]] = []
+        last_out: list[bool] = []
+
+        def decide() -> None:
+            if self.ctx.stop_reason:
+                last_out.append(take_finalize(self.run_id, self.token, exclude_seq=self.seq_id))
+                return
+            self.next_iterations(loop_tag, index, keep)
+
+        pending.entries.append(("sequence_completed", self.seq_tag, {}))
+        self.commit(
+            pending,
+            seq_values={"status": "completed", "finished_at": timezone.now()},
+            release=True,
+            after=decide,
+        )
+        if last_out:
+            raise Stop("finalize" if last_out[0] else "stopped")
+        return keep[0] if keep else self.steal()
+
+    def next_iterations(self, loop_tag: str, index: int, keep: list[tuple[int, str]]) -> None:
+        """Inside the commit of iteration ``index``'s end (run locked): start the pending
+        iterations the loop's ``max_concurrency`` allows, keeping one for this task; after
+        the last iteration, wake the FOREACH step's sequence (this task drives it)."""
+        step = self.ctx.plan.loop(loop_tag)
+        rows = self.iterations(loop_tag)
+        rows[index] = (rows[index][0], "completed")
+        active = sum(1 for _, status in rows.values() if status in SEQUENCE_ACTIVE)
+        waiting = sorted(i for i, (_, status) in rows.items() if status == "pending")
+        start = waiting[: max(0, (step.max_concurrency or 1) - active)]
+        now = timezone.now()
+        until = now + timedelta(seconds=config.LEASE_S)
+        if start:
+            first = rows[start[0]][0]
+            self.store.start_sequence_leased(first, self.token, now, until)
+            keep.append((first, f"{loop_tag}[{start[0]}]"))
+            others = [rows[i][0] for i in start[1:]]
+            self.store.start_sequences_free(others, now)
+            self.append_now([("sequence_started", f"{loop_tag}[{i}]", {"index": i}) for i in start])
+            enqueue([(config.DRIVE, (pk,)) for pk in others])
+        elif all(status == "completed" for _, status in rows.values()):
+            parent = step.sequence
+            ids = self.store.wake_sequences(self.run_id, parent)
+            if ids:
+                values = {"lease_owner": self.token, "lease_until": until}
+                self.store.update("runtime_sequencerun", ids[0], values)
+                keep.append((ids[0], parent))
