@@ -104,7 +104,7 @@ def span(input: Any, ctx: Any) -> dict[str, Any]:
     if path is not None:
         with (path / "spans.log").open("a") as f:
             f.write(f"enter {ctx.step} {time.time():.6f}\n")
-    time.sleep(float(data.get("seconds", 0)))
+    time.sleep(float(data.get("seconds") or 0))
     if path is not None:
         with (path / "spans.log").open("a") as f:
             f.write(f"exit {ctx.step} {time.time():.6f}\n")
