@@ -154,7 +154,7 @@ def test_the_conditional_signal_child_and_sleep_examples_on_a_worker(
     nap = start("nap", n=1)
     invalid = start("order-validation", orderId="o-2", amount=5)
     shop.fail = set()
-    items = start("process-orders", items=[{"id": "x"}, {"id": "y"}])
+    items = start("process-orders", items=[{"id": "x"}, {"id": "y"}, {"id": "z"}])
     only_b = start("handle-by-type", type="b")
     approval = start("approval")
     parent = start("checkout", amount=12)
@@ -162,9 +162,14 @@ def test_the_conditional_signal_child_and_sleep_examples_on_a_worker(
     # branch_overrides: the real validation says valid is missing (not true) → payment skipped.
     assert finished(invalid).status == "completed"
     assert statuses(invalid) == {"validate": "completed", "process-payment": "skipped"}
-    # record_input: one step per item, each reading its own item.
+    # record_input: a runtime loop, one iteration per real item (the sample had two).
     assert finished(items).status == "completed"
-    assert shop.bodies("/orders/item") == [{"id": "x"}, {"id": "y"}]
+    assert shop.bodies("/orders/item") == [{"id": "x"}, {"id": "y"}, {"id": "z"}]
+    assert {t: s for t, s in statuses(items).items() if t.startswith("process")} == {
+        "process[0]": "completed",
+        "process[1]": "completed",
+        "process[2]": "completed",
+    }
     # record_scenarios: only the matching branch runs.
     assert finished(only_b).status == "completed"
     assert statuses(only_b) == {"handle-a": "skipped", "handle-b": "completed"}
