@@ -94,7 +94,9 @@ class _Compiler(LoopChecks):
             sequence=self.spec.sequences[i].tag,
             index=j,
             app=self.apps.get((i, j), event.app),
-            rollback_app=self.rollback_apps.get((i, j), event.rollback and event.rollback.app),
+            rollback_app=self.rollback_apps.get(
+                (i, j), event.rollback.app if event.rollback else None
+            ),
         )
         if event.loop is not None:
             loop_tag = out["tag"]
@@ -108,7 +110,7 @@ class _Compiler(LoopChecks):
                         index=k,
                         app=self.body_apps.get((i, j, k), body.app),
                         rollback_app=self.body_rollback_apps.get(
-                            (i, j, k), body.rollback and body.rollback.app
+                            (i, j, k), body.rollback.app if body.rollback else None
                         ),
                     ),
                     "loop": loop_tag,

@@ -15,7 +15,7 @@ from runtime.compiler._paths import _collect_strings, _Keys, _TooDeep, _Where
 from runtime.compiler._references import _stored_input
 from runtime.errors import ExpressionError
 from runtime.expressions import Ref, parse, parse_condition
-from runtime.spec import LOOP_TAG_MAX, EventSpec, EventType
+from runtime.spec import LOOP_TAG_MAX, EventSpec, EventType, RollbackSpec
 
 _LOOP_KINDS = frozenset({"Item", "Index"})
 
@@ -102,22 +102,21 @@ class LoopChecks(EventChecks):
 
     def check_foreach(self, i: int, j: int, event: EventSpec, path: str) -> None:
         tag = event.step_tag
+        if event.input:
+            self.issue(f"{path}.input", "a FOREACH step takes its list from loop.items")
+            self.parse_value(event.input, f"{path}.input", stored=_stored_input(event))
         loop = event.loop
         if loop is None:
             self.issue(f"{path}.loop", "a FOREACH step needs a loop: {items, body}")
             return
         if len(tag) > LOOP_TAG_MAX:
             self.issue(f"{path}.tag", f"a FOREACH step's tag is at most {LOOP_TAG_MAX} characters")
-        if event.input:
-            self.issue(f"{path}.input", "a FOREACH step takes its list from loop.items")
         if event.rollback is not None:
             self.issue(
                 f"{path}.rollback", "a FOREACH step has no rollback: give its body's steps one"
             )
         if "$" not in loop.items:
-            self.issue(
-                f"{path}.loop.items", "an expression giving a list, like $Input{items}"
-            )
+            self.issue(f"{path}.loop.items", "an expression giving a list, like $Input{items}")
         if _loop_refs(loop.items) or _loop_refs(event.condition):
             self.issue(path, "$Item and $Index exist only inside the loop's body")
         refs = self.parse_value(loop.items, f"{path}.loop.items", stored="a FOREACH step's items")
@@ -132,6 +131,11 @@ class LoopChecks(EventChecks):
                 self.issue(f"{body_path}.type", "loops do not nest: a loop body holds no FOREACH")
                 continue
             self.check_body_event(i, j, k, body, body_path)
+
+    def check_type(self, event: EventSpec | RollbackSpec, path: str) -> None:
+        if isinstance(event, RollbackSpec) and event.type is EventType.FOREACH:
+            self.issue(f"{path}.type", "a rollback is one event, not a FOREACH loop")
+        super().check_type(event, path)
 
     def check_body_event(self, i: int, j: int, k: int, event: EventSpec, path: str) -> None:
         tag = event.step_tag

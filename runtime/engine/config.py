@@ -34,6 +34,7 @@ def max_loop_iterations() -> int:
     """How many items a FOREACH step may loop over (TRELLIS_MAX_LOOP_ITERATIONS)."""
     return int(getattr(settings, "TRELLIS_MAX_LOOP_ITERATIONS", 10_000))
 
+
 set_limits(max_length=int(getattr(settings, "TRELLIS_MAX_VALUE_LENGTH", 1_000_000)))
 # What resolving one step's input (or a run's output) may produce in all: a few values at
 # the cap, never thousands (see runtime.expressions.value_budget).

@@ -62,7 +62,7 @@ class LoopSteps(SequenceEnd):
     # ---- the FOREACH step
 
     def foreach_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
-        loop = (st.wait or {}).get("loop")
+        loop: dict[str, Any] | None = (st.wait or {}).get("loop")
         if loop is None:
             items = self.loop_items(st)
             if not items:
@@ -70,7 +70,8 @@ class LoopSteps(SequenceEnd):
                 self.commit(pending)
                 return
             self.start_loop(step, st, items, pending)  # parks: raises Stop
-        self.finish_loop(step, st, int(loop["n"]), pending)
+        else:
+            self.finish_loop(step, st, int(loop["n"]), pending)
 
     def loop_items(self, st: StepState) -> list[Any]:
         data = st.resolved if isinstance(st.resolved, dict) else {}
@@ -91,9 +92,7 @@ class LoopSteps(SequenceEnd):
             )
         return items
 
-    def start_loop(
-        self, step: PlanStep, st: StepState, items: list[Any], pending: Pending
-    ) -> None:
+    def start_loop(self, step: PlanStep, st: StepState, items: list[Any], pending: Pending) -> None:
         """Park the sequence and create the iterations in the same commit."""
         n = len(items)
         width = min(n, step.max_concurrency or 1)

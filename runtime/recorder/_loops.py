@@ -36,7 +36,9 @@ class LoopCapture:
     body: list[dict[str, Any]] = field(default_factory=list)
     tags: set[str] = field(default_factory=set)
 
-    def add(self, tag: str, event: dict[str, Any], condition: str | None, site: Site | None) -> None:
+    def add(
+        self, tag: str, event: dict[str, Any], condition: str | None, site: Site | None
+    ) -> None:
         if tag in self.tags:
             raise RecordingError(f"duplicate step tag {tag!r} in the loop body", site=site)
         if len(tag) > LOOP_TAG_MAX:

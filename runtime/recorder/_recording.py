@@ -71,7 +71,7 @@ def _to_tag_part(text: str) -> str:
 
 _ITEM_BRANCH = (
     "cannot branch on {} inside a loop: the body is recorded once for every item; give the"
-    " step a condition (condition=\"$Item{{express}} == true\") or test it in a step function"
+    ' step a condition (condition="$Item{{express}} == true") or test it in a step function'
 )
 
 
@@ -293,7 +293,9 @@ class Recording:
     ) -> Iterator[Any]:
         """A FOREACH over ``items``: the loop's body runs once, with ``$Item`` as the item."""
         if self.loop is not None:
-            raise RecordingError("loops do not nest: a loop body cannot hold another loop", site=site)
+            raise RecordingError(
+                "loops do not nest: a loop body cannot hold another loop", site=site
+            )
         sample = items._r_sample
         first = sample[0] if isinstance(sample, list) and sample else MISSING
         capture = LoopCapture(items._r_text, tag, max_concurrency, site)

@@ -19,9 +19,7 @@ from tests.runtime.conftest import code, journal_kinds, make_workflow, run_until
 pytestmark = pytest.mark.django_db
 
 
-def foreach(
-    items: str, *body: dict[str, Any], tag: str = "each", **loop: Any
-) -> dict[str, Any]:
+def foreach(items: str, *body: dict[str, Any], tag: str = "each", **loop: Any) -> dict[str, Any]:
     return {
         "type": "FOREACH",
         "event": "each item",
