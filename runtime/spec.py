@@ -138,12 +138,22 @@ class SequenceSpec(_Strict):
     events: list[EventSpec] = Field(default_factory=list, max_length=10_000)
     skip_if: str | None = Field(default=None, max_length=10_000)
     description: str = Field(default="", max_length=2000)
+    # A group of sequences (Smithers' <Parallel maxConcurrency> of <Sequence>s): at most
+    # options.groups[group].max_concurrency of its sequences run at once.
+    group: Tag | None = None
+
+
+class GroupSpec(_Strict):
+    """Options of a group of sequences (``SequenceSpec.group``)."""
+
+    max_concurrency: int = Field(ge=1, le=10_000)
 
 
 class WorkflowOptions(_Strict):
     timeout: Duration | None = None  # whole run, ms or '5m'
     rollback_strategy: RollbackStrategy = "reverse_all"
-    max_concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    max_concurrency: int | None = Field(default=None, ge=1, le=10_000)  # all sequences
+    groups: dict[str, GroupSpec] = Field(default_factory=dict, max_length=1000)
 
 
 class EnvSetting(_Strict):

@@ -69,6 +69,7 @@ class _Compiler(LoopChecks):
                     "children": [tags[c] for c in self.children[i]],
                     "level": levels[i] or 0,
                     "skip_if": seq.skip_if,
+                    "group": seq.group,
                     "events": [self.step(i, j, e) for j, e in enumerate(seq.events)],
                 }
             )
@@ -79,6 +80,7 @@ class _Compiler(LoopChecks):
                     "timeout_ms": _duration_ms(spec.options.timeout),
                     "rollback_strategy": spec.options.rollback_strategy,
                     "max_concurrency": spec.options.max_concurrency,
+                    "groups": {k: g.max_concurrency for k, g in spec.options.groups.items()},
                 },
                 "signals": {name: s.input for name, s in spec.signals.items()},
                 "queries": {name: q.output for name, q in spec.queries.items()},

@@ -75,6 +75,7 @@ class PlanSequence(_Frozen):
     level: int = 0
     skip_if: str | None = None
     events: list[PlanStep] = []
+    group: str | None = None
 
 
 class PlanOptions(_Frozen):
@@ -83,6 +84,8 @@ class PlanOptions(_Frozen):
     timeout_ms: int | None = None
     rollback_strategy: str = "reverse_all"
     max_concurrency: int | None = None
+    # group name -> how many of the group's sequences may run at once
+    groups: dict[str, int] = {}
 
 
 class Plan(_Frozen):

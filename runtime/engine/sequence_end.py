@@ -133,7 +133,11 @@ class SequenceEnd(StepTransitions):
             return skip_holds(ctx, plan.sequence(tag).skip_if)
 
         decision = schedule(
-            plan.sequences, statuses, max_concurrency=self.max_concurrency, should_skip=should_skip
+            plan.sequences,
+            statuses,
+            max_concurrency=self.max_concurrency,
+            should_skip=should_skip,
+            groups=plan.options.groups,
         )
         if decision.start or decision.all_done:
             ensure_fresh()

@@ -160,3 +160,31 @@ def test_a_worker_killed_mid_loop_reruns_no_completed_iteration(
     assert sum(n - 1 for n in entered.values()) <= 2  # only those in flight at the kill
     seqs = list(run.journal.order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, run.last_seq + 1))
+
+
+def test_a_group_of_parallel_sequences_keeps_its_max_concurrency_on_workers(
+    product: Product, env_dev: Environment, side_effects: Path, worker: Any
+) -> None:
+    # Smithers' <Parallel maxConcurrency={2}> of four <Sequence>s.
+    spec = {
+        "sequences": [
+            {"tag": "start", "events": [code("record", tag="go")]},
+            *[
+                {
+                    "tag": f"build-{i}",
+                    "parents": ["start"],
+                    "group": "parallel",
+                    "events": [code("span", tag=f"build{i}", input={"seconds": 1})],
+                }
+                for i in range(4)
+            ],
+        ],
+        "options": {"groups": {"parallel": {"max_concurrency": 2}}},
+    }
+    wf = make_workflow(product, spec)
+    worker(workers=4)
+    run = finished(run_start(workflow=wf, environment=env_dev, input={}), 90)
+    assert run.status == "completed", run.error
+    spans = steps.spans()
+    assert sorted(s for kind, s, _ in spans if kind == "exit") == [f"build{i}" for i in range(4)]
+    assert steps.most_at_once(spans) == 2
