@@ -78,8 +78,9 @@ def schedule(
     in_group: dict[str, int] = {}
     if limits:
         for seq in sequences:
-            if seq.group in limits and current.get(seq.tag) in SEQUENCE_ACTIVE:
-                in_group[seq.group] = in_group.get(seq.group, 0) + 1
+            name = seq.group
+            if name is not None and name in limits and current.get(seq.tag) in SEQUENCE_ACTIVE:
+                in_group[name] = in_group.get(name, 0) + 1
     start: list[str] = []
     skipped: list[str] = []
     progressed = True
