@@ -16,6 +16,7 @@ a step's ``condition=`` or a step function), nest another loop, or leave the loo
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ class LoopCapture:
     """A loop being recorded: its list, its options and the body's events so far."""
 
     items: str
-    tag: str | None
+    tag: str
     max_concurrency: int | None
     site: Site | None
     body: list[dict[str, Any]] = field(default_factory=list)
@@ -58,6 +59,19 @@ class LoopCapture:
         if self.max_concurrency is not None:
             loop["max_concurrency"] = self.max_concurrency
         return {"type": "FOREACH", "event": f"for each item of {self.items}"[:200], "loop": loop}
+
+
+class RecordedLoop:
+    """What ``ctx.foreach`` returns: iterate it once (``for item in loop:``); after the
+    loop, ``loop.results`` is the list of each iteration's last step result
+    (``$Step{<loop tag>}``)."""
+
+    def __init__(self, iterator: Iterator[Any], results: Any) -> None:
+        self._iterator = iterator
+        self.results = results
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._iterator
 
 
 def loop_tag_base(items: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.recorder._loops import LoopCapture, drop_item_parts, loop_tag_base
+from runtime.recorder._loops import LoopCapture, RecordedLoop, drop_item_parts, loop_tag_base
 from runtime.recorder._scope import (
     CLAUSES,
     FRONTIER,
@@ -268,7 +268,8 @@ class Recording:
         sample = value._r_sample
         kind, args, path = value._r_ref or ("", (), "")
         if kind == "Input" and isinstance(sample, list):
-            return self.loop_over(value, tag=None, max_concurrency=None, site=user_site(3))
+            loop = self.loop_over(value, tag=None, max_concurrency=None, site=user_site(3))
+            return iter(loop)
         if isinstance(sample, list) and value._r_ref is not None:
             return iter([self.child_of(value, i) for i in range(len(sample))])
         if isinstance(sample, Mapping):
@@ -290,7 +291,7 @@ class Recording:
 
     def loop_over(
         self, items: Recorded, *, tag: str | None, max_concurrency: int | None, site: Site | None
-    ) -> Iterator[Any]:
+    ) -> RecordedLoop:
         """A FOREACH over ``items``: the loop's body runs once, with ``$Item`` as the item."""
         if self.loop is not None:
             raise RecordingError(
@@ -298,8 +299,10 @@ class Recording:
             )
         sample = items._r_sample
         first = sample[0] if isinstance(sample, list) and sample else MISSING
+        tag = tag or self.auto_tag(loop_tag_base(items._r_text))
+        self.check_tag(tag, site)
         capture = LoopCapture(items._r_text, tag, max_concurrency, site)
-        return self._loop(capture, first)
+        return RecordedLoop(self._loop(capture, first), self.step_result(tag))
 
     def _loop(self, capture: LoopCapture, first: Any) -> Iterator[Any]:
         self.loop = capture
@@ -316,8 +319,7 @@ class Recording:
                     site=capture.site,
                 )
         if capture.body:
-            tag = capture.tag or self.auto_tag(loop_tag_base(capture.items))
-            self.record(tag, capture.event(), site=capture.site)
+            self.record(capture.tag, capture.event(), site=capture.site)
 
     # conversion ----------------------------------------------------------------------------
     def to_spec(self, value: Any, site: Site | None, where: str) -> Any:

@@ -27,6 +27,7 @@ MODULES = [
     "state",
     "data_access",
     "order_fulfillment",
+    "batch_charges",
 ]
 
 
