@@ -325,6 +325,14 @@ function SequenceInspector({ tag }: { tag: string }) {
           <Field label="Skip if" hint="the whole sequence" issues={issuesFor('skip_if')}>
             <CodeField value={seq.skip_if ?? ''} onChange={(t) => update({ skip_if: t || undefined })} context={ctx} placeholder="$Input{skipTests} == true" />
           </Field>
+          <Field label="Group" hint="at most options.groups.<group>.max_concurrency at once" issues={issuesFor('group')}>
+            <input list="inspector-groups" value={seq.group ?? ''} onChange={(e) => update({ group: e.target.value || undefined })} data-testid="field-seq-group" />
+            <datalist id="inspector-groups">
+              {Object.keys(spec.options.groups ?? {}).map((g) => (
+                <option key={g} value={g} />
+              ))}
+            </datalist>
+          </Field>
         </Section>
         <Section title="Parents" badge={issuesFor('parents').length + issuesFor('level').length}>
           <p className="help">Runs when all its parents have finished (skipped parents count as finished).</p>
@@ -422,6 +430,9 @@ function WorkflowInspector() {
                 </option>
               ))}
             </select>
+          </Field>
+          <Field label="Groups" hint='{"deploy": {"max_concurrency": 2}}'>
+            <JsonField value={options.groups ?? {}} onCommit={(v) => setOption({ groups: v as NonNullable<WorkflowSpec['options']['groups']> }, 'opt-groups')} context={ctx} rows={3} testId="field-wf-groups" />
           </Field>
           <FieldIssues issues={issues('options')} />
         </Section>
