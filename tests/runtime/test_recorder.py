@@ -857,3 +857,16 @@ def test_a_task_still_running_when_the_handler_returns_is_refused() -> None:
 
     with pytest.raises(RecordingError, match="while a task it started was still running"):
         record(handler)
+
+
+def test_a_loop_over_a_nested_input_list_in_either_form_is_a_foreach() -> None:
+    async def handler(ctx: Any) -> None:
+        for line in ctx.input["order"].lines:
+            await ctx.step(
+                "pack", lambda: ctx.action.run(app="api", event="pack", input={"n": line["qty"]})
+            )
+
+    d = record(handler, record_input={"order": {"lines": [{"qty": 1}]}})
+    (loop,) = events(d)
+    assert (loop["tag"], loop["loop"]["items"]) == ("each-lines", "$Input{order.lines}")
+    assert loop["loop"]["body"][0]["input"] == {"n": "$Item{qty}"}
