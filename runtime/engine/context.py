@@ -78,6 +78,7 @@ class RunContext:
         self.refresh_steps(steps)
         self.scope = RunScope(self)
         self._components: dict[str, Component | None] = {}
+        self._loop_items: dict[str, Any] = {}
 
     @classmethod
     def load(cls, run_id: int) -> RunContext | None:
@@ -125,12 +126,19 @@ class RunContext:
             loop = self.plan.loop(name)
         except KeyError:
             loop = self.plan.loop(self.plan.step(tag).loop or "")
-        st = self.steps.get(loop.tag)
-        items = ((st.wait or {}).get("loop") or {}).get("items") if st else None
+        items = self.loop_items(loop.tag)
         scope.iteration = index
         scope.body = frozenset(b.tag for b in loop.body)
         scope.base.item = items[index] if isinstance(items, list) and index < len(items) else None
         scope.base.index = index
+
+    def loop_items(self, tag: str) -> Any:
+        """The items FOREACH step ``tag`` loops over: its input as stored when it started
+        (read once per task)."""
+        if tag not in self._loop_items:
+            stored = store().step_input(self.run.pk, tag)
+            self._loop_items[tag] = stored.get("items") if isinstance(stored, dict) else None
+        return self._loop_items[tag]
 
     def component(self, tag: str | None) -> Component | None:
         if not tag:

@@ -9,8 +9,12 @@ completes, the same commit starts the next pending iteration (this task drives i
 after the last, wakes the FOREACH step's sequence, which completes the step with the list
 of the iterations' results (each iteration's last body step's output), in item order.
 
-The items stay in the FOREACH step's ``wait`` column: ``$Item`` of any iteration (and of
-a body step's rollback) reads them from there.
+Cost per iteration does not grow with the number of items: the FOREACH step's ``wait``
+keeps ``{n, max_concurrency, completed}``, counted up in each iteration's last commit,
+and iterations start in item order, so the next one to start is ``min(n, max_concurrency
++ completed - 1)`` and the loop is over when ``completed == n`` (point lookups only). The
+items are the step's stored input (``{"items": [...]}``): ``$Item`` of an iteration (and of
+a body step's rollback) is read from there (:meth:`RunContext.enter`).
 """
 
 from __future__ import annotations
@@ -22,11 +26,10 @@ from django.utils import timezone
 
 from runtime.compiler import PlanStep, is_iteration, iteration_key
 from runtime.engine import config
-from runtime.engine.decisions import SEQUENCE_ACTIVE
 from runtime.engine.finishing import take_finalize
 from runtime.engine.queue import enqueue
 from runtime.engine.sequence_end import SequenceEnd
-from runtime.engine.state import Pending, StepState, Stop, json_bounded
+from runtime.engine.state import Pending, StepState, Stop
 from runtime.errors import StepError
 from runtime.journal import db_datetime
 
@@ -50,14 +53,13 @@ class LoopSteps(SequenceEnd):
                 self.ctx.refresh_steps(self.store.step_rows(self.run_id))
         self.ctx.enter(tag)
 
-    def iterations(self, loop_tag: str) -> dict[int, tuple[int, str]]:
-        """``{index: (sequence id, status)}`` of the loop's iterations."""
-        out: dict[int, tuple[int, str]] = {}
-        prefix = f"{loop_tag}["
-        for pk, tag, status in self.store.sequence_rows(self.run_id):
-            if tag.startswith(prefix) and is_iteration(tag):
-                out[iteration_key(tag)[1]] = (pk, status)
-        return out
+    def progress(self, loop_tag: str) -> tuple[int, dict[str, Any]]:
+        """``(step id, {n, max_concurrency, completed})`` of the FOREACH step, as committed."""
+        row = self.store.step_wait(self.run_id, loop_tag)
+        loop = (row[1] if row else {}).get("loop")
+        if row is None or not isinstance(loop, dict):
+            raise StepError(f"loop '{loop_tag}' has no iterations", retryable=False)
+        return row[0], loop
 
     # ---- the FOREACH step
 
@@ -97,11 +99,9 @@ class LoopSteps(SequenceEnd):
         n = len(items)
         width = min(n, step.max_concurrency or 1)
         st.status = "waiting"
-        st.wait = {"loop": {"n": n, "max_concurrency": step.max_concurrency or 1, "items": items}}
-        encoded = json_bounded(
-            st.wait, limit_setting="TRELLIS_MAX_STEP_INPUT_BYTES", what="the loop's items"
-        )
-        pending.steps.append((st.id, {"status": "waiting", "wait": encoded}))
+        width_max = step.max_concurrency or 1
+        st.wait = {"loop": {"n": n, "max_concurrency": width_max, "completed": 0}}
+        pending.steps.append((st.id, {"status": "waiting", "wait": st.wait}))
         info = {"iterations": n, "max_concurrency": step.max_concurrency or 1}
         pending.entries.append(("step_waiting", step.tag, {"loop": info}))
 
@@ -124,11 +124,11 @@ class LoopSteps(SequenceEnd):
                     for b in step.body
                 ]
             )  # fmt: skip
-            ids = self.iterations(step.tag)
+            ids = self.store.iteration_ids(self.run_id, step.tag, status="running")
             self.append_now(
                 [("sequence_started", f"{step.tag}[{i}]", {"index": i}) for i in range(width)]
             )
-            enqueue([(config.DRIVE, (ids[i][0],)) for i in range(width)])
+            enqueue([(config.DRIVE, (ids[i],)) for i in range(width)])
 
         self.commit(
             pending, seq_values={"status": "waiting", "wake_at": None}, release=True, after=create
@@ -137,14 +137,13 @@ class LoopSteps(SequenceEnd):
 
     def finish_loop(self, step: PlanStep, st: StepState, n: int, pending: Pending) -> None:
         """Every iteration completed: the step's output is their results in item order."""
-        rows = self.iterations(step.tag)
-        if len(rows) < n or any(status != "completed" for _, status in rows.values()):
+        _, loop = self.progress(step.tag)
+        if int(loop.get("completed", 0)) < n:
             self.park(pending)  # woken before the last iteration ended: wait on
         self.ctx.refresh_steps(self.store.step_rows(self.run_id))
         last = step.body[-1].tag
         output = [self.ctx.outputs.get(f"{last}[{i}]") for i in range(n)]
-        kept = json_bounded(st.wait, limit_setting="TRELLIS_MAX_STEP_INPUT_BYTES", what="items")
-        self.complete(step, st, output, pending, wait=kept)
+        self.complete(step, st, output, pending, wait={"loop": loop})
         self.commit(pending)
 
     # ---- the end of an iteration
@@ -178,22 +177,24 @@ class LoopSteps(SequenceEnd):
         iterations the loop's ``max_concurrency`` allows, keeping one for this task; after
         the last iteration, wake the FOREACH step's sequence (this task drives it)."""
         step = self.ctx.plan.loop(loop_tag)
-        rows = self.iterations(loop_tag)
-        rows[index] = (rows[index][0], "completed")
-        active = sum(1 for _, status in rows.values() if status in SEQUENCE_ACTIVE)
-        waiting = sorted(i for i, (_, status) in rows.items() if status == "pending")
-        start = waiting[: max(0, (step.max_concurrency or 1) - active)]
+        step_id, loop = self.progress(loop_tag)
+        n, width = int(loop["n"]), int(loop["max_concurrency"])
+        done = int(loop.get("completed", 0)) + 1
+        self.store.update_step(step_id, wait={"loop": {**loop, "completed": done}})
+        # Each completion frees one slot and iterations start in order: before this one
+        # ended, the first min(n, width + done - 1) had started.
+        following = min(n, width + done - 1)
         now = timezone.now()
         until = now + timedelta(seconds=config.LEASE_S)
-        if start:
-            first = rows[start[0]][0]
-            self.store.start_sequence_leased(first, self.token, now, until)
-            keep.append((first, f"{loop_tag}[{start[0]}]"))
-            others = [rows[i][0] for i in start[1:]]
-            self.store.start_sequences_free(others, now)
-            self.append_now([("sequence_started", f"{loop_tag}[{i}]", {"index": i}) for i in start])
-            enqueue([(config.DRIVE, (pk,)) for pk in others])
-        elif all(status == "completed" for _, status in rows.values()):
+        if following < n:
+            tag = f"{loop_tag}[{following}]"
+            pk = self.store.sequence_id(self.run_id, tag)
+            if pk is None:
+                raise StepError(f"iteration {tag} is missing", retryable=False)
+            self.store.start_sequence_leased(pk, self.token, now, until)
+            self.append_now([("sequence_started", tag, {"index": following})])
+            keep.append((pk, tag))
+        elif done >= n:
             parent = step.sequence
             ids = self.store.wake_sequences(self.run_id, parent)
             if ids:
