@@ -97,12 +97,12 @@ class LoopSteps(SequenceEnd):
     def start_loop(self, step: PlanStep, st: StepState, items: list[Any], pending: Pending) -> None:
         """Park the sequence and create the iterations in the same commit."""
         n = len(items)
-        width = min(n, step.max_concurrency or 1)
+        most = step.max_concurrency or 1
+        width = min(n, most)  # started now
         st.status = "waiting"
-        width_max = step.max_concurrency or 1
-        st.wait = {"loop": {"n": n, "max_concurrency": width_max, "completed": 0}}
+        st.wait = {"loop": {"n": n, "max_concurrency": most, "completed": 0}}
         pending.steps.append((st.id, {"status": "waiting", "wait": st.wait}))
-        info = {"iterations": n, "max_concurrency": step.max_concurrency or 1}
+        info = {"iterations": n, "max_concurrency": most}
         pending.entries.append(("step_waiting", step.tag, {"loop": info}))
 
         def create() -> None:
@@ -151,7 +151,7 @@ class LoopSteps(SequenceEnd):
     def complete_sequence(self, pending: Pending) -> tuple[int, str] | None:
         if not is_iteration(self.seq_tag):
             return super().complete_sequence(pending)
-        loop_tag, index = iteration_key(self.seq_tag)
+        loop_tag, _ = iteration_key(self.seq_tag)
         keep: list[tuple[int, str]] = []
         last_out: list[bool] = []
 
@@ -159,7 +159,7 @@ class LoopSteps(SequenceEnd):
             if self.ctx.stop_reason:
                 last_out.append(take_finalize(self.run_id, self.token, exclude_seq=self.seq_id))
                 return
-            self.next_iterations(loop_tag, index, keep)
+            self.next_iterations(loop_tag, keep)
 
         pending.entries.append(("sequence_completed", self.seq_tag, {}))
         self.commit(
@@ -172,10 +172,10 @@ class LoopSteps(SequenceEnd):
             raise Stop("finalize" if last_out[0] else "stopped")
         return keep[0] if keep else self.steal()
 
-    def next_iterations(self, loop_tag: str, index: int, keep: list[tuple[int, str]]) -> None:
-        """Inside the commit of iteration ``index``'s end (run locked): start the pending
-        iterations the loop's ``max_concurrency`` allows, keeping one for this task; after
-        the last iteration, wake the FOREACH step's sequence (this task drives it)."""
+    def next_iterations(self, loop_tag: str, keep: list[tuple[int, str]]) -> None:
+        """Inside the commit of an iteration's end (run locked): count it, start the next
+        pending iteration (this task drives it) or, after the last one, wake the FOREACH
+        step's sequence (this task drives that)."""
         step = self.ctx.plan.loop(loop_tag)
         step_id, loop = self.progress(loop_tag)
         n, width = int(loop["n"]), int(loop["max_concurrency"])
