@@ -265,6 +265,10 @@ TRELLIS_MAX_STEP_INPUT_BYTES = env_int("TRELLIS_MAX_STEP_INPUT_BYTES", 1_000_000
 TRELLIS_MAX_STEP_OUTPUT_BYTES = env_int("TRELLIS_MAX_STEP_OUTPUT_BYTES", 1_000_000)
 TRELLIS_MAX_STATE_BYTES = env_int("TRELLIS_MAX_STATE_BYTES", 2_000_000)
 TRELLIS_MAX_RUN_OUTPUT_BYTES = env_int("TRELLIS_MAX_RUN_OUTPUT_BYTES", 1_000_000)
+# The most items a FOREACH step loops over: each item is a journaled iteration (a sequence
+# and its steps' rows), so a list resolved at run time cannot make a run unbounded. A
+# longer list fails the FOREACH step (no retry) before any iteration starts.
+TRELLIS_MAX_LOOP_ITERATIONS = env_int("TRELLIS_MAX_LOOP_ITERATIONS", 10_000)
 # The longest string (characters) or list (items) one expression may produce ($Concat,
 # $Join, interpolated text): past it the expression fails, so memory stays bounded. All the
 # expressions of one step's input (or of the run output, or a query) may produce 4x this

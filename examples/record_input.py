@@ -1,9 +1,11 @@
 """Seed: "Loops (for) - recordInput".
 
-Recording runs with ``ctx.input.items = [{id: '1'}, {id: '2'}]``, so the steps
-``process-1`` and ``process-2`` are recorded. Inside the loop ``item.id`` is still a
-reference (``$Input{items.0.id}``): at run time each step reads the real item at its
-position; only the step tags use the sample values.
+``record_input`` tells the recorder that ``ctx.input.items`` is a list, so the ``for`` loop
+records ONE FOREACH step (``each-items``) over ``$Input{items}`` whose body is the step
+``process`` (the item's part of ``f"process-{item.id}"`` is dropped), reading
+``$Item{id}``. At run time the loop runs once per real item, however many there are:
+the journal and the monitor show ``process[0]``, ``process[1]``... (the seed unrolled the
+sample instead, so a shorter or longer real list was processed wrongly).
 """
 
 from __future__ import annotations

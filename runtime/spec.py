@@ -37,6 +37,7 @@ class EventType(StrEnum):
     ROLLBACK = "ROLLBACK"  # manual trigger of compensation
     CODE = "CODE"  # a Python callable by dotted path
     GRAPH = "GRAPH"  # recorded from ctx.graph.*; needs a graph connector to run
+    FOREACH = "FOREACH"  # a runtime loop: its ``loop.body`` runs once per item of a list
 
 
 # Event types that use a product component (``app``) and which kind it must be.
@@ -97,10 +98,37 @@ class EventSpec(_Strict):
     condition: str | None = Field(default=None, max_length=10_000)
     rollback: RollbackSpec | None = None
     description: str = Field(default="", max_length=2000)
+    # FOREACH only: the list to loop over and the body run per item.
+    loop: LoopSpec | None = None
 
     @property
     def step_tag(self) -> str:
         return self.tag or self.event
+
+
+# An iteration's step is keyed ``<body tag>[<index>]`` (its sequence ``<loop tag>[<index>]``)
+# and the journal's tags hold 100 characters: a loop's tags leave room for the index.
+LOOP_TAG_MAX = 90
+
+
+class LoopSpec(_Strict):
+    """A runtime loop (Smithers' ``<Loop>``, a handler's ``for item in ...``).
+
+    ``items`` is an expression resolved when the FOREACH step starts (``$Input{items}``,
+    ``$Step{fetch}{rows}``); it must give a list, of at most TRELLIS_MAX_LOOP_ITERATIONS
+    items. ``body`` runs once per item, its steps in order; inside it ``$Item{path}`` is the
+    current item and ``$Index`` its 0-based index, and ``$Step{tag}`` of a body step is that
+    step in the same iteration. Up to ``max_concurrency`` iterations run at once (default 1:
+    one after the other, like the ``for`` loop it comes from). The FOREACH step's output
+    is the list of each iteration's last body step output, in item order.
+    """
+
+    items: str = Field(max_length=10_000)
+    body: list[EventSpec] = Field(min_length=1, max_length=1000)
+    max_concurrency: int | None = Field(default=None, ge=1, le=10_000)
+
+
+EventSpec.model_rebuild()
 
 
 class SequenceSpec(_Strict):
@@ -110,12 +138,22 @@ class SequenceSpec(_Strict):
     events: list[EventSpec] = Field(default_factory=list, max_length=10_000)
     skip_if: str | None = Field(default=None, max_length=10_000)
     description: str = Field(default="", max_length=2000)
+    # A group of sequences (Smithers' <Parallel maxConcurrency> of <Sequence>s): at most
+    # options.groups[group].max_concurrency of its sequences run at once.
+    group: Tag | None = None
+
+
+class GroupSpec(_Strict):
+    """Options of a group of sequences (``SequenceSpec.group``)."""
+
+    max_concurrency: int = Field(ge=1, le=10_000)
 
 
 class WorkflowOptions(_Strict):
     timeout: Duration | None = None  # whole run, ms or '5m'
     rollback_strategy: RollbackStrategy = "reverse_all"
-    max_concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    max_concurrency: int | None = Field(default=None, ge=1, le=10_000)  # all sequences
+    groups: dict[str, GroupSpec] = Field(default_factory=dict, max_length=1000)
 
 
 class EnvSetting(_Strict):

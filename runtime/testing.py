@@ -24,13 +24,13 @@ ends ``waiting``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runtime import engine
-from runtime.compiler import Plan, PlanStep, compile_spec
+from runtime.compiler import Plan, PlanStep, compile_spec, is_iteration, iteration_key
 from runtime.connectors import code as _code  # noqa: F401 - registers the built-in step functions
 from runtime.context import BareRuntime
 from runtime.errors import StepError, TrellisError
@@ -102,6 +102,28 @@ class _Stop(Exception):
     def __init__(self, reason: str, error: dict[str, Any] | None = None) -> None:
         self.reason = reason
         self.error = error
+
+
+class _IterationOutputs(Mapping[str, Any]):
+    """Step outputs as a loop iteration reads them: a body step's tag is that step in the
+    same iteration (``charge`` → ``charge[3]``)."""
+
+    def __init__(self, outputs: Mapping[str, Any], index: int, body: frozenset[str]) -> None:
+        self.outputs = outputs
+        self.index = index
+        self.body = body
+
+    def _key(self, tag: str) -> str:
+        return f"{tag}[{self.index}]" if tag in self.body else tag
+
+    def __getitem__(self, tag: str) -> Any:
+        return self.outputs[self._key(tag)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.outputs)
+
+    def __len__(self) -> int:
+        return len(self.outputs)
 
 
 class _Run:
@@ -215,6 +237,11 @@ class _Run:
             self.note("step_skipped", step.tag, {"condition": step.condition})
             return
         result.input = resolve(step.input, self.scope)
+        if step.type is EventType.FOREACH:
+            result.attempts = 1
+            self.note("step_started", step.tag, {"attempt": 1})
+            self.complete(step, self.foreach(step, result.input))
+            return
         while True:
             result.attempts += 1
             self.note("step_started", step.tag, {"attempt": result.attempts})
@@ -249,9 +276,39 @@ class _Run:
         self.finished[step.tag] = self.clock
         self.note("step_completed", step.tag, {"output": output})
 
+    def foreach(self, step: PlanStep, data: Any) -> list[Any]:
+        """A FOREACH step: its body once per item, one after the other (journaled like
+        the engine's iterations, ``<loop>[i]`` and ``<body step>[i]``)."""
+        items = data.get("items") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            error = StepError("FOREACH items must be a list", retryable=False).as_json()
+            self.steps[step.tag].status = "failed"
+            self.note("step_failed", step.tag, {"error": error})
+            raise _Stop("failed", {"step": step.tag, **error})
+        base = self.scope
+        body = frozenset(b.tag for b in step.body)
+        results = []
+        try:
+            for i, item in enumerate(items):
+                seq = f"{step.tag}[{i}]"
+                outputs = _IterationOutputs(self.outputs, i, body)
+                self.scope = replace(base, steps=outputs, item=item, index=i)
+                self.note("sequence_started", seq)
+                for body_step in self.plan.sequence(seq).events:
+                    self.steps.setdefault(body_step.tag, StepResult(body_step.tag))
+                    self.run_step(body_step)
+                self.note("sequence_completed", seq)
+                results.append(self.outputs.get(f"{step.body[-1].tag}[{i}]"))
+        finally:
+            self.scope = base
+        return results
+
     # --- one step ------------------------------------------------------------------------------
     def execute(self, step: PlanStep, data: Any) -> Any:
-        fake_key = step.tag if step.tag in self.fakes else None
+        key = step.tag
+        if key not in self.fakes and is_iteration(key):
+            key = iteration_key(key)[0]  # a loop body step's fake serves every iteration
+        fake_key = key if key in self.fakes else None
         if step.type is EventType.CODE and fake_key is None:
             return self.code(step.event, data, step.tag)
         if fake_key is not None:

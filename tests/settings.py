@@ -31,6 +31,7 @@ _TEST_STEP_FUNCTIONS = {
         "hang",
         "die",
         "pid",
+        "span",
     ],
     "tests.scale.steps": ["mark", "fail_first", "gate", "file_gate", "commit_mode"],
 }

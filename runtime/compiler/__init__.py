@@ -25,7 +25,8 @@ once in topological order, so checking a reference is one shift and mask.
 This package is the façade: importers use ``runtime.compiler``. Its private modules:
 ``_plan`` (the Plan), ``_paths`` (issue paths), ``_state`` (what the checks share),
 ``_graph`` (tags, graph, levels, cycles), ``_references`` (expressions, references,
-secrets), ``_events`` (events, components, workflow-level fields) and ``_compile``.
+secrets), ``_events`` (events, components, workflow-level fields), ``_loops`` (FOREACH
+steps and their bodies) and ``_compile``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,15 @@ from __future__ import annotations
 from runtime.compiler._compile import _Compiler as _Compiler  # tests patch its checks
 from runtime.compiler._compile import compile_spec, spec_checksum
 from runtime.compiler._paths import MAX_DEPTH, validation_issues
-from runtime.compiler._plan import ComponentInfo, Plan, PlanOptions, PlanSequence, PlanStep
+from runtime.compiler._plan import (
+    ComponentInfo,
+    Plan,
+    PlanOptions,
+    PlanSequence,
+    PlanStep,
+    is_iteration,
+    iteration_key,
+)
 from runtime.errors import SpecError
 
 __all__ = [
@@ -45,6 +54,8 @@ __all__ = [
     "PlanStep",
     "SpecError",
     "compile_spec",
+    "is_iteration",
+    "iteration_key",
     "spec_checksum",
     "validation_issues",
 ]

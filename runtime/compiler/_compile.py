@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from runtime.compiler._events import EventChecks
+from runtime.compiler._loops import LoopChecks
 from runtime.compiler._paths import _duration_ms, validation_issues
 from runtime.compiler._plan import ComponentInfo, Plan
 from runtime.errors import SpecError
@@ -34,7 +34,7 @@ def spec_checksum(spec: WorkflowSpec | Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class _Compiler(EventChecks):
+class _Compiler(LoopChecks):
     """One compilation: the checks of its bases in order, then the plan."""
 
     def run(self) -> Plan:
@@ -69,6 +69,7 @@ class _Compiler(EventChecks):
                     "children": [tags[c] for c in self.children[i]],
                     "level": levels[i] or 0,
                     "skip_if": seq.skip_if,
+                    "group": seq.group,
                     "events": [self.step(i, j, e) for j, e in enumerate(seq.events)],
                 }
             )
@@ -79,6 +80,7 @@ class _Compiler(EventChecks):
                     "timeout_ms": _duration_ms(spec.options.timeout),
                     "rollback_strategy": spec.options.rollback_strategy,
                     "max_concurrency": spec.options.max_concurrency,
+                    "groups": {k: g.max_concurrency for k, g in spec.options.groups.items()},
                 },
                 "signals": {name: s.input for name, s in spec.signals.items()},
                 "queries": {name: q.output for name, q in spec.queries.items()},
@@ -89,13 +91,47 @@ class _Compiler(EventChecks):
         )
 
     def step(self, i: int, j: int, event: EventSpec) -> dict[str, Any]:
+        out = self.step_dict(
+            event,
+            sequence=self.spec.sequences[i].tag,
+            index=j,
+            app=self.apps.get((i, j), event.app),
+            rollback_app=self.rollback_apps.get(
+                (i, j), event.rollback.app if event.rollback else None
+            ),
+        )
+        if event.loop is not None:
+            loop_tag = out["tag"]
+            out["input"] = {"items": event.loop.items}
+            out["max_concurrency"] = event.loop.max_concurrency
+            out["body"] = [
+                {
+                    **self.step_dict(
+                        body,
+                        sequence=loop_tag,
+                        index=k,
+                        app=self.body_apps.get((i, j, k), body.app),
+                        rollback_app=self.body_rollback_apps.get(
+                            (i, j, k), body.rollback.app if body.rollback else None
+                        ),
+                    ),
+                    "loop": loop_tag,
+                }
+                for k, body in enumerate(event.loop.body)
+            ]
+        return out
+
+    @staticmethod
+    def step_dict(
+        event: EventSpec, *, sequence: str, index: int, app: str | None, rollback_app: str | None
+    ) -> dict[str, Any]:
         rollback = None
         if event.rollback is not None:
             rb = event.rollback
             rollback = {
                 "type": rb.type.value,
                 "event": rb.event,
-                "app": self.rollback_apps.get((i, j), rb.app),
+                "app": rollback_app,
                 "input": rb.input,
                 "retries": rb.retries,
                 "retry_delay_ms": _duration_ms(rb.retry_delay) or 0,
@@ -103,11 +139,11 @@ class _Compiler(EventChecks):
             }
         return {
             "tag": event.tag or event.event,
-            "sequence": self.spec.sequences[i].tag,
-            "index": j,
+            "sequence": sequence,
+            "index": index,
             "type": event.type,
             "event": event.event,
-            "app": self.apps.get((i, j), event.app),
+            "app": app,
             "input": event.input,
             "retries": event.retries,
             "retry_delay_ms": _duration_ms(event.retry_delay) or 0,

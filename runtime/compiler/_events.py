@@ -197,6 +197,18 @@ class EventChecks(ReferenceChecks):
             for path, message in schema_issues(signal.input, f"signals.{name}.input"):
                 self.issue(path, message)
         self.duration(spec.options.timeout, "options.timeout")
+        for name in spec.options.groups:
+            if not TAG_RE.match(name):
+                self.issue(
+                    _join("options.groups", name), "a group name is a tag: letters, digits, _ - ."
+                )
+        for i, seq in enumerate(spec.sequences):
+            if seq.group is not None and seq.group not in spec.options.groups:
+                declared = ", ".join(sorted(spec.options.groups)) or "none"
+                self.issue(
+                    f"sequences[{i}].group",
+                    f"group '{seq.group}' is not declared in options.groups (declared: {declared})",
+                )
         refs = self.parse_value(spec.output, "output", stored="the workflow's output")
         self.check_refs(refs, seq=None, index=0, reader="output")
         for name, query in spec.queries.items():

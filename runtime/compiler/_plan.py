@@ -45,6 +45,25 @@ class PlanStep(_Frozen):
     condition: str | None = None
     # {type, event, app, input, retries, retry_delay_ms, timeout_ms} or None
     rollback: dict[str, Any] | None = None
+    # FOREACH: the body's steps (templates, run per item) and how many iterations at once.
+    body: list[PlanStep] = []
+    max_concurrency: int | None = None
+    # A body step: the tag of its FOREACH step.
+    loop: str | None = None
+
+
+def iteration_key(tag: str) -> tuple[str, int]:
+    """``'charge[3]'`` → ``('charge', 3)``; KeyError when ``tag`` is no iteration's key
+    (a tag cannot hold brackets, so no workflow tag is mistaken for one)."""
+    name, bracket, rest = tag.partition("[")
+    if not bracket or not rest.endswith("]") or not rest[:-1].isdigit():
+        raise KeyError(tag)
+    return name, int(rest[:-1])
+
+
+def is_iteration(tag: str) -> bool:
+    """Whether a sequence or step tag is a loop iteration's (``loop[3]``, ``charge[3]``)."""
+    return tag.endswith("]") and "[" in tag
 
 
 class PlanSequence(_Frozen):
@@ -56,6 +75,7 @@ class PlanSequence(_Frozen):
     level: int = 0
     skip_if: str | None = None
     events: list[PlanStep] = []
+    group: str | None = None
 
 
 class PlanOptions(_Frozen):
@@ -64,6 +84,8 @@ class PlanOptions(_Frozen):
     timeout_ms: int | None = None
     rollback_strategy: str = "reverse_all"
     max_concurrency: int | None = None
+    # group name -> how many of the group's sequences may run at once
+    groups: dict[str, int] = {}
 
 
 class Plan(_Frozen):
@@ -83,18 +105,52 @@ class Plan(_Frozen):
 
     _sequences: dict[str, PlanSequence] = PrivateAttr(default_factory=dict)
     _steps: dict[str, PlanStep] = PrivateAttr(default_factory=dict)
+    _loops: dict[str, PlanStep] = PrivateAttr(default_factory=dict)
+    _body: dict[str, PlanStep] = PrivateAttr(default_factory=dict)
+    _iterations: dict[str, PlanSequence] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
         self._sequences = {s.tag: s for s in self.sequences}
         self._steps = {e.tag: e for s in self.sequences for e in s.events}
+        self._loops = {e.tag: e for e in self._steps.values() if e.body}
+        self._body = {b.tag: b for e in self._loops.values() for b in e.body}
 
     def sequence(self, tag: str) -> PlanSequence:
-        """The sequence with this tag (KeyError if none)."""
-        return self._sequences[tag]
+        """The sequence with this tag (KeyError if none); ``loop[3]`` is the 4th
+        iteration of FOREACH step ``loop``, its body steps tagged ``<body tag>[3]``."""
+        found = self._sequences.get(tag) or self._iterations.get(tag)
+        if found is not None:
+            return found
+        name, index = iteration_key(tag)
+        loop = self._loops[name]
+        found = PlanSequence(
+            tag=tag,
+            events=[
+                b.model_copy(update={"tag": f"{b.tag}[{index}]", "sequence": tag})
+                for b in loop.body
+            ],
+        )
+        if len(self._iterations) > 50_000:  # a bound on what a long-lived plan keeps
+            self._iterations.clear()
+        self._iterations[tag] = found
+        return found
 
     def step(self, tag: str) -> PlanStep:
-        """The step with this tag (KeyError if none)."""
-        return self._steps[tag]
+        """The step with this tag (KeyError if none), iteration steps (``charge[3]``) too."""
+        found = self._steps.get(tag)
+        if found is not None:
+            return found
+        name, index = iteration_key(tag)
+        template = self._body[name]
+        return self.sequence(f"{template.loop}[{index}]").events[template.index]
+
+    def loop(self, tag: str) -> PlanStep:
+        """The FOREACH step with this tag (KeyError if none)."""
+        return self._loops[tag]
+
+    @property
+    def has_loops(self) -> bool:
+        return bool(self._loops)
 
     @property
     def roots(self) -> list[PlanSequence]:

@@ -13,7 +13,8 @@ pure. The Django side lives in the submodules, each importing only those listed 
 - ``finishing``: the end of a run; ``compensation``: rolling back; ``guard``: poison runs
 - ``starting``: the first sequences of a run; ``creation``: creating a run (no driver)
 - ``commit``: the fenced step commit; ``transitions``: step transitions
-- ``sequence_end``: what starts next; ``steps``: the engine's own step kinds
+- ``sequence_end``: what starts next; ``loops``: FOREACH steps and their iterations
+- ``steps``: the engine's own step kinds
 - ``driver``: the loop that drives sequences; ``wake``: waking parked sequences
 - ``sweep``: the periodic sweep; ``tasks``: the task bodies ``runtime.tasks`` calls
 """

@@ -70,15 +70,18 @@ class Compensator:
         order = {s.tag: n for n, s in enumerate(self.ctx.plan.steps)}
         out = []
         for st in self.ctx.steps.values():
-            if st.tag not in order:
+            try:
+                step = self.ctx.plan.step(st.tag)
+            except KeyError:
                 continue
-            step = self.ctx.plan.step(st.tag)
+            # A loop iteration's step sits where its FOREACH step is in the plan.
+            position = order.get(st.tag, order.get(step.loop or "", 0))
             out.append(
                 StepView(
                     tag=st.tag,
                     status=st.status,
                     finished_at=st.finished_at,
-                    order=order[st.tag],
+                    order=position,
                     has_rollback=step.rollback is not None,
                     critical=step.critical,
                     is_checkpoint=step.type == EventType.CHECKPOINT,
@@ -157,7 +160,11 @@ class Compensator:
             self.journal([("rollback_failed", st.tag, data)])
 
     def call(self, tag: str, rb: dict[str, Any], attempt: int) -> Any:
-        resolved, _ = self.ctx.resolve_input(rb.get("input") or {}, rb.get("app"), rb["type"])
+        self.ctx.enter(tag)  # a loop iteration's step: its $Item, $Index and body steps
+        try:
+            resolved, _ = self.ctx.resolve_input(rb.get("input") or {}, rb.get("app"), rb["type"])
+        finally:
+            self.ctx.enter(None)
         timeout_ms = rb.get("timeout_ms")
         timeout_s = timeout_ms / 1000 if timeout_ms else None
         call = connector_call(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
 from django.utils import timezone
 
-from runtime.compiler import Plan
+from runtime.compiler import Plan, is_iteration, iteration_key
 from runtime.connectors import Component
 from runtime.connectors.loader import component_for
 from runtime.engine import config
@@ -41,8 +42,13 @@ class RunScope:
             now=timezone.now,
         )
         self.app: str | None = None  # the app of the step being resolved ($Secret)
+        # Inside a loop iteration: its index and the body's tags ($Step{b} is b[index]).
+        self.iteration: int | None = None
+        self.body: frozenset[str] = frozenset()
 
     def lookup(self, ref: Ref) -> Any:
+        if ref.kind == "Step" and self.iteration is not None and ref.args[0] in self.body:
+            ref = dataclasses.replace(ref, args=(f"{ref.args[0]}[{self.iteration}]",))
         if ref.kind in ("Variable", "Constant"):
             component = self.ctx.component(ref.args[0])
             if component is None:
@@ -72,6 +78,7 @@ class RunContext:
         self.refresh_steps(steps)
         self.scope = RunScope(self)
         self._components: dict[str, Component | None] = {}
+        self._loop_items: dict[str, Any] = {}
 
     @classmethod
     def load(cls, run_id: int) -> RunContext | None:
@@ -102,6 +109,36 @@ class RunContext:
         self._remember(st)
         if st.status == "completed":
             self.run_info["completed_steps"].append(st.tag)
+
+    def enter(self, tag: str | None) -> None:
+        """Resolve what follows as in sequence (or step) ``tag``: in a loop iteration
+        (``loop[3]``, ``charge[3]``) ``$Item``, ``$Index`` and the body's ``$Step`` are that
+        iteration's; anywhere else they are not set."""
+        scope = self.scope
+        scope.iteration = None
+        scope.body = frozenset()
+        scope.base.item = None
+        scope.base.index = None
+        if not tag or not is_iteration(tag):
+            return
+        name, index = iteration_key(tag)
+        try:
+            loop = self.plan.loop(name)
+        except KeyError:
+            loop = self.plan.loop(self.plan.step(tag).loop or "")
+        items = self.loop_items(loop.tag)
+        scope.iteration = index
+        scope.body = frozenset(b.tag for b in loop.body)
+        scope.base.item = items[index] if isinstance(items, list) and index < len(items) else None
+        scope.base.index = index
+
+    def loop_items(self, tag: str) -> Any:
+        """The items FOREACH step ``tag`` loops over: its input as stored when it started
+        (read once per task)."""
+        if tag not in self._loop_items:
+            stored = store().step_input(self.run.pk, tag)
+            self._loop_items[tag] = stored.get("items") if isinstance(stored, dict) else None
+        return self._loop_items[tag]
 
     def component(self, tag: str | None) -> Component | None:
         if not tag:

@@ -31,6 +31,8 @@ class SequenceLike(Protocol):
     def parents(self) -> Sequence[str]: ...
     @property
     def skip_if(self) -> str | None: ...
+    @property
+    def group(self) -> str | None: ...
 
 
 class StepLike(Protocol):
@@ -60,16 +62,25 @@ def schedule(
     *,
     max_concurrency: int | None = None,
     should_skip: Callable[[str], bool] = lambda tag: False,
+    groups: Mapping[str, int] | None = None,
 ) -> Schedule:
     """Decide which pending sequences start now.
 
     A pending sequence is ready when all its parents are completed or skipped. A ready
     sequence whose ``skip_if`` holds (``should_skip(tag)``) is skipped at once, which may
     make its children ready in turn; others start while fewer than ``max_concurrency``
-    sequences are active. ``sequences`` are in topological order.
+    sequences are active, and fewer than ``groups[g]`` of their group ``g``.
+    ``sequences`` are in topological order.
     """
     current = dict(statuses)
     active = sum(1 for s in current.values() if s in SEQUENCE_ACTIVE)
+    limits = groups or {}
+    in_group: dict[str, int] = {}
+    if limits:
+        for seq in sequences:
+            name = seq.group
+            if name is not None and name in limits and current.get(seq.tag) in SEQUENCE_ACTIVE:
+                in_group[name] = in_group.get(name, 0) + 1
     start: list[str] = []
     skipped: list[str] = []
     progressed = True
@@ -87,9 +98,14 @@ def schedule(
                 continue
             if max_concurrency is not None and active >= max_concurrency:
                 continue
+            group = seq.group if seq.group in limits else None
+            if group is not None and in_group.get(group, 0) >= limits[group]:
+                continue
             current[seq.tag] = "running"
             start.append(seq.tag)
             active += 1
+            if group is not None:
+                in_group[group] = in_group.get(group, 0) + 1
             progressed = True
     all_done = all(current.get(seq.tag) in SEQUENCE_DONE for seq in sequences)
     return Schedule(start=start, skipped=skipped, all_done=all_done)

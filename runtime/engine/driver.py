@@ -74,6 +74,7 @@ class SequenceDriver(EngineSteps):
                     finalize_task(self.run_id)  # a crash there is counted, not raised
 
     def drive_one(self) -> tuple[int, str] | None:
+        self.enter_sequence()
         plan = self.ctx.plan
         steps = plan.sequence(self.seq_tag).events
         pending = Pending()
@@ -130,6 +131,7 @@ class SequenceDriver(EngineSteps):
         if ctx is None:
             raise Stop("the run was deleted")
         self.ctx = ctx
+        self.enter_sequence()
         st = ctx.steps[tag]
         if st.status in STEP_FINISHED:
             return

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from runtime.compiler import is_iteration
 from runtime.engine import config
 from runtime.engine.decisions import Schedule, schedule
 from runtime.engine.finishing import (
@@ -116,7 +117,8 @@ class SequenceEnd(StepTransitions):
         plan = ctx.plan
         rows = self.store.sequence_rows(self.run_id)
         ids = {tag: pk for pk, tag, _ in rows}
-        statuses = {tag: status for _, tag, status in rows}
+        # A loop's iterations are driven by the loop (runtime.engine.loops), not scheduled.
+        statuses = {tag: status for _, tag, status in rows if not is_iteration(tag)}
         statuses[exclude] = "completed"
         fresh: list[bool] = []
 
@@ -131,7 +133,11 @@ class SequenceEnd(StepTransitions):
             return skip_holds(ctx, plan.sequence(tag).skip_if)
 
         decision = schedule(
-            plan.sequences, statuses, max_concurrency=self.max_concurrency, should_skip=should_skip
+            plan.sequences,
+            statuses,
+            max_concurrency=self.max_concurrency,
+            should_skip=should_skip,
+            groups=plan.options.groups,
         )
         if decision.start or decision.all_done:
             ensure_fresh()

@@ -34,6 +34,7 @@ def start_sequences(run: Run, plan: Plan) -> tuple[list[Entry], set[str]]:
         plan.sequences,
         statuses,
         max_concurrency=plan.options.max_concurrency,
+        groups=plan.options.groups,
         should_skip=lambda tag: skip_holds(ctx, plan.sequence(tag).skip_if),
     )
     stamp = db_datetime(timezone.now())

@@ -1,6 +1,7 @@
 """The engine's own step kinds: SLEEP, WAIT_SIGNAL, FEATURE (child runs), CHECKPOINT,
-SET_STATE and ROLLBACK. They run in the driver's task without a connector; a wait parks
-the sequence (no worker waits) and a timer, a signal or a child's end wakes it."""
+SET_STATE, ROLLBACK and FOREACH (:mod:`~runtime.engine.loops`). They run in the driver's
+task without a connector; a wait parks the sequence (no worker waits) and a timer, a
+signal, a child's end or a loop's last iteration wakes it."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from runtime.compiler import PlanStep
 from runtime.engine import config
 from runtime.engine.creation import run_start_child
 from runtime.engine.decisions import INLINE_DELAY_MS
+from runtime.engine.loops import LoopSteps
 from runtime.engine.queue import enqueue
-from runtime.engine.sequence_end import SequenceEnd
 from runtime.engine.state import LeaseLost, Pending, StepState, Stop, describe, json_bounded
 from runtime.errors import RunRefused, StepError, TrellisError
 from runtime.models import RUN_FINISHED
@@ -34,7 +35,7 @@ def signal_names(step: PlanStep, data: dict[str, Any]) -> list[str]:
     return [str(n) for n in names]
 
 
-class EngineSteps(SequenceEnd):
+class EngineSteps(LoopSteps):
     """The step kinds the engine runs itself."""
 
     def engine_step(self, step: PlanStep, st: StepState) -> None:
@@ -51,6 +52,7 @@ class EngineSteps(SequenceEnd):
                 EventType.CHECKPOINT: self.checkpoint_step,
                 EventType.SET_STATE: self.set_state_step,
                 EventType.ROLLBACK: self.rollback_step,
+                EventType.FOREACH: self.foreach_step,
             }[step.type]
             handler(step, st, pending)
         except (Stop, LeaseLost):

@@ -4,8 +4,9 @@ A string value in a spec is a *template*: plain text with ``$``-expressions in i
 
 - References: ``$Input{a.b}``, ``$Step{tag}{a.b}``, ``$Sequence{seq}{step}{a.b}``,
   ``$State{key}``, ``$Variable{app}{key}``, ``$Constant{app}{key}``, ``$Secret{key}``,
-  ``$Run{field}``, ``$Now``. Paths use dots and numeric indexes (``items.0.id`` or
-  ``items[0].id``); a missing path resolves to ``None``, never an error.
+  ``$Run{field}``, ``$Now``, and in a FOREACH body ``$Item{path}`` and ``$Index``. Paths
+  use dots and numeric indexes (``items.0.id`` or ``items[0].id``); a missing path
+  resolves to ``None``, never an error.
 - Operators: ``$Name(arg, ...)`` where an argument is a literal (``'text'``, ``"text"``,
   numbers, ``true``/``false``/``null``, ``[a, b]``), a reference or another operator.
 - A string that is exactly one expression keeps the value's type (``"$Input{n}"`` → ``5``);

@@ -50,6 +50,8 @@ class Ref(Node):
     Secret   (key,)            '' (a secret is read whole)
     Run      ()                ``status``, ``completed_steps``, ...
     Now      ()                ''
+    Item     ()                ``a.b`` ('' = the whole item; FOREACH body)
+    Index    ()                '' (the item's 0-based index)
     ======== ================= =====================================
     """
 

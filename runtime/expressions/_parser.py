@@ -35,6 +35,9 @@ _REF_SHAPES: dict[str, tuple[int, int, int]] = {
     "Secret": (1, 1, 1),
     "Run": (1, 1, 0),
     "Now": (0, 0, 0),
+    # Inside a FOREACH body: the current item (or a path in it) and its 0-based index.
+    "Item": (0, 1, 0),
+    "Index": (0, 0, 0),
 }
 REF_KINDS = frozenset(_REF_SHAPES)
 
@@ -58,6 +61,8 @@ _REF_USAGE = {
     "Secret": "$Secret{key}",
     "Run": "$Run{field}",
     "Now": "$Now",
+    "Item": "$Item{path}",
+    "Index": "$Index",
 }
 
 

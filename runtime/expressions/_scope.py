@@ -33,6 +33,9 @@ class DictScope:
     secrets: Mapping[str, Any] = field(default_factory=dict)
     run: Mapping[str, Any] = field(default_factory=dict)
     now: Callable[[], Any] = _now_iso
+    # A FOREACH iteration's item and index ($Item, $Index); None outside a loop body.
+    item: Any = None
+    index: int | None = None
 
     def lookup(self, ref: Ref) -> Any:
         kind = ref.kind
@@ -51,6 +54,10 @@ class DictScope:
             return self.secrets.get(ref.args[0])
         elif kind == "Run":
             base = self.run
+        elif kind == "Item":
+            base = self.item
+        elif kind == "Index":
+            return self.index
         else:  # Now
             now = self.now()
             return now.isoformat() if isinstance(now, datetime) else now

@@ -13,6 +13,7 @@ from runtime.recorder._ctx_members import (
     RecordingTransform,
     StepResults,
 )
+from runtime.recorder._loops import check_options as check_loop_options
 from runtime.recorder._recording import STEP_FRAME, CodeStep, Recording, StepFrame
 from runtime.recorder._sites import RecordingError, Site, traceback_site, user_site
 from runtime.recorder._step_fns import (
@@ -362,6 +363,25 @@ class RecordingContext:
         event = {"type": EventType.SET_STATE.value, "event": "set_state", "input": payload}
         rec.record(rec.auto_tag(f"set-{key}"), event, site=site)
         rec.state_keys.setdefault(key, None)
+
+    def foreach(
+        self, items: Any, *, tag: str | None = None, max_concurrency: int | None = None
+    ) -> Any:
+        """``for item in ctx.foreach(ctx.input.items, max_concurrency=5):`` records one
+        FOREACH step over a list known at run time (the workflow's input or a step's
+        result); ``tag`` names the step, ``max_concurrency`` runs that many items at once.
+        A plain ``for item in ctx.input.items:`` does the same with the defaults."""
+        site = user_site(2)
+        check_loop_options(tag, max_concurrency, site)
+        if not isinstance(items, Recorded) or items._r_ref is None:
+            raise RecordingError(
+                "ctx.foreach loops over a list known at run time: ctx.input.<key> or a"
+                " step's result (a plain Python list is looped over by Python)",
+                site=site,
+            )
+        if tag is not None:
+            tag = self._rec.concrete_text(tag, site, "loop tag")
+        return self._rec.loop_over(items, tag=tag, max_concurrency=max_concurrency, site=site)
 
     # The seed's camelCase names, for pasted code.
     waitForSignal = wait_for_signal

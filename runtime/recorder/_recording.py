@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.recorder._loops import LoopCapture, RecordedLoop, drop_item_parts, loop_tag_base
 from runtime.recorder._scope import (
     CLAUSES,
     FRONTIER,
@@ -68,6 +69,12 @@ def _to_tag_part(text: str) -> str:
     return part[:90]
 
 
+_ITEM_BRANCH = (
+    "cannot branch on {} inside a loop: the body is recorded once for every item; give the"
+    ' step a condition (condition="$Item{{express}} == true") or test it in a step function'
+)
+
+
 class Recording:
     """The state of one run of a handler under the recorder."""
 
@@ -99,6 +106,8 @@ class Recording:
         self.input_paths: set[str] = set()
         self.used_overrides: set[str] = set()
         self.state_keys: dict[str, None] = {}  # set so far, in order
+        self.loop: LoopCapture | None = None  # the loop whose body is being recorded
+        self.loop_error: RecordingError | None = None  # a loop left early
 
     # references --------------------------------------------------------------------------
     def ref(
@@ -187,6 +196,8 @@ class Recording:
         sample, origin = value._r_sample, value._r_origin
         if origin == "scenario" and sample is not MISSING:
             return bool(sample)
+        if origin == "item":
+            raise RecordingError(_ITEM_BRANCH.format(value._r_text), site=site)
         if origin == "sample":
             raise RecordingError(
                 f"cannot branch on {value._r_text}: record_input values only drive loops and "
@@ -220,6 +231,8 @@ class Recording:
                     + hint_for(side._r_text, kind, args),
                     site=site,
                 )
+            if side._r_origin == "item":
+                raise RecordingError(_ITEM_BRANCH.format(side._r_text), site=site)
             if side._r_origin == "sample":
                 raise RecordingError(
                     f"cannot branch on {side._r_text}: record_input values only drive loops and "
@@ -254,6 +267,9 @@ class Recording:
     def iterate(self, value: Recorded) -> Iterator[Any]:
         sample = value._r_sample
         kind, args, path = value._r_ref or ("", (), "")
+        if kind == "Input" and isinstance(sample, list):
+            loop = self.loop_over(value, tag=None, max_concurrency=None, site=user_site(3))
+            return iter(loop)
         if isinstance(sample, list) and value._r_ref is not None:
             return iter([self.child_of(value, i) for i in range(len(sample))])
         if isinstance(sample, Mapping):
@@ -273,6 +289,38 @@ class Recording:
             site=site,
         )
 
+    def loop_over(
+        self, items: Recorded, *, tag: str | None, max_concurrency: int | None, site: Site | None
+    ) -> RecordedLoop:
+        """A FOREACH over ``items``: the loop's body runs once, with ``$Item`` as the item."""
+        if self.loop is not None:
+            raise RecordingError(
+                "loops do not nest: a loop body cannot hold another loop", site=site
+            )
+        sample = items._r_sample
+        first = sample[0] if isinstance(sample, list) and sample else MISSING
+        tag = tag or self.auto_tag(loop_tag_base(items._r_text))
+        self.check_tag(tag, site)
+        capture = LoopCapture(items._r_text, tag, max_concurrency, site)
+        return RecordedLoop(self._loop(capture, first), self.step_result(tag))
+
+    def _loop(self, capture: LoopCapture, first: Any) -> Iterator[Any]:
+        self.loop = capture
+        finished = False
+        try:
+            yield Recorded(self, "$Item", ref=("Item", (), ""), sample=first, origin="item")
+            finished = True
+        finally:
+            self.loop = None
+            if not finished:
+                self.loop_error = RecordingError(
+                    "a recorded loop runs to its end: `break` or `return` inside it cannot be"
+                    " recorded (skip items with a step's condition instead)",
+                    site=capture.site,
+                )
+        if capture.body:
+            self.record(capture.tag, capture.event(), site=capture.site)
+
     # conversion ----------------------------------------------------------------------------
     def to_spec(self, value: Any, site: Site | None, where: str) -> Any:
         """A value as spec JSON: recorded values become expressions; anything that is not
@@ -286,6 +334,8 @@ class Recording:
             value = value._r_text
         if not isinstance(value, str):
             raise RecordingError(f"{what} must be a string, not {type(value).__name__}", site=site)
+        if self.loop is not None and what in ("step tag", "tag"):
+            value = drop_item_parts(value)
 
         def substitute(match: re.Match[str]) -> str:
             found = self.sample_of_text(match.group(0))
@@ -363,7 +413,12 @@ class Recording:
         site: Site | None,
         condition: str | None = None,
     ) -> None:
+        if self.loop_error is not None:
+            raise self.loop_error
         self.check_tag(tag, site)
+        if self.loop is not None:
+            self.loop.add(tag, event, condition, site)
+            return
         task = current_task()
         deps = set(FRONTIER.get())
         pending: list[TaskInfo] = []

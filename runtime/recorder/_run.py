@@ -138,6 +138,8 @@ def record_handler(
             f"the handler raised {type(exc).__name__} while recording: {exc}",
             site=traceback_site(exc.__traceback__) or site,
         ) from exc
+    if rec.loop_error is not None:
+        raise rec.loop_error
     for pending in rec.unawaited.values():
         raise RecordingError(f"{pending.describe()} was never awaited", site=pending._site)
     for label, where, coro, _ in list(rec.unstarted.values()):

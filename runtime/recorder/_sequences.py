@@ -80,9 +80,27 @@ def build_sequences(
     _check_acyclic(merged)
     state_keys = list(dict.fromkeys(k for result, _ in recordings for k in result.state_keys))
     for item in merged.values():
-        if _wants_live(item.event):
+        if isinstance(item.event.get("loop"), Mapping):
+            item.event = _fill_loop(item.event, _ancestors(item.tag, merged), state_keys)
+        elif _wants_live(item.event):
             item.event = _fill_live(item.event, item.tag, _ancestors(item.tag, merged), state_keys)
     return _chains(merged)
+
+
+def _fill_loop(
+    event: dict[str, Any], ancestors: list[str], state_keys: list[str]
+) -> dict[str, Any]:
+    """A FOREACH's body: each code step sees the steps before the loop and the earlier
+    steps of its own iteration."""
+    body = []
+    seen: list[str] = []
+    for step in event["loop"].get("body") or []:
+        tag = str(step.get("tag"))
+        if _wants_live(step):
+            step = _fill_live(step, tag, [*ancestors, *seen], state_keys)
+        body.append(step)
+        seen.append(tag)
+    return {**event, "loop": {**event["loop"], "body": body}}
 
 
 def _wants_live(event: Mapping[str, Any]) -> bool:

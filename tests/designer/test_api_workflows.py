@@ -242,6 +242,25 @@ def _unknown_operator(spec: dict[str, Any]) -> None:
     spec["sequences"][1]["events"][0]["input"]["name"] = "$Frobnicate($Input{name})"
 
 
+def _loop(spec: dict[str, Any], **loop: Any) -> None:
+    body = [{"type": "CODE", "event": "tests.runtime.steps:record", "tag": "each-one"}]
+    spec["sequences"][1]["events"].append(
+        {"type": "FOREACH", "event": "each", "tag": "loop", "loop": {"body": body, **loop}}
+    )
+
+
+def _loop_items_not_an_expression(spec: dict[str, Any]) -> None:
+    _loop(spec, items="items")
+
+
+def _loop_concurrency_zero(spec: dict[str, Any]) -> None:
+    _loop(spec, items="$Input{items}", max_concurrency=0)
+
+
+def _item_outside_a_loop(spec: dict[str, Any]) -> None:
+    spec["sequences"][1]["events"][0]["input"]["name"] = "$Item{name}"
+
+
 BAD_SPECS = {
     "cycle": (_cycle, "sequences[0].parents"),
     "missing parent": (_missing_parent, "sequences[1].parents[1]"),
@@ -249,6 +268,9 @@ BAD_SPECS = {
     "forward $Step reference": (_forward_step_reference, "sequences[0].events[0].input.userId"),
     "malformed condition": (_malformed_condition, "sequences[0].events[1].condition"),
     "unknown operator": (_unknown_operator, "sequences[1].events[0].input.name"),
+    "loop items": (_loop_items_not_an_expression, "sequences[1].events[1].loop.items"),
+    "loop concurrency": (_loop_concurrency_zero, "sequences[1].events[1].loop.max_concurrency"),
+    "$Item outside a loop": (_item_outside_a_loop, "sequences[1].events[0]"),
 }
 
 

@@ -13,6 +13,7 @@ import pytest
 from designer import services
 from designer.models import ComponentConfig, Environment, Product, Workflow
 from examples import (
+    batch_charges,
     branch_overrides,
     control_flow,
     order_fulfillment,
@@ -154,7 +155,7 @@ def test_the_conditional_signal_child_and_sleep_examples_on_a_worker(
     nap = start("nap", n=1)
     invalid = start("order-validation", orderId="o-2", amount=5)
     shop.fail = set()
-    items = start("process-orders", items=[{"id": "x"}, {"id": "y"}])
+    items = start("process-orders", items=[{"id": "x"}, {"id": "y"}, {"id": "z"}])
     only_b = start("handle-by-type", type="b")
     approval = start("approval")
     parent = start("checkout", amount=12)
@@ -162,9 +163,14 @@ def test_the_conditional_signal_child_and_sleep_examples_on_a_worker(
     # branch_overrides: the real validation says valid is missing (not true) → payment skipped.
     assert finished(invalid).status == "completed"
     assert statuses(invalid) == {"validate": "completed", "process-payment": "skipped"}
-    # record_input: one step per item, each reading its own item.
+    # record_input: a runtime loop, one iteration per real item (the sample had two).
     assert finished(items).status == "completed"
-    assert shop.bodies("/orders/item") == [{"id": "x"}, {"id": "y"}]
+    assert shop.bodies("/orders/item") == [{"id": "x"}, {"id": "y"}, {"id": "z"}]
+    assert {t: s for t, s in statuses(items).items() if t.startswith("process")} == {
+        "process[0]": "completed",
+        "process[1]": "completed",
+        "process[2]": "completed",
+    }
     # record_scenarios: only the matching branch runs.
     assert finished(only_b).status == "completed"
     assert statuses(only_b) == {"handle-a": "skipped", "handle-b": "completed"}
@@ -193,3 +199,33 @@ def test_the_conditional_signal_child_and_sleep_examples_on_a_worker(
     assert nap.output == {"n": 2}
     assert time.monotonic() - started >= 1.5
     assert ("step_waiting", "sleep") in list(nap.journal.values_list("kind", "step"))
+
+
+def test_the_loop_example_charges_each_real_line_and_refunds_them_on_failure(
+    product: Product, shop: Shop, shop_components: Path, worker: Any
+) -> None:
+    wf = publish(batch_charges.workflow)["batch-charges"]
+    env = dev(product)
+    worker(workers=2)
+    lines = [{"sku": f"s{i}", "amount": 10 + i} for i in range(5)]
+    run = finished(
+        run_start(workflow=wf, environment=env, input={"orderId": "o-7", "lines": lines})
+    )
+    assert run.status == "completed", run.error
+    assert [c["amount"] for c in run.output["charges"]] == [10, 11, 12, 13, 14]
+    assert sorted(b["sku"] for b in shop.bodies("/stripe/charges")) == [f"s{i}" for i in range(5)]
+    assert shop.bodies("/orders/validate")[-1]["charges"] == run.output["charges"]
+    assert {t: s for t, s in statuses(run).items() if t.startswith("charge-line[")} == {
+        f"charge-line[{i}]": "completed" for i in range(5)
+    }
+
+    # The confirmation fails: every line charged is refunded, newest first.
+    shop.fail = {"/orders/validate"}
+    three = [{"sku": f"r{i}", "amount": i} for i in range(3)]
+    run = finished(
+        run_start(workflow=wf, environment=env, input={"orderId": "o-8", "lines": three})
+    )
+    assert run.status == "rolled_back", run.error
+    assert sorted(b["sku"] for b in shop.bodies("/stripe/refunds")) == ["r0", "r1", "r2"]
+    rolled = run.journal.filter(kind="step_rolled_back").values_list("step", flat=True)
+    assert sorted(rolled) == ["charge-line[0]", "charge-line[1]", "charge-line[2]"]

@@ -99,3 +99,41 @@ def pid(input: Any) -> dict[str, Any]:
     """The worker process's id, after sleeping ``input.seconds`` (default 0)."""
     time.sleep(float((input or {}).get("seconds", 0)))
     return {"pid": os.getpid()}
+
+
+def span(input: Any, ctx: Any) -> dict[str, Any]:
+    """Record ``enter``/``exit`` lines with wall-clock times around a sleep of
+    ``input.seconds`` (default 0) in ``spans.log``: a test counts how many of these ran at
+    once, across worker processes. Outputs the input with the step's key."""
+    path = _effects()
+    data = input if isinstance(input, dict) else {}
+    if path is not None:
+        with (path / "spans.log").open("a") as f:
+            f.write(f"enter {ctx.step} {time.time():.6f}\n")
+    time.sleep(float(data.get("seconds") or 0))
+    if path is not None:
+        with (path / "spans.log").open("a") as f:
+            f.write(f"exit {ctx.step} {time.time():.6f}\n")
+    return {**data, "step": ctx.step}
+
+
+def spans() -> list[tuple[str, str, float]]:
+    """``(enter|exit, step, time)`` lines of ``spans.log``, in time order."""
+    path = _effects()
+    file = path / "spans.log" if path else None
+    if file is None or not file.exists():
+        return []
+    out = []
+    for line in file.read_text().splitlines():
+        kind, step, at = line.split(" ")
+        out.append((kind, step, float(at)))
+    return sorted(out, key=lambda e: (e[2], e[0] == "enter"))
+
+
+def most_at_once(events: list[tuple[str, str, float]]) -> int:
+    """The largest number of spans open at the same time."""
+    open_now = peak = 0
+    for kind, _, _ in events:
+        open_now += 1 if kind == "enter" else -1
+        peak = max(peak, open_now)
+    return peak

@@ -159,6 +159,7 @@ def test_a_plan_round_trips_through_json() -> None:
         "timeout_ms": 300_000,
         "rollback_strategy": "critical_only",
         "max_concurrency": 4,
+        "groups": {},
     }
     assert again.signals == {"approve": {"approver_id": "string"}}
     assert again.queries == {"getProgress": {"done": "$Run{completed_steps}"}}

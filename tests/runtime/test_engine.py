@@ -16,6 +16,7 @@ class Seq:
     tag: str
     parents: list[str] = field(default_factory=list)
     skip_if: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,18 @@ def test_max_concurrency_bounds_what_starts() -> None:
         seqs, {"root": "completed", "p0": "completed", "p1": "running"}, max_concurrency=2
     )
     assert decision.start == ["p2"]
+
+
+def test_a_group_bounds_its_own_sequences_only() -> None:
+    seqs = [Seq("root")] + [Seq(f"g{i}", ["root"], group="g") for i in range(4)]
+    seqs += [Seq("free", ["root"])]
+    decision = engine.schedule(seqs, {"root": "completed"}, groups={"g": 2})
+    assert decision.start == ["g0", "g1", "free"]
+    running = {"root": "completed", "g0": "completed", "g1": "waiting", "free": "running"}
+    assert engine.schedule(seqs, running, groups={"g": 2}).start == ["g2"]
+    # The workflow-wide bound still applies on top.
+    decision = engine.schedule(seqs, {"root": "completed"}, max_concurrency=1, groups={"g": 2})
+    assert decision.start == ["g0"]
 
 
 def test_all_done_when_every_sequence_completed_or_skipped() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from designer.models import Environment, Product
+from runtime.compiler import SpecError, compile_spec
 from runtime.errors import RunRefused
 from runtime.models import Run, SequenceRun, Signal, StepRun
 from runtime.services import run_cancel, run_signal, run_start
@@ -419,6 +420,36 @@ def test_max_concurrency_limits_parallel_sequences(product: Product, env_dev: En
         elif kind == "sequence_completed":
             active -= 1
     assert peak == 2
+
+
+def test_a_group_limits_its_own_parallel_sequences(product: Product, env_dev: Environment) -> None:
+    body = spec(
+        seq("root", code("add", tag="r")),
+        *[
+            seq(f"p{i}", code("add", tag=f"s{i}"), parents=["root"], group="deploy")
+            for i in range(4)
+        ],
+        seq("other", code("add", tag="o"), parents=["root"]),
+        options={"groups": {"deploy": {"max_concurrency": 1}}},
+    )
+    run = run_until_done(start(product, env_dev, body))
+    assert run.status == "completed", run.error
+    active = peak = 0
+    for kind, tag in journal_kinds(run):
+        if tag.startswith("p"):
+            active += {"sequence_started": 1, "sequence_completed": -1}.get(kind, 0)
+            peak = max(peak, active)
+    assert peak == 1
+    started = [t for k, t in journal_kinds(run) if k == "sequence_started"]
+    assert started.index("other") < started.index("p1")  # not held back by the group
+
+
+def test_an_undeclared_group_is_refused(product: Product) -> None:
+    with pytest.raises(SpecError) as info:
+        compile_spec(spec(seq("a", code("add", tag="x"), group="nope")))
+    assert [(i.path, i.message) for i in info.value.issues] == [
+        ("sequences[0].group", "group 'nope' is not declared in options.groups (declared: none)")
+    ]
 
 
 def test_cancelling_a_parent_terminates_its_child(product: Product, env_dev: Environment) -> None:

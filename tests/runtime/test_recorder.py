@@ -275,14 +275,90 @@ def loop_handler(ctx: Any) -> Any:
     return run()
 
 
-def test_record_input_unrolls_loops_with_per_item_tags_and_positional_references() -> None:
+def test_record_input_records_a_loop_over_input_as_one_foreach_step() -> None:
     d = record(loop_handler, recordInput={"items": [{"id": "1"}, {"id": "2"}]})
-    assert [(e["tag"], e["input"]) for e in events(d)] == [
-        ("process-1", {"body": {"id": "$Input{items.0.id}"}}),
-        ("process-2", {"body": {"id": "$Input{items.1.id}"}}),
+    assert events(d) == [
+        {
+            "type": "FOREACH",
+            "event": "for each item of $Input{items}",
+            "tag": "each-items",
+            "loop": {
+                "items": "$Input{items}",
+                "body": [
+                    {
+                        "type": "ACTION",
+                        "event": "process-item",
+                        "tag": "process",  # f"process-{item.id}": the item's part is dropped
+                        "app": "orders-api",
+                        "input": {"body": {"id": "$Item{id}"}},
+                    }
+                ],
+            },
+        }
     ]
     assert d.spec.recording is not None
     assert d.spec.recording["record_input"] == {"items": [{"id": "1"}, {"id": "2"}]}
+    # The body is recorded once, whatever the sample's length.
+    one = record(loop_handler, recordInput={"items": []})
+    assert events(one) == events(d)
+
+
+def test_ctx_foreach_names_the_loop_and_bounds_its_concurrency() -> None:
+    async def handler(ctx: Any) -> Any:
+        rows = await ctx.step(
+            "fetch", lambda: ctx.action.run({"app": "api", "event": "rows", "input": {}})
+        )
+        for row in ctx.foreach(rows.items, tag="charge-all", max_concurrency=5):
+            charged = await ctx.step(
+                "charge",
+                lambda: ctx.action.run(
+                    {"app": "api", "event": "charge", "input": {"body": {"n": row.n}}}
+                ),
+            )
+            await ctx.step(
+                "receipt",
+                lambda: ctx.action.run(
+                    {"app": "api", "event": "mail", "input": {"body": {"id": charged.id}}}
+                ),
+            )
+        await ctx.step("done", lambda: ctx.action.run({"app": "api", "event": "done"}))
+
+    d = record(handler)
+    found = by_tag(d)
+    assert list(found) == ["fetch", "charge-all", "done"]
+    loop = found["charge-all"]["loop"]
+    assert loop["items"] == "$Step{fetch}{items}"
+    assert loop["max_concurrency"] == 5
+    assert [b["tag"] for b in loop["body"]] == ["charge", "receipt"]
+    assert loop["body"][1]["input"] == {"body": {"id": "$Step{charge}{id}"}}
+    compile_spec(d.spec)  # the body's own references compile
+
+
+def test_a_loop_left_early_or_nested_or_branching_on_its_item_is_refused() -> None:
+    async def early(ctx: Any) -> None:
+        for item in ctx.input.items:
+            await ctx.sleep(1)
+            break
+        await ctx.sleep(2)
+
+    with pytest.raises(RecordingError, match="runs to its end"):
+        record(early, record_input={"items": [{}]})
+
+    async def nested(ctx: Any) -> None:
+        for order in ctx.input.orders:
+            for line in ctx.foreach(order.lines):
+                await ctx.sleep(1)
+
+    with pytest.raises(RecordingError, match="loops do not nest"):
+        record(nested, record_input={"orders": [{"lines": []}]})
+
+    async def branching(ctx: Any) -> None:
+        for item in ctx.input.items:
+            if item.express == True:  # noqa: E712
+                await ctx.sleep(1)
+
+    with pytest.raises(RecordingError, match="inside a loop"):
+        record(branching, record_input={"items": [{"express": True}]})
 
 
 def test_a_loop_over_input_without_record_input_names_the_line() -> None:
@@ -299,7 +375,7 @@ def test_record_input_values_cannot_steer_branches() -> None:
             if item.express:
                 await ctx.sleep(1)
 
-    with pytest.raises(RecordingError, match="record_input values only drive loops"):
+    with pytest.raises(RecordingError, match="cannot branch on \\$Item\\{express\\} inside a loop"):
         record(handler, record_input={"items": [{"express": True}]})
 
 
@@ -781,3 +857,16 @@ def test_a_task_still_running_when_the_handler_returns_is_refused() -> None:
 
     with pytest.raises(RecordingError, match="while a task it started was still running"):
         record(handler)
+
+
+def test_a_loop_over_a_nested_input_list_in_either_form_is_a_foreach() -> None:
+    async def handler(ctx: Any) -> None:
+        for line in ctx.input["order"].lines:
+            await ctx.step(
+                "pack", lambda: ctx.action.run(app="api", event="pack", input={"n": line["qty"]})
+            )
+
+    d = record(handler, record_input={"order": {"lines": [{"qty": 1}]}})
+    (loop,) = events(d)
+    assert (loop["tag"], loop["loop"]["items"]) == ("each-lines", "$Input{order.lines}")
+    assert loop["loop"]["body"][0]["input"] == {"n": "$Item{qty}"}

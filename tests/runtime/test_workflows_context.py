@@ -29,7 +29,9 @@ def definition_with(handler: Any) -> Any:
 
 
 def run_step(d: Any, step: str, data: dict[str, Any]) -> Any:
-    event = next(e for s in d.spec_json()["sequences"] for e in s["events"] if e["tag"] == step)
+    events = [e for s in d.spec_json()["sequences"] for e in s["events"]]
+    events += [b for e in events for b in (e.get("loop") or {}).get("body", [])]
+    event = next(e for e in events if e["tag"] == step)
     payload = {**event["input"], **data}
     with using(d):
         return run_code_step(payload, BareRuntime(payload.get("ctx")))
@@ -56,11 +58,13 @@ def test_captured_values_helpers_and_default_arguments_are_rebound() -> None:
         register=False,
         record_input={"lines": [{"sku": "a"}, {"sku": "b"}]},
     )
-    event = next(e for e in d.spec_json()["sequences"][0]["events"] if e["tag"] == "line-b")
-    assert event["input"]["refs"] == {"shipping.order": "$Step{order}", "#0": "$Input{lines.1}"}
-    # The engine resolves the refs; here we hand them resolved.
+    loop = next(e for e in d.spec_json()["sequences"][0]["events"] if e["type"] == "FOREACH")
+    event = loop["loop"]["body"][0]
+    assert event["tag"] == "line"
+    assert event["input"]["refs"] == {"shipping.order": "$Step{order}", "#0": "$Item"}
+    # The engine resolves the refs (per iteration); here we hand them resolved.
     out = run_step(
-        d, "line-b", {"refs": {"shipping.order": {"shipping": 4}, "#0": {"qty": 3, "unit": 2}}}
+        d, "line", {"refs": {"shipping.order": {"shipping": 4}, "#0": {"qty": 3, "unit": 2}}}
     )
     assert out == {"total": 8.0}
 

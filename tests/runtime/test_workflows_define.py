@@ -93,8 +93,10 @@ def test_seed_camel_case_names_are_accepted() -> None:
     spec = d.spec_json()
     assert spec["options"] == {"rollback_strategy": "critical_only", "max_concurrency": 3}
     events = spec["sequences"][0]["events"]
-    assert events[1]["tag"] == "i-1"
-    assert (events[1]["allow_fail"], events[1]["retry_delay"]) == (True, "1s")
+    assert events[1]["type"] == "FOREACH"
+    body = events[1]["loop"]["body"][0]
+    assert body["tag"] == "i"  # the item's part of the tag is dropped in a loop body
+    assert (body["allow_fail"], body["retry_delay"]) == (True, "1s")
     assert events[2]["type"] == "WAIT_SIGNAL"
 
 

@@ -134,11 +134,12 @@ def test_branch_overrides_example_runs_both_ways() -> None:
 def test_record_input_example_processes_items_by_position() -> None:
     seen: list[Any] = []
     fake = lambda data: seen.append(data["body"]["id"]) or {"ok": True}  # noqa: E731
-    run = WorkflowTestEnvironment(fakes={"process-1": fake, "process-2": fake}).run(
-        record_input.workflow, {"items": [{"id": "x"}, {"id": "y"}]}
+    run = WorkflowTestEnvironment(fakes={"process": fake}).run(
+        record_input.workflow, {"items": [{"id": "x"}, {"id": "y"}, {"id": "z"}]}
     )
     assert run.status == "completed"
-    assert seen == ["x", "y"]
+    assert seen == ["x", "y", "z"]  # one iteration per real item, however many
+    assert [run.steps[f"process[{i}]"].status for i in range(3)] == ["completed"] * 3
 
 
 @pytest.mark.parametrize(

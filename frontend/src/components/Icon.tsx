@@ -23,6 +23,7 @@ const TYPE_PATHS: Record<EventType, string> = {
   CODE: 'M16 18l6-6-6-6M8 6l-6 6 6 6',
   GRAPH:
     'M18 8a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM6 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM18 22a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM8.6 13.5l6.8 4M15.4 6.5l-6.8 4',
+  FOREACH: 'M17 2l4 4-4 4M3 11v-1a4 4 0 0 1 4-4h14M7 22l-4-4 4-4M21 13v1a4 4 0 0 1-4 4H3',
 };
 
 const UI_PATHS = {
@@ -68,6 +69,7 @@ export const TYPE_COLORS: Record<EventType, string> = {
   ROLLBACK: '#dc2626',
   CODE: '#334155',
   GRAPH: '#059669',
+  FOREACH: '#b45309',
 };
 
 function Svg({ d, size }: { d: string; size: number }) {

@@ -27,6 +27,7 @@ import type { EventRef } from '../store/editor';
 import { useComponents } from './catalogContext';
 import { CodeField, FieldIssues, JsonField } from './CodeField';
 import { Icon, TypeIcon } from './Icon';
+import { LoopSection } from './LoopSection';
 
 function Field({ label, children, hint, issues = [] }: { label: string; children: ReactNode; hint?: string; issues?: readonly Issue[] }) {
   return (
@@ -113,7 +114,7 @@ function EventInspector({ at }: { at: EventRef }) {
 
   const ctx: CompletionContext = { spec, seqTag: seq.tag, eventIndex: at.index, components: componentTags };
   const fieldIssues = (field: string) => eventFieldIssues(spec, issues, seqIndex, at.index, field);
-  const shown = new Set(['input', 'condition', 'retries', 'retry_delay', 'timeout', 'rollback', 'event', 'app', 'tag', 'type', 'backoff', 'allow_fail', 'critical', 'description']);
+  const shown = new Set(['loop', 'input', 'condition', 'retries', 'retry_delay', 'timeout', 'rollback', 'event', 'app', 'tag', 'type', 'backoff', 'allow_fail', 'critical', 'description']);
   const otherIssues = eventIssues(spec, issues, seqIndex, at.index).filter((i) => !shown.has(i.path.replace(/^sequences\[\d+\]\.events\[\d+\]\.?/, '').split(/[.[]/)[0] ?? ''));
   const update = (patch: Partial<EventSpec>, key?: string) => store.getState().updateEvent(at, patch, key);
   const kind = COMPONENT_KINDS[event.type];
@@ -184,6 +185,11 @@ function EventInspector({ at }: { at: EventRef }) {
             <input value={event.description ?? ''} onChange={(e) => update({ description: e.target.value || undefined })} />
           </Field>
         </Section>
+        {event.type === 'FOREACH' ? (
+          <Section title="Loop" badge={fieldIssues('loop').length}>
+            <LoopSection event={event} onChange={(loop, key) => update({ loop }, `${key}:${seq.tag}:${at.index}`)} context={ctx} issues={fieldIssues('loop')} />
+          </Section>
+        ) : null}
         <Section title="Input" badge={fieldIssues('input').length}>
           <JsonField value={event.input} onCommit={(v) => update({ input: v as JsonObject }, `input:${seq.tag}:${at.index}`)} context={ctx} issues={fieldIssues('input')} testId="field-input" label="Input" rows={9} />
           <p className="help">Type <code>$</code> for references: <code>$Input{'{field}'}</code>, <code>$Step{'{tag}{path}'}</code>, <code>$Secret{'{key}'}</code>…</p>
@@ -319,6 +325,14 @@ function SequenceInspector({ tag }: { tag: string }) {
           <Field label="Skip if" hint="the whole sequence" issues={issuesFor('skip_if')}>
             <CodeField value={seq.skip_if ?? ''} onChange={(t) => update({ skip_if: t || undefined })} context={ctx} placeholder="$Input{skipTests} == true" />
           </Field>
+          <Field label="Group" hint="at most options.groups.<group>.max_concurrency at once" issues={issuesFor('group')}>
+            <input list="inspector-groups" value={seq.group ?? ''} onChange={(e) => update({ group: e.target.value || undefined })} data-testid="field-seq-group" />
+            <datalist id="inspector-groups">
+              {Object.keys(spec.options.groups ?? {}).map((g) => (
+                <option key={g} value={g} />
+              ))}
+            </datalist>
+          </Field>
         </Section>
         <Section title="Parents" badge={issuesFor('parents').length + issuesFor('level').length}>
           <p className="help">Runs when all its parents have finished (skipped parents count as finished).</p>
@@ -416,6 +430,9 @@ function WorkflowInspector() {
                 </option>
               ))}
             </select>
+          </Field>
+          <Field label="Groups" hint='{"deploy": {"max_concurrency": 2}}'>
+            <JsonField value={options.groups ?? {}} onCommit={(v) => setOption({ groups: v as NonNullable<WorkflowSpec['options']['groups']> }, 'opt-groups')} context={ctx} rows={3} testId="field-wf-groups" />
           </Field>
           <FieldIssues issues={issues('options')} />
         </Section>

@@ -39,6 +39,8 @@ export const REFERENCES: readonly { name: string; detail: string }[] = [
   { name: 'Secret', detail: 'secret (never logged)' },
   { name: 'Run', detail: 'run info' },
   { name: 'Now', detail: 'current time (ISO 8601)' },
+  { name: 'Item', detail: "the loop's current item (FOREACH body)" },
+  { name: 'Index', detail: "the loop's current index (FOREACH body)" },
 ];
 
 // Mirrors runtime/expressions/_operators.py OPERATORS (name and usage).
@@ -112,7 +114,7 @@ export function complete(text: string, caret: number, ctx: CompletionContext): C
   const name = /^\$([A-Za-z]*)$/.exec(token);
   if (name) {
     const items: Suggestion[] = [
-      ...REFERENCES.map((r) => ({ label: `$${r.name}`, insert: r.name === 'Now' ? '$Now' : `$${r.name}{`, detail: r.detail })),
+      ...REFERENCES.map((r) => ({ label: `$${r.name}`, insert: r.name === 'Now' || r.name === 'Index' ? `$${r.name}` : `$${r.name}{`, detail: r.detail })),
       ...OPERATORS.map((o) => ({ label: `$${o.name}`, insert: `$${o.name}(`, detail: o.detail })),
     ];
     return { from: dollar, to: caret, items: filterPrefix(items, `$${name[1]}`) };

@@ -24,6 +24,11 @@ export function eventBadges(event: EventSpec): { label: string; title: string; t
   if (event.allow_fail) out.push({ label: 'may fail', title: 'allow_fail: the run goes on if it fails', tone: 'soft' });
   if (event.critical) out.push({ label: 'critical', title: 'critical (rolled back first)', tone: 'strong' });
   if (event.rollback) out.push({ label: '⟲', title: `rollback: ${event.rollback.event}`, tone: '' });
+  if (event.type === 'FOREACH' && event.loop) {
+    const body = (event.loop.body ?? []).map((b) => b.tag || b.event);
+    out.push({ label: `×${body.length}`, title: `per item of ${event.loop.items}: ${body.join(' → ')}`, tone: '' });
+    if (event.loop.max_concurrency && event.loop.max_concurrency > 1) out.push({ label: `∥${event.loop.max_concurrency}`, title: `up to ${event.loop.max_concurrency} items at once`, tone: 'soft' });
+  }
   return out;
 }
 

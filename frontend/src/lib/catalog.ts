@@ -1,6 +1,7 @@
 // What the palette offers: the built-in event types and the product's component events.
 
-import { COMPONENT_KINDS, EVENT_TYPES, type EventSpec, type EventType, type JsonObject } from './spec';
+import { newLoop } from './loops';
+import { COMPONENT_KINDS, EVENT_TYPES, type EventSpec, type EventType, type JsonObject, type LoopSpec } from './spec';
 
 export interface EventTypeInfo {
   type: EventType;
@@ -28,6 +29,7 @@ const INFO: Record<EventType, { label: string; description: string; input?: Json
   SET_STATE: { label: 'Set state', description: 'Store a value in run state', event: 'set-state', input: { key: 'key', value: '' } },
   ROLLBACK: { label: 'Rollback', description: 'Trigger compensation', event: 'rollback', input: { reason: '' } },
   CODE: { label: 'Python code', description: 'Call package.module:function', event: 'package.module:function' },
+  FOREACH: { label: 'For each', description: 'Run steps once per item of a list', event: 'for-each' },
 };
 
 export const EVENT_TYPE_INFO: EventTypeInfo[] = EVENT_TYPES.map((type) => {
@@ -37,7 +39,12 @@ export const EVENT_TYPE_INFO: EventTypeInfo[] = EVENT_TYPES.map((type) => {
     label: info.label,
     description: info.description,
     group: COMPONENT_KINDS[type] ? 'components' : 'flow',
-    template: () => ({ type, event: info.event ?? type.toLowerCase(), input: { ...(info.input ?? {}) } }),
+    template: () => ({
+      type,
+      event: info.event ?? type.toLowerCase(),
+      input: { ...(info.input ?? {}) },
+      ...(type === 'FOREACH' ? { loop: newLoop() as unknown as LoopSpec } : {}),
+    }),
   };
 });
 

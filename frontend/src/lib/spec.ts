@@ -21,6 +21,7 @@ export const EVENT_TYPES = [
   'ROLLBACK',
   'CODE',
   'GRAPH',
+  'FOREACH',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -66,6 +67,14 @@ export interface EventSpec {
   condition?: string | null;
   rollback?: RollbackSpec | null;
   description?: string;
+  /** FOREACH: the list (an expression), the body run per item, iterations at once. */
+  loop?: LoopSpec | null;
+}
+
+export interface LoopSpec {
+  items: string;
+  body: EventSpec[];
+  max_concurrency?: number | null;
 }
 
 export interface SequenceSpec {
@@ -75,6 +84,8 @@ export interface SequenceSpec {
   events: EventSpec[];
   skip_if?: string | null;
   description?: string;
+  /** A group of sequences whose concurrency options.groups bounds. */
+  group?: string | null;
 }
 
 export type RollbackStrategy = 'reverse_all' | 'critical_only' | 'to_checkpoint' | 'none';
@@ -83,6 +94,7 @@ export interface WorkflowOptions {
   timeout?: Duration | null;
   rollback_strategy?: RollbackStrategy;
   max_concurrency?: number | null;
+  groups?: Record<string, { max_concurrency: number }>;
 }
 
 export interface Point {
@@ -205,7 +217,12 @@ export function uniqueTag(base: string, taken: ReadonlySet<string>): string {
 
 export function allStepTags(spec: WorkflowSpec): Set<string> {
   const tags = new Set<string>();
-  for (const seq of spec.sequences) for (const ev of seq.events) tags.add(stepTag(ev));
+  for (const seq of spec.sequences) {
+    for (const ev of seq.events) {
+      tags.add(stepTag(ev));
+      for (const body of ev.loop?.body ?? []) tags.add(stepTag(body));
+    }
+  }
   return tags;
 }
 

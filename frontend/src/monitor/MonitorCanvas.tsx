@@ -19,6 +19,7 @@ import { memo, useMemo } from 'react';
 
 import { CARD_WIDTH, cardHeight, nodePositions } from '../lib/layout';
 import { computeLevels } from '../lib/levels';
+import { bodyTags, iterationStates, iterationSummary, type IterationState } from '../lib/loops';
 import { stepTag, type SequenceSpec, type WorkflowSpec } from '../lib/spec';
 import { durationMs, formatDuration, stepLabel, type RunView, type StepView } from './model';
 
@@ -26,6 +27,8 @@ type CardData = {
   seq: SequenceSpec;
   status: string;
   steps: (StepView | undefined)[];
+  /** For each FOREACH row (by index): the state of each of its iterations. */
+  iterations: (IterationState[] | undefined)[];
   horizontal: boolean;
   selected: string | null;
   now: number;
@@ -35,7 +38,7 @@ type CardData = {
 type CardNode = Node<CardData, 'monitorSequence'>;
 
 function Card({ data }: NodeProps<CardNode>) {
-  const { seq, status, steps, horizontal, selected, now, onSelect } = data;
+  const { seq, status, steps, iterations, horizontal, selected, now, onSelect } = data;
   return (
     <div className={`seq-card mon-card seq-${status || 'pending'}`} data-testid={`mon-seq-${seq.tag}`} data-status={status || 'pending'}>
       <Handle type="target" position={horizontal ? Position.Left : Position.Top} className="seq-handle" isConnectable={false} />
@@ -49,6 +52,7 @@ function Card({ data }: NodeProps<CardNode>) {
           const step = steps[i];
           const st = step?.status ?? 'pending';
           const ms = step ? durationMs(step.startedAt, step.finishedAt, now) : null;
+          const loop = iterations[i];
           return (
             <div
               key={`${i}:${tag}`}
@@ -65,8 +69,9 @@ function Card({ data }: NodeProps<CardNode>) {
               <span className={`status-dot status-${st}`} />
               <span className="event-text">
                 <span className="event-tag">{tag}</span>
-                <span className="event-sub">{step ? stepLabel(step) : 'pending'}</span>
+                <span className="event-sub">{loop ? iterationSummary(loop) : step ? stepLabel(step) : 'pending'}</span>
               </span>
+              {loop ? <IterationStrip tag={tag} states={loop} /> : null}
               <span className="mon-step-meta">
                 {ms !== null && st !== 'pending' && st !== 'skipped' ? <span>{formatDuration(ms)}</span> : null}
                 {step && step.attempt > 1 ? <span className="mini-badge">×{step.attempt}</span> : null}
@@ -77,6 +82,22 @@ function Card({ data }: NodeProps<CardNode>) {
       </div>
       <Handle type="source" position={horizontal ? Position.Right : Position.Bottom} className="seq-handle" isConnectable={false} />
     </div>
+  );
+}
+
+// Past this many iterations the strip shows the first ones and a count of the rest.
+const STRIP_MAX = 60;
+
+/** One small cell per iteration of a loop, coloured by its state (hover: index and state). */
+function IterationStrip({ tag, states }: { tag: string; states: IterationState[] }) {
+  const shown = states.slice(0, STRIP_MAX);
+  return (
+    <span className="iteration-strip" data-testid={`mon-iterations-${tag}`} data-count={states.length}>
+      {shown.map((s, i) => (
+        <span key={i} className={`iteration status-${s}`} data-status={s} title={`${tag}[${i}]: ${s}`} />
+      ))}
+      {states.length > STRIP_MAX ? <span className="iteration-more">+{states.length - STRIP_MAX}</span> : null}
+    </span>
   );
 }
 
@@ -106,6 +127,9 @@ function CanvasInner({ spec, view, selected, now, onSelect }: MonitorCanvasProps
           seq,
           status: view.sequences[seq.tag] ?? '',
           steps: seq.events.map((e) => view.steps[stepTag(e)]),
+          iterations: seq.events.map((e) =>
+            e.type === 'FOREACH' ? iterationStates(stepTag(e), bodyTags(e), view.steps, view.sequences, view.steps[stepTag(e)]?.iterations) : undefined,
+          ),
           horizontal: spec.layout.direction === 'LR',
           selected,
           now,

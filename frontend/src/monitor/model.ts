@@ -46,6 +46,8 @@ export interface StepView {
   attempts: Attempt[];
   waitingFor: string;
   rollback: string;
+  /** A FOREACH step: how many iterations its list gave (undefined until it started them). */
+  iterations?: number;
 }
 
 export interface LogLine {
@@ -204,6 +206,8 @@ export function applySnapshot(view: RunView, raw: unknown): RunView {
       attempts: parseAttempts(s.attempts),
       rollback: asText(s.rollback_status),
     };
+    const loop = isRecord(s.wait) && isRecord(s.wait.loop) ? s.wait.loop : null;
+    if (loop) steps[tag] = { ...steps[tag]!, iterations: asNumber(loop.n, 0) };
   }
   const sequences = { ...view.sequences };
   for (const s of Array.isArray(raw.sequences) ? raw.sequences.filter(isRecord) : []) {
@@ -321,8 +325,9 @@ export function applyEntry(view: RunView, entry: Entry): RunView {
       break;
     case 'step_waiting': {
       const signals = Array.isArray(d.signals) ? d.signals.map((x) => asText(x)).join(', ') : '';
-      const waitingFor = signals ? `signal ${signals}` : d.child !== undefined ? `child run ${asText(d.child)}` : d.until ? `until ${asText(d.until)}` : '';
-      next = updateStep(next, entry.step, (s) => ({ ...s, status: 'waiting', waitingFor }));
+      const loop = isRecord(d.loop) ? asNumber(d.loop.iterations, 0) : null;
+      const waitingFor = loop !== null ? `${loop} iterations` : signals ? `signal ${signals}` : d.child !== undefined ? `child run ${asText(d.child)}` : d.until ? `until ${asText(d.until)}` : '';
+      next = updateStep(next, entry.step, (s) => ({ ...s, status: 'waiting', waitingFor, ...(loop !== null ? { iterations: loop } : {}) }));
       break;
     }
     case 'step_rolled_back':

@@ -136,6 +136,34 @@ class RunRecords:
         """Set columns of a StepRun."""
         StepRun.objects.filter(pk=step_id).update(**values)
 
+    # ---- loops (runtime.engine.loops): point lookups, so a loop's cost per iteration
+    # does not grow with its number of items
+
+    def step_wait(self, run_id: int, tag: str) -> tuple[int, dict[str, Any]] | None:
+        """``(id, wait)`` of step ``tag`` of the run."""
+        row = StepRun.objects.filter(run_id=run_id, tag=tag).values_list("id", "wait").first()
+        return None if row is None else (int(row[0]), row[1] or {})
+
+    def step_input(self, run_id: int, tag: str) -> Any:
+        """The input step ``tag`` of the run was started with, as stored."""
+        return (
+            StepRun.objects.filter(run_id=run_id, tag=tag).values_list("input", flat=True).first()
+        )
+
+    def iteration_ids(self, run_id: int, loop_tag: str, *, status: str) -> dict[int, int]:
+        """``{index: sequence id}`` of the loop's iterations (``loop[i]``) in ``status``: a
+        range of the (run, tag) index (``[`` and the character after it, ``\\``)."""
+        rows = SequenceRun.objects.filter(
+            run_id=run_id, tag__gte=f"{loop_tag}[", tag__lt=f"{loop_tag}\\", status=status
+        ).values_list("tag", "id")
+        return {int(tag[len(loop_tag) + 1 : -1]): int(pk) for tag, pk in rows}
+
+    def sequence_id(self, run_id: int, tag: str) -> int | None:
+        """The id of sequence ``tag`` of the run."""
+        return (
+            SequenceRun.objects.filter(run_id=run_id, tag=tag).values_list("id", flat=True).first()
+        )
+
     def rollback_errors(self, run_id: int, tags: list[str]) -> dict[str, str]:
         """The message of each failed rollback of ``tags``."""
         details = StepRun.objects.filter(run_id=run_id, tag__in=tags).values(

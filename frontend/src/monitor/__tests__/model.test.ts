@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
+import { bodyTags, iterationStates } from '../../lib/loops';
 import { parseSpec } from '../../lib/spec';
 import { applyEntries, applyEntry, applySnapshot, compareRuns, emptyRun, formatDuration, stepLabel, timeline, type Entry } from '../model';
 
@@ -143,5 +144,37 @@ describe('the run model', () => {
     expect(formatDuration(1500)).toBe('1.50 s');
     expect(formatDuration(125_000)).toBe('2 min 5 s');
     expect(formatDuration(null)).toBe('');
+  });
+
+  it('follows a loop iteration by iteration, from the journal or a snapshot', () => {
+    seq = 0;
+    const loopSpec = parseSpec({
+      sequences: [{ tag: 'main', events: [{ type: 'FOREACH', event: 'each', tag: 'each', loop: { items: '$Input{items}', body: [{ type: 'CODE', event: 'x:a', tag: 'work' }] } }] }],
+    });
+    const loop = loopSpec.sequences[0]!.events[0]!;
+    let view = applyEntries(emptyRun(1, loopSpec), [
+      e('step_started', 'each', { attempt: 1 }),
+      e('step_waiting', 'each', { loop: { iterations: 3, max_concurrency: 2 } }),
+      e('sequence_started', 'each[0]', { index: 0 }),
+      e('sequence_started', 'each[1]', { index: 1 }),
+      e('step_started', 'work[0]', { attempt: 1 }),
+      e('step_completed', 'work[0]', { attempt: 1, output: 1 }),
+      e('sequence_completed', 'each[0]'),
+      e('step_started', 'work[1]', { attempt: 1 }),
+    ]);
+    expect(view.steps.each!.iterations).toBe(3);
+    expect(stepLabel(view.steps.each!)).toBe('waiting: 3 iterations');
+    const states = (v: typeof view) => iterationStates('each', bodyTags(loop), v.steps, v.sequences, v.steps.each!.iterations);
+    expect(states(view)).toEqual(['completed', 'running', 'pending']);
+    view = applySnapshot(emptyRun(1, loopSpec), {
+      status: 'running',
+      steps: [
+        { tag: 'each', sequence: 'main', status: 'waiting', wait: { loop: { n: 4, items: [1, 2, 3, 4] } } },
+        { tag: 'work[0]', sequence: 'each[0]', status: 'completed' },
+        { tag: 'work[1]', sequence: 'each[1]', status: 'failed' },
+      ],
+      sequences: [{ tag: 'main', status: 'waiting' }, { tag: 'each[0]', status: 'completed' }, { tag: 'each[1]', status: 'failed' }],
+    });
+    expect(states(view)).toEqual(['completed', 'failed', 'pending', 'pending']);
   });
 });
