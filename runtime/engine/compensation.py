@@ -18,7 +18,7 @@ from runtime.engine.decisions import (
     compensation_targets,
     run_end_status,
 )
-from runtime.engine.finishing import after_run_end, append_entries
+from runtime.engine.finishing import after_run_end, append_entries, close_unfinished, end_why
 from runtime.engine.queue import enqueue
 from runtime.engine.runner import call_bounded
 from runtime.engine.state import LeaseLost, StepState, error_json, new_token
@@ -215,7 +215,7 @@ class Compensator:
                         st.id, status="completed", output=output, finished_at=now
                     )
                     entries.append(("step_completed", st.tag, {"output": output}))
-            self.store.cancel_unfinished(run.pk, now)
+            entries.extend(close_unfinished(run.pk, now, end_why(status, error)))
             kind = {
                 "failed": "run_failed",
                 "rolled_back": "run_rolled_back",
