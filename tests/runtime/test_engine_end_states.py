@@ -117,7 +117,11 @@ def test_a_completed_run_with_skipped_work_tells_it_all_in_the_journal(
 def test_a_rolled_back_run_journals_the_steps_it_never_ran(
     product: Product, env_dev: Environment, side_effects: Any
 ) -> None:
-    undo = {"type": "CODE", "event": "tests.runtime.steps:record"}
+    undo = {
+        "type": "CODE",
+        "event": "tests.runtime.steps:record",
+        "input": {"undo": "$Step{a}{sum}"},
+    }
     body = spec(
         seq("m", code("add", tag="a", rollback=undo), code("boom", tag="b"), code("add", tag="c")),
         seq("side", {"type": "WAIT_SIGNAL", "event": "go", "tag": "wait"}),
@@ -139,6 +143,10 @@ def test_a_rolled_back_run_journals_the_steps_it_never_ran(
     assert whys(run, "step_not_run")["c"].startswith("the run ended rolled_back")
     assert "boom" in whys(run, "step_not_run")["c"]
     assert "(failed)" in whys(run, "sequence_cancelled")["side"]
+    # The rollback call's own input and output are journaled (the monitor shows them).
+    (undone,) = [e["data"] for e in journal_of(run) if e["kind"] == "step_rolled_back"]
+    assert undone["input"] == {"undo": 0}
+    assert undone["output"] == {"step": "a", "input": {"undo": 0}}
     # The final entries come with (before) the run's end, in one transaction.
     kinds = [e["kind"] for e in journal_of(run)]
     assert kinds[-1] == "run_rolled_back"

@@ -53,9 +53,40 @@ export function applyRunEntry(list: RunSummary[], raw: Record<string, unknown>, 
     startedAt: entry.at,
     finishedAt: '',
     lastSeq: entry.seq,
+    origin: typeof data.origin === 'number' ? data.origin : null,
     originKind: typeof data.origin_kind === 'string' ? data.origin_kind : '',
   };
   return [fresh, ...list].sort((a, b) => b.id - a.id);
+}
+
+/** Lineage both ways in a row: the run it was made from, and the listed runs made from it. */
+function RunLineage({ run, list, product }: { run: RunSummary; list: RunSummary[]; product: string }) {
+  const derived = list.filter((x) => x.origin === run.id);
+  if (!run.origin && !run.originKind && !derived.length) return null;
+  return (
+    <span className="muted small">
+      {run.origin ? (
+        <>
+          {' '}
+          {run.originKind || 'derived'} of{' '}
+          <a className="link" href={`/p/${product}/runs/${run.origin}/`} data-testid={`run-origin-${run.id}`}>
+            #{run.origin}
+          </a>
+        </>
+      ) : run.originKind ? (
+        ` ${run.originKind}`
+      ) : null}
+      {derived.length ? ' → ' : null}
+      {derived.map((d, i) => (
+        <span key={d.id}>
+          {i ? ', ' : ''}
+          <a className="link" href={`/p/${product}/runs/${d.id}/`} data-testid={`run-derived-${run.id}-${d.id}`}>
+            #{d.id}
+          </a>
+        </span>
+      ))}
+    </span>
+  );
 }
 
 export function RunsPage() {
@@ -221,7 +252,7 @@ export function RunsPage() {
                   <a className="row-link" href={`/p/${product.slug}/runs/${r.id}/`}>
                     #{r.id}
                   </a>
-                  {r.originKind ? <span className="muted small"> {r.originKind}</span> : null}
+                  <RunLineage run={r} list={list} product={product.slug} />
                 </td>
                 <td>
                   <span className={`badge run-${r.status}`}>{r.status}</span>
