@@ -7,6 +7,9 @@ import { durationMs, formatDuration, stepLabel, type RunView } from './model';
 import { JsonBlock, rec } from './Panels';
 import type { RunDetail } from './runsApi';
 
+// An attempt the run's end cut short has no status of its own: it shares its step's.
+const ENDED = new Set(['cancelled', 'not_run']);
+
 const ROLLBACK_LABEL: Record<string, string> = {
   completed: 'rolled back',
   rolled_back: 'rolled back',
@@ -97,7 +100,7 @@ export function StepInspector({ view, tag, detail, now }: { view: RunView; tag: 
           {attempts.map((a, i) => (
             <tr key={i}>
               <td>#{String(a.n ?? i + 1)}</td>
-              <td>{String(a.status ?? '')}</td>
+              <td>{String(a.status ?? '') || (i === attempts.length - 1 && !a.finished_at && ENDED.has(step.status) ? step.status : '')}</td>
               <td>{formatDuration(durationMs(typeof a.started_at === 'string' ? a.started_at : null, typeof a.finished_at === 'string' ? a.finished_at : null, now))}</td>
               <td className="mono small">{a.error ? JSON.stringify(a.error).slice(0, 120) : ''}</td>
             </tr>
