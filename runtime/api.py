@@ -247,8 +247,6 @@ def _int(value: Any, field: str, default: int) -> int:
 def _reason(body: dict[str, Any]) -> str:
     """The optional ``reason`` of an action: a string of at most REASON_MAX characters."""
     reason = body.pop("reason", "")
-    if reason is None:
-        return ""
     if not isinstance(reason, str):
         raise RunRefused("reason must be a string", field="reason")
     if len(reason) > REASON_MAX:

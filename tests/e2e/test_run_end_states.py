@@ -322,6 +322,14 @@ def test_a_designer_sees_no_action_on_a_production_run_and_is_told_why(
     page.goto(f"/p/acme/runs/{dev_run}/")
     expect(page.get_by_test_id("action-cancel")).to_be_visible(timeout=15_000)
     expect(page.get_by_test_id("action-replay")).to_be_visible()
+    # Nor is she offered to start a run in production: the form says why instead.
+    page.goto("/p/acme/w/flaky-end/runs/")
+    page.get_by_test_id("start-run").click()
+    page.get_by_test_id("start-env").select_option("prd")
+    expect(page.get_by_test_id("start-why")).to_contain_text("production environment")
+    expect(page.get_by_test_id("start-form")).to_have_count(0)
+    page.get_by_test_id("start-env").select_option("dev")
+    expect(page.get_by_test_id("start-form")).to_be_visible()
     # A page the role forbids says why, instead of a bare "403".
     response = page.goto("/p/acme/audit/")
     assert response is not None and response.status == 403

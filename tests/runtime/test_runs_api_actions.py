@@ -120,6 +120,7 @@ def test_an_action_without_a_reason_is_audited_without_one(api: APIClient, workf
     ("action", "body"),
     [
         ("cancel", {"reason": 5}),
+        ("cancel", {"reason": None}),
         ("replay", {"reason": ["x"]}),
         ("restart", {"reason": "x" * 1001}),
         ("fork", {"step": "wait", "reason": {"a": 1}}),

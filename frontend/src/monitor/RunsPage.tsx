@@ -96,6 +96,7 @@ export function RunsPage() {
   const tag = boot.workflow!.tag;
   const runsApi = useMemo(() => new RunsApi(api), [api]);
   const canOperate = roleAtLeast(product.role, 'operator') || boot.user.isSuperuser;
+  const isAdmin = roleAtLeast(product.role, 'admin') || boot.user.isSuperuser;
 
   const [envs, setEnvs] = useState<Environment[]>([]);
   const [env, setEnv] = useState(() => new URLSearchParams(window.location.search).get('env') ?? '');
@@ -209,7 +210,16 @@ export function RunsPage() {
                 ))}
               </select>
             </label>
-            {spec ? <SchemaForm schema={spec.input} submitLabel="Start" busy={busy} testId="start-form" onSubmit={(input) => void start(input)} /> : <p className="muted">Loading the input schema…</p>}
+            {envs.find((e) => e.slug === env)?.isProduction && !isAdmin ? (
+              // The server would refuse it (the prd rule): say so instead of offering it.
+              <p className="muted" data-testid="start-why">
+                Starting runs in a production environment needs the admin role (you are {product.role}).
+              </p>
+            ) : spec ? (
+              <SchemaForm schema={spec.input} submitLabel="Start" busy={busy} testId="start-form" onSubmit={(input) => void start(input)} />
+            ) : (
+              <p className="muted">Loading the input schema…</p>
+            )}
           </section>
         ) : null}
         <div className="filters" data-testid="runs-filters">
