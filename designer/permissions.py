@@ -50,9 +50,18 @@ def require_role(
     if role is None:
         raise Http404("No such product.")
     if environment is not None and environment.is_production and needed == Role.OPERATOR:
+        if ROLE_RANK[role] < ROLE_RANK[Role.ADMIN]:
+            # Say why: the user has the role that acts elsewhere, but not here.
+            raise PermissionDenied(
+                f"{environment.name} is a production environment: acting on its runs needs "
+                f"the admin role (you are {role.label.lower()})."
+            )
         needed = Role.ADMIN
     if ROLE_RANK[role] < ROLE_RANK[needed]:
-        raise PermissionDenied(f"This needs the {needed.label.lower()} role in this product.")
+        raise PermissionDenied(
+            f"This needs the {needed.label.lower()} role in this product "
+            f"(you are {role.label.lower()})."
+        )
     return role
 
 

@@ -104,23 +104,40 @@ class RunStartIn(Strict):
     )
 
 
+REASON_HELP = "Why (optional): kept in the audit log and journaled on the run."
+REASON_MAX = 1000
+
+
+def reason_field() -> serializers.CharField:
+    return serializers.CharField(
+        required=False, allow_blank=True, max_length=REASON_MAX, help_text=REASON_HELP
+    )
+
+
 class RunCancelIn(Strict):
-    reason = serializers.CharField(required=False, allow_blank=True)
+    reason = reason_field()
+
+
+class RunReplayIn(Strict):
+    reason = reason_field()
 
 
 class RunRestartIn(Strict):
     input = serializers.DictField(required=False, allow_null=True)
     merge = serializers.BooleanField(required=False, help_text="Merge into the old input.")
+    reason = reason_field()
 
 
 class RunResumeIn(Strict):
     skip = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
     checkpoint = serializers.CharField(required=False, allow_null=True)
+    reason = reason_field()
 
 
 class RunForkIn(Strict):
     step = serializers.CharField(help_text="The tag of the step to replay from.")
     outputs = serializers.DictField(required=False, allow_null=True)
+    reason = reason_field()
 
 
 # Response bodies as the schema shows them (the views build them with run_json & co.).
@@ -172,6 +189,9 @@ class RunDetailOut(RunOut):
     journal_next = serializers.IntegerField(
         allow_null=True, help_text="after_seq for the next journal page; null: no more."
     )
+    actions = serializers.DictField(
+        help_text="{allowed, why}: whether the asking user may act on this run, and why not."
+    )
 
 
 class JournalOut(serializers.Serializer[Any]):
@@ -222,6 +242,25 @@ def _int(value: Any, field: str, default: int) -> int:
     if number > 2**62:  # beyond a database integer: no such entry, and no 500 either
         raise RunRefused(f"{field} is too large", field=field)
     return number
+
+
+def _reason(body: dict[str, Any]) -> str:
+    """The optional ``reason`` of an action: a string of at most REASON_MAX characters."""
+    reason = body.pop("reason", "")
+    if not isinstance(reason, str):
+        raise RunRefused("reason must be a string", field="reason")
+    if len(reason) > REASON_MAX:
+        raise RunRefused(f"reason is longer than {REASON_MAX} characters", field="reason")
+    return reason.strip()
+
+
+def _derived(request: Request, action: str, run: Run, new: Run, body: dict[str, Any]) -> None:
+    """Inside the action's transaction: the audit entry of an action that made ``new``
+    from ``run``, and the note (with the reason, if any) journaled on both runs."""
+    reason = _reason(body)
+    details = {**body, "reason": reason} if reason else body
+    run_action_audit(actor=request.user, action=action, run=new, origin=run, details=details)
+    services.run_action_note(run=run, new=new, action=action, reason=reason, user=request.user)
 
 
 def _string_list(value: Any, field: str) -> list[str]:
@@ -368,6 +407,7 @@ class RunDetailApi(ApiView):
         data["journal_next"] = (
             journal[-1]["seq"] if journal and journal[-1]["seq"] < run.last_seq else None
         )
+        data["actions"] = selectors.run_actions_allowed(user=request.user, run=run)
         return Response(data)
 
 
@@ -417,9 +457,7 @@ class RunCancelApi(ApiView):
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
-        reason = _body(request, RunCancelIn().fields).get("reason", "")
-        if not isinstance(reason, str):
-            raise RunRefused("reason must be a string", field="reason")
+        reason = _reason(_body(request, RunCancelIn().fields))
         with transaction.atomic():
             run = services.run_cancel(run=run, user=request.user, reason=reason)
             run_action_audit(
@@ -447,17 +485,13 @@ class RunQueryApi(ApiView):
 
 
 class RunReplayApi(ApiView):
-    @extend_schema(
-        operation_id="runs_replay",
-        request={"application/json": EMPTY_BODY},
-        responses={202: RunOut},
-    )
+    @extend_schema(operation_id="runs_replay", request=RunReplayIn, responses={202: RunOut})
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
-        _body(request, ())  # no fields; ``null`` or a list is refused like anywhere else
+        body = _body(request, RunReplayIn().fields)  # ``null`` or a list is refused
         with transaction.atomic():
             new = services.run_replay(run=run, user=request.user)
-            run_action_audit(actor=request.user, action="run.replay", run=new, origin=run)
+            _derived(request, "run.replay", run, new, body)
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 
@@ -472,6 +506,7 @@ class RunRestartApi(ApiView):
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         body = _body(request, RunRestartIn().fields)
+        _reason(dict(body))  # checked before anything is made
         merge = body.get("merge", True)
         if not isinstance(merge, bool):
             raise RunRefused("merge must be true or false", field="merge")
@@ -479,9 +514,7 @@ class RunRestartApi(ApiView):
             new = services.run_restart(
                 run=run, input=body.get("input"), merge=merge, user=request.user
             )
-            run_action_audit(
-                actor=request.user, action="run.restart", run=new, origin=run, details=body
-            )
+            _derived(request, "run.restart", run, new, body)
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 
@@ -496,15 +529,14 @@ class RunResumeApi(ApiView):
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         body = _body(request, RunResumeIn().fields)
+        _reason(dict(body))
         checkpoint = body.get("checkpoint")
         if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint):
             raise RunRefused("checkpoint must be a checkpoint name", field="checkpoint")
         skip = _string_list(body.get("skip"), "skip")
         with transaction.atomic():
             new = services.run_resume(run=run, skip=skip, checkpoint=checkpoint, user=request.user)
-            run_action_audit(
-                actor=request.user, action="run.resume", run=new, origin=run, details=body
-            )
+            _derived(request, "run.resume", run, new, body)
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 
@@ -515,6 +547,7 @@ class RunForkApi(ApiView):
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_for(user=request.user, run_id=run_id, role=Role.OPERATOR)
         body = _body(request, RunForkIn().fields)
+        _reason(dict(body))
         step = body.get("step")
         if not isinstance(step, str) or not step:
             raise RunRefused("step is required: the tag of the step to replay from", field="step")
@@ -523,9 +556,7 @@ class RunForkApi(ApiView):
             raise RunRefused("outputs must map step tags to outputs", field="outputs")
         with transaction.atomic():
             new = services.run_fork(run=run, step=step, outputs=outputs, user=request.user)
-            run_action_audit(
-                actor=request.user, action="run.fork", run=new, origin=run, details=body
-            )
+            _derived(request, "run.fork", run, new, body)
         return Response(run_json(new), status=status.HTTP_202_ACCEPTED)
 
 

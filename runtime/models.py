@@ -46,6 +46,8 @@ class StepStatus(models.TextChoices):
     SKIPPED = "skipped"
     ROLLED_BACK = "rolled_back"
     CANCELLED = "cancelled"
+    # Never started: the run ended first (a cancelled step had started).
+    NOT_RUN = "not_run"
 
 
 RUN_ACTIVE = ["pending", "running", "waiting"]

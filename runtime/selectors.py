@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils.dateparse import parse_datetime
+from rest_framework.exceptions import PermissionDenied
 
 from designer.models import Environment, Product, Role, Workflow
 from designer.permissions import require_role, visible_products
@@ -37,6 +38,17 @@ def run_for(*, user: Any, run_id: Any, role: Role = Role.VIEWER) -> Run:
     environment = run.environment if role != Role.VIEWER else None
     require_role(user, run.workflow.product, role, environment=environment)
     return run
+
+
+def run_actions_allowed(*, user: Any, run: Run) -> dict[str, Any]:
+    """Whether ``user`` may act on ``run`` (cancel, signal, replay, restart, resume, fork)
+    and, when not, why (the same check the actions make: operator, admin in production),
+    so a page offers only what the server would accept."""
+    try:
+        require_role(user, run.workflow.product, Role.OPERATOR, environment=run.environment)
+    except PermissionDenied as exc:
+        return {"allowed": False, "why": str(exc.detail)}
+    return {"allowed": True, "why": ""}
 
 
 def workflow_for(*, user: Any, ref: Any) -> Workflow:

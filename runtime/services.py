@@ -103,6 +103,36 @@ def run_cancel(*, run: Run, user: Any = None, reason: str = "") -> Run:
     return run
 
 
+ACTION_VERBS = {
+    "run.replay": "replayed",
+    "run.restart": "restarted",
+    "run.resume": "resumed",
+    "run.fork": "forked",
+}
+
+
+def run_action_note(*, run: Run, new: Run, action: str, reason: str, user: Any = None) -> None:
+    """Journal on both runs that ``new`` was made from ``run`` by an operator action, by
+    whom and why (inside the action's transaction): the lineage and the reason are read
+    where the runs are watched, not only in the audit log."""
+    by = getattr(user, "username", None)
+    verb = ACTION_VERBS.get(action, action)
+    why = f": {reason}" if reason else ""
+    common = {"level": "info", "by": by, "action": action, "reason": reason}
+    journal_append(
+        run,
+        "log",
+        data={**common, "message": f"{verb} as run {new.pk} by {by or 'someone'}{why}",
+              "derived_run": new.pk},
+    )  # fmt: skip
+    journal_append(
+        new,
+        "log",
+        data={**common, "message": f"{verb} from run {run.pk} by {by or 'someone'}{why}",
+              "origin_run": run.pk},
+    )  # fmt: skip
+
+
 def run_scope(run: Run) -> DictScope:
     """The expression scope of a stored run (queries, output previews)."""
     rows = list(StepRun.objects.filter(run=run).values("tag", "sequence", "status", "output"))

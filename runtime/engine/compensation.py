@@ -18,11 +18,12 @@ from runtime.engine.decisions import (
     compensation_targets,
     run_end_status,
 )
-from runtime.engine.finishing import after_run_end, append_entries
+from runtime.engine.finishing import after_run_end, append_entries, close_unfinished, end_why
 from runtime.engine.queue import enqueue
 from runtime.engine.runner import call_bounded
-from runtime.engine.state import LeaseLost, StepState, error_json, new_token
+from runtime.engine.state import LeaseLost, StepState, error_json, json_bounded, new_token
 from runtime.engine.store import store
+from runtime.errors import StepError
 from runtime.journal import Entry, json_dumps
 from runtime.spec import EventType
 
@@ -57,6 +58,7 @@ class Compensator:
         self.token = token
         self.run = ctx.run
         self.store = store()
+        self.shown_input: Any = None
 
     def journal(self, entries: list[Entry], **run_values: Any) -> None:
         with transaction.atomic():
@@ -137,7 +139,8 @@ class Compensator:
                 self.store.update_step(
                     st.id, status="rolled_back", rollback_status="rolled_back", rollback_error=None
                 )
-                self.journal([("step_rolled_back", tag, {"attempt": attempt, "output": output})])
+                data = {"attempt": attempt, "input": self.shown_input, "output": output}
+                self.journal([("step_rolled_back", tag, data)])
             return True
 
     def park_retry(self, st: StepState, attempt: int, error: Any, delay_ms: int) -> None:
@@ -156,15 +159,24 @@ class Compensator:
         st.rollback_status = "failed"
         with transaction.atomic():
             self.store.update_step(st.id, rollback_status="failed", rollback_error=error)
-            data = {"attempt": attempt, "error": error, "final": True}
+            data = {"attempt": attempt, "error": error, "final": True, "input": self.shown_input}
             self.journal([("rollback_failed", st.tag, data)])
 
     def call(self, tag: str, rb: dict[str, Any], attempt: int) -> Any:
         self.ctx.enter(tag)  # a loop iteration's step: its $Item, $Index and body steps
         try:
-            resolved, _ = self.ctx.resolve_input(rb.get("input") or {}, rb.get("app"), rb["type"])
+            resolved, shown = self.ctx.resolve_input(
+                rb.get("input") or {}, rb.get("app"), rb["type"]
+            )
         finally:
             self.ctx.enter(None)
+        # What the monitor shows of this call: its input with secrets redacted, bounded
+        # (an input too large to show is no reason to fail the rollback).
+        try:
+            json_bounded(shown, limit_setting="TRELLIS_MAX_STEP_INPUT_BYTES", what="the input")
+            self.shown_input = shown
+        except StepError as exc:
+            self.shown_input = {"error": str(exc)}
         timeout_ms = rb.get("timeout_ms")
         timeout_s = timeout_ms / 1000 if timeout_ms else None
         call = connector_call(
@@ -222,7 +234,7 @@ class Compensator:
                         st.id, status="completed", output=output, finished_at=now
                     )
                     entries.append(("step_completed", st.tag, {"output": output}))
-            self.store.cancel_unfinished(run.pk, now)
+            entries.extend(close_unfinished(run.pk, now, end_why(status, error)))
             kind = {
                 "failed": "run_failed",
                 "rolled_back": "run_rolled_back",

@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 SEQUENCE_DONE = frozenset({"completed", "skipped"})
 # Sequences that occupy a concurrency slot (waiting ones hold no worker but are "in flight").
 SEQUENCE_ACTIVE = frozenset({"running", "waiting"})
-SEQUENCE_FINISHED = frozenset({"completed", "skipped", "failed", "cancelled"})
+SEQUENCE_FINISHED = frozenset({"completed", "skipped", "failed", "cancelled", "not_run"})
 STEP_FINISHED = frozenset({"completed", "failed", "failed_allowed", "skipped", "rolled_back"})
 
 # Retry delays shorter than this are slept inline by the worker; longer ones park the step.

@@ -42,6 +42,31 @@ def append_entries(
     )
 
 
+def close_unfinished(run_id: int, now: datetime, why: dict[str, Any]) -> list[Entry]:
+    """Inside the transaction that ends a run: every step and sequence that had not
+    finished gets its final status (``not_run`` if it never started, else ``cancelled``)
+    and a journal entry saying so and why, to be journaled with the run's end entry, so
+    the journal alone rebuilds what the monitor shows. Every way a run ends calls this
+    (the one-sequence fast path in :mod:`runtime.engine.sequence_end` has nothing open by
+    construction)."""
+    steps, sequences = store().close_unfinished(run_id, now)
+    entries: list[Entry] = []
+    for kind, closed in (("sequence", sequences), ("step", steps)):
+        for tag, was in closed:
+            status = "not_run" if was == "pending" else "cancelled"
+            entries.append((f"{kind}_{status}", tag, {"was": was, **why}))
+    return entries
+
+
+def end_why(status: str, error: Any) -> dict[str, Any]:
+    """Why what was still open when a run ended did not finish: the run's end and its
+    cause."""
+    why: dict[str, Any] = {"why": f"the run ended {status}"}
+    if isinstance(error, dict) and error.get("message"):
+        why["why"] += f": {str(error['message'])[:500]}"
+    return why
+
+
 def run_output(ctx: RunContext) -> Any:
     """The run's output: its output mapping resolved (a failure is the output's error)."""
     output: Any
@@ -65,9 +90,10 @@ def complete_run(ctx: RunContext) -> list[Entry]:
     """Every sequence is done: resolve the output mapping and end the run."""
     now = timezone.now()
     output = run_output(ctx)
+    entries = close_unfinished(ctx.run.pk, now, end_why("completed", None))
     store().end_run(ctx.run.pk, status="completed", now=now, output=output)
     ctx.run.status = "completed"
-    return [("run_completed", "", {"output": output})]
+    return [*entries, ("run_completed", "", {"output": output})]
 
 
 def after_run_end(run: Run) -> None:
@@ -103,10 +129,28 @@ def stop_run(
     whether the caller is the last one out (and then holds the run's finalize lease)."""
     db = store()
     db.set_stop_reason(run_id, reason, cause)
-    db.cancel_parked(run_id, timezone.now(), exclude_seq=seq_id)
+    closed = db.cancel_parked(run_id, timezone.now(), exclude_seq=seq_id)
+    if closed:
+        why = stop_why(reason, cause)
+        journal_ids([(f"sequence_{status}", tag, why) for tag, status in closed], run_id)
     if ctx is not None:
         ctx.stop_reason = ctx.stop_reason or reason
     return take_finalize(run_id, token or new_token(), exclude_seq=seq_id)
+
+
+def stop_why(reason: str, cause: dict[str, Any]) -> dict[str, Any]:
+    """Why a sequence stops while its run winds down."""
+    message = str(cause.get("message") or "")[:500]
+    return {"why": f"the run is stopping ({reason})" + (f": {message}" if message else "")}
+
+
+def journal_ids(entries: list[Entry], run_id: int) -> None:
+    """Journal entries of a run known by its id only, inside an open transaction."""
+    ids = Run.objects.filter(pk=run_id).values_list("workflow_id", "environment_id").first()
+    if ids is None:
+        return
+    last, _status, _stop = seq_allocate(run_id, len(entries))
+    journal_insert(run_id, ids[0], ids[1], last - len(entries) + 1, entries, timezone.now())
 
 
 def take_finalize(run_id: int, token: str, *, exclude_seq: int = 0) -> bool:
@@ -120,8 +164,9 @@ def run_end_broken(run: Run, cause: dict[str, Any]) -> None:
     """Inside a transaction (run locked): end ``run`` failed without compensating."""
     now = timezone.now()
     db = store()
-    db.cancel_unfinished(run.pk, now)
+    entries = close_unfinished(run.pk, now, end_why("failed", cause))
     db.end_run(run.pk, status="failed", now=now, error=cause)
-    append_entries(run, [("run_failed", "", {"error": cause, "rolled_back_steps": []})], now)
+    entries.append(("run_failed", "", {"error": cause, "rolled_back_steps": []}))
+    append_entries(run, entries, now)
     run.status = "failed"
     after_run_end(run)

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from runtime.engine import config
 from runtime.engine.compensation import run_finalize
-from runtime.engine.finishing import append_entries, run_end_broken, run_stop
+from runtime.engine.finishing import append_entries, run_end_broken, run_stop, stop_why
 from runtime.engine.queue import enqueue
 from runtime.engine.state import describe
 from runtime.engine.store import store
@@ -81,6 +81,8 @@ def run_task_failed(
             return count
         if seq_id is not None:
             db.release_sequence(seq_id, status="failed", finished_at=now)
+            tag = db.sequence_of(seq_id)[1]
+            append_entries(run, [("sequence_failed", tag, stop_why("failed", cause))], now)
         if run_stop(run_id=run_id, reason="failed", cause=cause):
             enqueue([(config.FINALIZE, (run_id,))])
     return count

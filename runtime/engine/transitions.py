@@ -25,7 +25,7 @@ from runtime.engine.decisions import (
     on_step_failure,
     run_activity,
 )
-from runtime.engine.finishing import stop_run, take_finalize
+from runtime.engine.finishing import stop_run, stop_why, take_finalize
 from runtime.engine.queue import enqueue
 from runtime.engine.runner import call_bounded
 from runtime.engine.state import (
@@ -322,6 +322,7 @@ class StepTransitions(StepCommitter):
         other sequence is running, compensate in this task."""
         pending = pending or Pending()
         last_out: list[bool] = []
+        pending.entries.append((f"sequence_{seq_status}", self.seq_tag, stop_why(reason, cause)))
 
         def decide() -> None:
             last_out.append(stop_run(self.run_id, reason, cause, self.ctx, self.token, self.seq_id))
@@ -337,12 +338,15 @@ class StepTransitions(StepCommitter):
     def stop_sequence(self) -> None:
         """The run is winding down: this sequence stops; the last one out compensates."""
         last_out: list[bool] = []
+        why = stop_why(self.ctx.stop_reason or "stopping", self.ctx.run.error or {})
+        pending = Pending()
+        pending.entries.append(("sequence_cancelled", self.seq_tag, why))
 
         def decide() -> None:
             last_out.append(take_finalize(self.run_id, self.token, exclude_seq=self.seq_id))
 
         self.commit(
-            Pending(),
+            pending,
             seq_values={"status": "cancelled", "finished_at": timezone.now()},
             release=True,
             after=decide,

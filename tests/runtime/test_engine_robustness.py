@@ -257,7 +257,12 @@ def test_a_dead_compensating_worker_counts_and_the_run_still_ends(
     run.refresh_from_db()
     assert run.status == "failed"
     assert "compensating this run stopped" in run.error["message"]
-    assert journal_kinds(run)[-2:] == [("task_failed", ""), ("run_failed", "")]
+    # The step the run never got to is journaled as not run, with the run's end.
+    assert journal_kinds(run)[-3:] == [
+        ("task_failed", ""),
+        ("step_not_run", "s"),
+        ("run_failed", ""),
+    ]
 
 
 def test_many_copies_of_a_large_value_in_one_input_are_refused_while_resolving(

@@ -227,7 +227,7 @@ def test_rollback_event_compensates_and_lists_steps(
     undo_step = StepRun.objects.get(run=run, tag="undo")
     assert undo_step.status == "completed"
     assert undo_step.output == {"rolled_back_steps": ["charge"]}
-    assert statuses(run)["never"] == "cancelled"
+    assert statuses(run)["never"] == "not_run"
 
 
 def test_set_state_checkpoint_and_logs(product: Product, env_dev: Environment) -> None:

@@ -53,9 +53,40 @@ export function applyRunEntry(list: RunSummary[], raw: Record<string, unknown>, 
     startedAt: entry.at,
     finishedAt: '',
     lastSeq: entry.seq,
+    origin: typeof data.origin === 'number' ? data.origin : null,
     originKind: typeof data.origin_kind === 'string' ? data.origin_kind : '',
   };
   return [fresh, ...list].sort((a, b) => b.id - a.id);
+}
+
+/** Lineage both ways in a row: the run it was made from, and the listed runs made from it. */
+function RunLineage({ run, list, product }: { run: RunSummary; list: RunSummary[]; product: string }) {
+  const derived = list.filter((x) => x.origin === run.id);
+  if (!run.origin && !run.originKind && !derived.length) return null;
+  return (
+    <span className="muted small">
+      {run.origin ? (
+        <>
+          {' '}
+          {run.originKind || 'derived'} of{' '}
+          <a className="link" href={`/p/${product}/runs/${run.origin}/`} data-testid={`run-origin-${run.id}`}>
+            #{run.origin}
+          </a>
+        </>
+      ) : run.originKind ? (
+        ` ${run.originKind}`
+      ) : null}
+      {derived.length ? ' → ' : null}
+      {derived.map((d, i) => (
+        <span key={d.id}>
+          {i ? ', ' : ''}
+          <a className="link" href={`/p/${product}/runs/${d.id}/`} data-testid={`run-derived-${run.id}-${d.id}`}>
+            #{d.id}
+          </a>
+        </span>
+      ))}
+    </span>
+  );
 }
 
 export function RunsPage() {
@@ -65,6 +96,7 @@ export function RunsPage() {
   const tag = boot.workflow!.tag;
   const runsApi = useMemo(() => new RunsApi(api), [api]);
   const canOperate = roleAtLeast(product.role, 'operator') || boot.user.isSuperuser;
+  const isAdmin = roleAtLeast(product.role, 'admin') || boot.user.isSuperuser;
 
   const [envs, setEnvs] = useState<Environment[]>([]);
   const [env, setEnv] = useState(() => new URLSearchParams(window.location.search).get('env') ?? '');
@@ -178,7 +210,16 @@ export function RunsPage() {
                 ))}
               </select>
             </label>
-            {spec ? <SchemaForm schema={spec.input} submitLabel="Start" busy={busy} testId="start-form" onSubmit={(input) => void start(input)} /> : <p className="muted">Loading the input schema…</p>}
+            {envs.find((e) => e.slug === env)?.isProduction && !isAdmin ? (
+              // The server would refuse it (the prd rule): say so instead of offering it.
+              <p className="muted" data-testid="start-why">
+                Starting runs in a production environment needs the admin role (you are {product.role}).
+              </p>
+            ) : spec ? (
+              <SchemaForm schema={spec.input} submitLabel="Start" busy={busy} testId="start-form" onSubmit={(input) => void start(input)} />
+            ) : (
+              <p className="muted">Loading the input schema…</p>
+            )}
           </section>
         ) : null}
         <div className="filters" data-testid="runs-filters">
@@ -221,7 +262,7 @@ export function RunsPage() {
                   <a className="row-link" href={`/p/${product.slug}/runs/${r.id}/`}>
                     #{r.id}
                   </a>
-                  {r.originKind ? <span className="muted small"> {r.originKind}</span> : null}
+                  <RunLineage run={r} list={list} product={product.slug} />
                 </td>
                 <td>
                   <span className={`badge run-${r.status}`}>{r.status}</span>

@@ -17,7 +17,8 @@ export type StepState =
   | 'failed_allowed'
   | 'skipped'
   | 'rolled_back'
-  | 'cancelled';
+  | 'cancelled'
+  | 'not_run';
 
 export type RunStatus = 'pending' | 'running' | 'waiting' | 'completed' | 'failed' | 'rolled_back' | 'cancelled';
 
@@ -48,6 +49,12 @@ export interface StepView {
   rollback: string;
   /** A FOREACH step: how many iterations its list gave (undefined until it started them). */
   iterations?: number;
+  /** The compensation call: its input and output (or error), from the journal. */
+  rollbackInput: Json;
+  rollbackOutput: Json;
+  rollbackError: Json;
+  /** Why a step ended without finishing (the run ended first), from the journal. */
+  why: string;
 }
 
 export interface LogLine {
@@ -106,6 +113,7 @@ const STEP_STATES: readonly string[] = [
   'skipped',
   'rolled_back',
   'cancelled',
+  'not_run',
 ];
 
 function stepState(value: unknown): StepState {
@@ -127,6 +135,10 @@ function blankStep(tag: string, sequence = '', maxAttempts = 0): StepView {
     attempts: [],
     waitingFor: '',
     rollback: '',
+    rollbackInput: null,
+    rollbackOutput: null,
+    rollbackError: null,
+    why: '',
   };
 }
 
@@ -331,14 +343,41 @@ export function applyEntry(view: RunView, entry: Entry): RunView {
       break;
     }
     case 'step_rolled_back':
-      next = updateStep(next, entry.step, (s) => ({ ...s, status: 'rolled_back', rollback: 'completed' }));
+      next = updateStep(next, entry.step, (s) => ({
+        ...s,
+        status: 'rolled_back',
+        rollback: 'completed',
+        rollbackInput: d.input === undefined ? s.rollbackInput : json(d.input),
+        rollbackOutput: json(d.output),
+        rollbackError: null,
+      }));
       break;
     case 'rollback_failed':
-      next = updateStep(next, entry.step, (s) => ({ ...s, rollback: 'failed', error: json(d.error ?? s.error) }));
+      next = updateStep(next, entry.step, (s) => ({
+        ...s,
+        rollback: d.final === true ? 'failed' : 'retrying',
+        rollbackInput: d.input === undefined ? s.rollbackInput : json(d.input),
+        rollbackError: json(d.error),
+      }));
+      break;
+    case 'step_cancelled':
+    case 'step_not_run':
+      // The run ended before this step finished: its final state, and why.
+      next = updateStep(next, entry.step, (s) => ({
+        ...s,
+        status: entry.kind === 'step_cancelled' ? 'cancelled' : 'not_run',
+        finishedAt: s.startedAt ? at : null,
+        waitingFor: '',
+        why: asText(d.why),
+        attempts: closeAttempt(s, 'cancelled', at),
+      }));
       break;
     case 'sequence_started':
     case 'sequence_completed':
     case 'sequence_skipped':
+    case 'sequence_failed':
+    case 'sequence_cancelled':
+    case 'sequence_not_run':
       next.sequences = { ...next.sequences, [entry.step]: entry.kind.slice('sequence_'.length) };
       if (entry.kind === 'sequence_skipped') {
         const steps = { ...next.steps };
@@ -368,6 +407,21 @@ export function applyEntry(view: RunView, entry: Entry): RunView {
 /** Apply many entries in seq order. */
 export function applyEntries(view: RunView, entries: readonly Entry[]): RunView {
   return [...entries].sort((a, b) => a.seq - b.seq).reduce(applyEntry, view);
+}
+
+/** The view with no timer left running once the run has ended: a step the journal still
+ * shows open (a journal written before runs closed their steps) ends with the run. The
+ * statuses themselves stay as the journal holds them. */
+export function settled(view: RunView): RunView {
+  if (!RUN_FINISHED.includes(view.status) || !view.finishedAt) return view;
+  let steps: Record<string, StepView> | null = null;
+  for (const s of Object.values(view.steps)) {
+    if (s.startedAt && !s.finishedAt) {
+      steps = steps ?? { ...view.steps };
+      steps[s.tag] = { ...s, finishedAt: view.finishedAt };
+    }
+  }
+  return steps ? { ...view, steps } : view;
 }
 
 /** The label a node shows: "retrying 2/3", "running (attempt 2)", "failed allowed"… */

@@ -171,14 +171,29 @@ class RunRecords:
         )
         return {d["tag"]: (d["rollback_error"] or {}).get("message", "") for d in details}
 
-    def cancel_unfinished(self, run_id: int, now: datetime) -> None:
-        """The run ends: its steps and sequences still open are cancelled."""
-        StepRun.objects.filter(run_id=run_id, status__in=OPEN_STEPS).update(
-            status="cancelled", finished_at=now
-        )
-        SequenceRun.objects.filter(run_id=run_id).exclude(
+    def close_unfinished(
+        self, run_id: int, now: datetime
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """The run ends: its steps and sequences still open get their final status, never
+        started ones ``not_run``, the others ``cancelled``. Returns ``(tag, was)`` of the
+        steps and of the sequences closed (for the journal)."""
+        steps = StepRun.objects.filter(run_id=run_id, status__in=OPEN_STEPS)
+        closed_steps = [(str(t), str(s)) for t, s in steps.values_list("tag", "status")]
+        if closed_steps:
+            steps.filter(status="pending").update(status="not_run", finished_at=now)
+            steps.exclude(status="pending").update(status="cancelled", finished_at=now)
+        sequences = SequenceRun.objects.filter(run_id=run_id).exclude(
             status__in=list(SEQUENCE_FINISHED)
-        ).update(status="cancelled", finished_at=now, lease_owner="")
+        )
+        closed_sequences = [(str(t), str(s)) for t, s in sequences.values_list("tag", "status")]
+        if closed_sequences:
+            sequences.filter(status="pending").update(
+                status="not_run", finished_at=now, lease_owner="", wake_at=None
+            )
+            sequences.exclude(status="pending").update(
+                status="cancelled", finished_at=now, lease_owner="", wake_at=None
+            )
+        return closed_steps, closed_sequences
 
     def waiting_steps(self, run_id: int) -> list[tuple[str, dict[str, Any]]]:
         """``(sequence, wait)`` of the run's waiting steps."""
@@ -206,12 +221,27 @@ class RunRecords:
         running = SequenceRun.objects.filter(run_id=run_id, status="running")
         return running.exclude(pk=exclude_seq).exists()
 
-    def cancel_parked(self, run_id: int, now: datetime, *, exclude_seq: int = 0) -> None:
-        """Cancel the run's pending and parked sequences (other than ``exclude_seq``)."""
-        parked = SequenceRun.objects.filter(run_id=run_id, status__in=PARKED_SEQUENCES)
-        parked.exclude(pk=exclude_seq).update(
-            status="cancelled", finished_at=now, lease_owner="", wake_at=None
+    def cancel_parked(
+        self, run_id: int, now: datetime, *, exclude_seq: int = 0
+    ) -> list[tuple[str, str]]:
+        """Close the run's pending (``not_run``) and parked (``cancelled``) sequences
+        other than ``exclude_seq``; returns ``(tag, status now)`` of each (for the
+        journal)."""
+        parked = SequenceRun.objects.filter(run_id=run_id, status__in=PARKED_SEQUENCES).exclude(
+            pk=exclude_seq
         )
+        closed = [
+            (str(tag), "not_run" if status == "pending" else "cancelled")
+            for tag, status in parked.values_list("tag", "status")
+        ]
+        if closed:
+            parked.filter(status="pending").update(
+                status="not_run", finished_at=now, lease_owner="", wake_at=None
+            )
+            parked.exclude(status="pending").update(
+                status="cancelled", finished_at=now, lease_owner="", wake_at=None
+            )
+        return closed
 
     def wake_sequences(self, run_id: int, tag: str) -> list[int]:
         """Move the run's waiting sequence ``tag`` back to running (for a task to take);

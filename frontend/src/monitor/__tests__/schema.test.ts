@@ -33,7 +33,7 @@ describe('input schemas', () => {
 });
 
 describe('the live runs list', () => {
-  const base: RunSummary = { id: 5, status: 'running', environment: 'dev', version: 1, input: {}, createdAt: '', startedAt: 'x', finishedAt: '', lastSeq: 3, originKind: '' };
+  const base: RunSummary = { id: 5, status: 'running', environment: 'dev', version: 1, input: {}, createdAt: '', startedAt: 'x', finishedAt: '', lastSeq: 3, origin: null, originKind: '' };
 
   it('updates a run and adds a new one on top', () => {
     let list = applyRunEntry([base], { type: 'entry', run: 5, seq: 9, kind: 'run_completed', step: '', data: {}, at: 't' }, 'dev');
