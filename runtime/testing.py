@@ -33,7 +33,7 @@ from runtime import engine
 from runtime.compiler import Plan, PlanStep, compile_spec
 from runtime.connectors import code as _code  # noqa: F401 - registers the built-in step functions
 from runtime.context import BareRuntime
-from runtime.errors import StepError, TrellisError
+from runtime.errors import HandlerRaised, StepError, TrellisError
 from runtime.expressions import DictScope, evaluate_condition, resolve
 from runtime.recorder import registry, using
 from runtime.spec import EventType, WorkflowSpec
@@ -97,11 +97,14 @@ class TestRun:
 
 
 class _Stop(Exception):
-    """The run winds down: a failure, a ROLLBACK event, or a wait nobody answers."""
+    """The run winds down: a failure, a RETURN step, or a wait nobody answers."""
 
-    def __init__(self, reason: str, error: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, reason: str, error: dict[str, Any] | None = None, output: Any = None
+    ) -> None:
         self.reason = reason
         self.error = error
+        self.output = output
 
 
 class _Run:
@@ -141,6 +144,7 @@ class _Run:
         self.finished: dict[str, datetime] = {}
         self.clock = datetime(2000, 1, 1, tzinfo=UTC)
         self.waiting_for: list[str] = []
+        self.manual_rollback = False  # a ROLLBACK step compensated
 
     def note(self, kind: str, step: str = "", data: Any = None) -> None:
         self.journal.append(
@@ -177,18 +181,26 @@ class _Run:
                     self.note("sequence_completed", tag)
         except _Stop as exc:
             stop = exc
-        if stop is None:
-            self.run_info["status"] = "completed"
-            output = resolve(self.plan.output, self.scope)
-            self.note("run_completed", data={"output": output})
-            return self.result("completed", output, None)
+        if stop is None or stop.reason != "waiting":
+            for result in self.steps.values():
+                if result.status == "pending":  # the run ended before it (as in the engine)
+                    result.status = "not_run"
+        if stop is None or stop.reason == "returned":
+            status = engine.returned_status(manual_rollback=self.manual_rollback)
+            self.run_info["status"] = status
+            output = resolve(self.plan.output, self.scope) if stop is None else stop.output
+            self.note(f"run_{status}", data={"output": output})
+            return self.result(status, output, None)
         if stop.reason == "waiting":
             self.run_info["status"] = "waiting"
             self.note("run_waiting", data={"signals": self.waiting_for})
             return self.result("waiting", None, None)
         rolled_back, rollback_failed = self.compensate()
         end = engine.run_end_status(
-            stop_reason=stop.reason, rolled_back=rolled_back, rollback_failed=rollback_failed
+            stop_reason=stop.reason,
+            rolled_back=rolled_back,
+            rollback_failed=rollback_failed,
+            manual_rollback=self.manual_rollback,
         )
         self.run_info["status"] = end
         self.note(f"run_{end}", data={"error": stop.error})
@@ -274,10 +286,16 @@ class _Run:
         if step.type is EventType.FEATURE:
             return self.child(step, data)
         if step.type is EventType.ROLLBACK:
-            self.complete(step, {"reason": data.get("reason")})
-            raise _Stop(
-                "rollback", {"step": step.tag, "code": "rollback", "message": data.get("reason")}
-            )
+            self.manual_rollback = True
+            _, failed = self.compensate()
+            if failed:
+                raise StepError("a rollback failed", retryable=False)
+            return {"rolled_back_steps": self.rolled_now, **data}
+        if step.type is EventType.RETURN:
+            self.complete(step, data.get("output"))
+            raise _Stop("returned", output=data.get("output"))
+        if step.type is EventType.FAIL:
+            raise HandlerRaised(str(data.get("message") or "failed"))
         if self.env.strict:
             raise StepError(
                 f"no fake for step {step.tag!r} ({step.type.value} {step.app or ''}"
@@ -366,6 +384,7 @@ class _Run:
         ]
         targets = engine.compensation_targets(views, self.plan.options.rollback_strategy)
         rolled_back = 0
+        self.rolled_now: list[str] = []  # newest first, as the engine undoes them
         for tag in targets:
             step = self.plan.step(tag)
             spec = step.rollback or {}
@@ -394,6 +413,7 @@ class _Run:
             self.steps[tag].rollback_status = "rolled_back"
             self.steps[tag].status = "rolled_back"
             self.note("step_rolled_back", tag)
+            self.rolled_now.append(tag)
             rolled_back += 1
         return rolled_back, False
 

@@ -22,7 +22,13 @@ UNCLAIMED_S = 60.0
 
 # Event types whose work is done by a connector (possibly slow, bounded by a timeout).
 WAIT_TYPES = {EventType.SLEEP, EventType.WAIT_SIGNAL, EventType.FEATURE}
-ENGINE_TYPES = WAIT_TYPES | {EventType.CHECKPOINT, EventType.SET_STATE, EventType.ROLLBACK}
+ENGINE_TYPES = WAIT_TYPES | {
+    EventType.CHECKPOINT,
+    EventType.SET_STATE,
+    EventType.ROLLBACK,
+    EventType.RETURN,
+    EventType.FAIL,
+}
 
 set_limits(max_length=int(getattr(settings, "TRELLIS_MAX_VALUE_LENGTH", 1_000_000)))
 # What resolving one step's input (or a run's output) may produce in all: a few values at

@@ -81,6 +81,7 @@ class Recording:
         scenario: Mapping[str, Any] | None,
         signals: frozenset[str] | None,
         read_only: str | None = None,
+        forced: tuple[bool, ...] = (),
     ) -> None:
         self.workflow = workflow
         self.module = module
@@ -99,6 +100,10 @@ class Recording:
         self.input_paths: set[str] = set()
         self.used_overrides: set[str] = set()
         self.state_keys: dict[str, None] = {}  # set so far, in order
+        # Branches on branch_overrides values: the outcomes this recording must take (by
+        # decision, in order; later ones take the override's), and the path it took.
+        self.forced = forced
+        self.path = DecisionPath()
 
     # references --------------------------------------------------------------------------
     def ref(
@@ -181,6 +186,16 @@ class Recording:
             clause = Clause(text, frame, first, last)
         CLAUSES.set((*clauses, clause))
 
+    def steer(self, natural: bool, sides: list[Recorded]) -> bool:
+        """The outcome of a branch on override values: the forced one for this recording
+        (exploring the other arm of an ``if``), else what the override gives."""
+        index = len(self.path.outcomes)
+        outcome = self.forced[index] if index < len(self.forced) else natural
+        tags = {s._r_ref[1][0] for s in sides if s._r_ref and s._r_ref[0] == "Step"}
+        self.path.outcomes.append(outcome)
+        self.path.tags |= tags
+        return outcome
+
     def decide_truth(self, value: Recorded) -> bool:
         site = user_site(3)
         kind, args, _ = value._r_ref or ("", (), "")
@@ -205,8 +220,13 @@ class Recording:
                 "fields (e.g. `if result.ok:`) so the recorder can write a condition",
                 site=site,
             )
-        self.assume(f"{value._r_text} == {literal(sample)}", bool(sample))
-        return bool(sample)
+        natural = bool(sample)
+        outcome = self.steer(natural, [value]) if origin == "override" else natural
+        text = f"{value._r_text} {'==' if outcome == natural else '!='} {literal(sample)}"
+        self.assume(text, outcome)
+        if origin == "override":
+            self.path.clauses.append(text)
+        return outcome
 
     def decide_comparison(self, cond: RecordedCondition) -> bool:
         site = user_site(3)
@@ -247,8 +267,12 @@ class Recording:
                 f"cannot compare {left._r_text} with a {type(right).__name__} in a condition",
                 site=site,
             ) from None
+        if any(side._r_origin == "override" for side in sides):
+            result = self.steer(result, sides)
         used = op if result else NEGATE[op]
         self.assume(f"{left._r_text} {used} {right_text}", result)
+        if any(side._r_origin == "override" for side in sides):
+            self.path.clauses.append(f"{left._r_text} {used} {right_text}")
         return result
 
     def iterate(self, value: Recorded) -> Iterator[Any]:
@@ -378,6 +402,26 @@ class Recording:
             texts = (*texts, condition)
         self.nodes[tag] = Node(tag, event, reduce_deps(deps, self.nodes), texts, site)
         FRONTIER.set(frozenset({tag}))
+
+    def frontier(self) -> set[str]:
+        """What a step recorded here would wait for (the frontier and the tasks this task
+        forked that are done), without recording one: where the handler ends."""
+        task = current_task()
+        deps = set(FRONTIER.get())
+        for info in self.children.get(task, []):
+            if info.done:
+                deps |= info.final
+        return deps
+
+
+@dataclass
+class DecisionPath:
+    """The branches one recording took on branch_overrides values: their outcomes, the
+    conditions that hold on this path (in order) and the steps they read."""
+
+    outcomes: list[bool] = field(default_factory=list)
+    clauses: list[str] = field(default_factory=list)
+    tags: set[str] = field(default_factory=set)
 
 
 def reduce_deps(deps: set[str], nodes: Mapping[str, Any]) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from runtime.recorder._run import RecordingResult
 from runtime.recorder._sites import RecordingError, Site
 from runtime.recorder._step_fns import ALL_STEPS
 from runtime.recorder._text import literal, ref_text
+from runtime.spec import EventType
 
 
 def scenario_condition(scenario: Mapping[str, Any], site: Site | None) -> str:
@@ -49,12 +51,17 @@ class _Merged:
     alternatives: list[str | None]
     site: Site | None
     order: int
+    ending: bool = False  # a RETURN/FAIL: it goes right after its step, in its sequence
 
 
 def build_sequences(
-    recordings: list[tuple[RecordingResult, str | None]], *, site: Site | None
+    recordings: list[tuple[RecordingResult, str | None]],
+    *,
+    site: Site | None,
+    main_output: Any = None,
 ) -> list[dict[str, Any]]:
-    """Merge recordings (one per scenario, with its condition) into spec sequences."""
+    """Merge recordings (one per scenario and path, with the scenario's condition) into
+    spec sequences; paths that end otherwise than with ``main_output`` get their ending."""
     merged: dict[str, _Merged] = {}
     for result, scenario_clause in recordings:
         for node in result.nodes.values():
@@ -68,13 +75,14 @@ def build_sequences(
                 continue
             if existing.event != node.event:
                 raise RecordingError(
-                    f"step {node.tag!r} is recorded differently in two scenarios (first at "
-                    f"{existing.site}); give each variant its own tag",
+                    f"step {node.tag!r} is recorded differently in two scenarios or branches "
+                    f"(first at {existing.site}); give each variant its own tag",
                     site=node.site,
                 )
             existing.deps |= set(node.deps)
             if clause not in existing.alternatives:
                 existing.alternatives.append(clause)
+    _add_endings(merged, recordings, main_output)
     for item in merged.values():
         item.deps = set(reduce_deps(item.deps, merged))
     _check_acyclic(merged)
@@ -83,6 +91,53 @@ def build_sequences(
         if _wants_live(item.event):
             item.event = _fill_live(item.event, item.tag, _ancestors(item.tag, merged), state_keys)
     return _chains(merged)
+
+
+def _add_endings(
+    merged: dict[str, _Merged],
+    recordings: list[tuple[RecordingResult, str | None]],
+    main_output: Any,
+) -> None:
+    """A RETURN step for each path that returns something else than the workflow's output
+    mapping, a FAIL step for each path that raises: after that path's last steps, on the
+    condition that the run took that path (its scenario and every branch it took)."""
+    by_key: dict[str, _Merged] = {}
+    for result, scenario_clause in recordings:
+        ending = result.ending
+        if ending is None or (ending.kind == "return" and result.output == main_output):
+            continue
+        if ending.kind == "return":
+            event: dict[str, Any] = {
+                "type": EventType.RETURN.value,
+                "event": "return",
+                "input": {"output": result.output},
+            }
+        else:
+            event = {
+                "type": EventType.FAIL.value,
+                "event": "raise",
+                "input": {"message": ending.message},
+            }
+        parts = ([scenario_clause] if scenario_clause else []) + result.path.clauses
+        clause = " && ".join(_group(p) if "||" in p else p for p in parts) or None
+        deps = {d for d in (ending.deps | result.path.tags) if d in merged}
+        key = json.dumps([event, sorted(deps)], sort_keys=True)
+        found = by_key.get(key)
+        if found is not None:
+            if clause not in found.alternatives:
+                found.alternatives.append(clause)
+            continue
+        tag = _free_tag(str(event["event"]), merged)
+        item = _Merged(tag, event, deps, [clause], ending.site, len(merged), ending=True)
+        by_key[key] = merged[tag] = item
+
+
+def _free_tag(base: str, merged: Mapping[str, _Merged]) -> str:
+    tag, n = base, 1
+    while tag in merged:
+        n += 1
+        tag = f"{base}-{n}"
+    return tag
 
 
 def _wants_live(event: Mapping[str, Any]) -> bool:
@@ -167,6 +222,12 @@ def _chains(merged: Mapping[str, _Merged]) -> list[dict[str, Any]]:
     for item in merged.values():
         for dep in item.deps:
             successors[dep].append(item.tag)
+    # An ending does not fork its step's chain: it is placed right after that step.
+    followers = {t: [s for s in succ if not merged[s].ending] for t, succ in successors.items()}
+
+    def rank(tag: str) -> tuple[bool, int]:
+        return (not merged[tag].ending, merged[tag].order)
+
     sequence_of: dict[str, str] = {}
     sequences: dict[str, dict[str, Any]] = {}
     order: list[str] = []
@@ -174,12 +235,12 @@ def _chains(merged: Mapping[str, _Merged]) -> list[dict[str, Any]]:
     # Kahn's algorithm, recorded order breaking ties: a chain continues while a node has
     # exactly one predecessor whose only successor it is.
     remaining = {tag: len(item.deps) for tag, item in merged.items()}
-    ready = sorted((t for t, n in remaining.items() if n == 0), key=lambda t: merged[t].order)
+    ready = sorted((t for t, n in remaining.items() if n == 0), key=rank)
     while ready:
         tag = ready.pop(0)
         item = merged[tag]
         deps = sorted(item.deps, key=lambda t: merged[t].order)
-        continues = len(deps) == 1 and len(successors[deps[0]]) == 1
+        continues = len(deps) == 1 and (item.ending or len(followers[deps[0]]) == 1)
         if continues:
             seq_tag = sequence_of[deps[0]]
         else:
@@ -197,7 +258,7 @@ def _chains(merged: Mapping[str, _Merged]) -> list[dict[str, Any]]:
             remaining[succ] -= 1
             if remaining[succ] == 0:
                 ready.append(succ)
-        ready.sort(key=lambda t: merged[t].order)
+        ready.sort(key=rank)
     out = []
     for name in order:
         seq = sequences[name]
