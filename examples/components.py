@@ -207,7 +207,7 @@ async def rate_limited(ctx: Any) -> dict[str, Any]:
             app="orders-api", event="validate-order", input={"body": {"orderId": ctx.input.orderId}}
         ),
     )
-    return {"valid": validation.valid, "remaining": quota_result.remaining}
+    return {"validated": validation.ok, "remaining": quota_result.remaining}
 
 
 quota_workflow = workflows.define(

@@ -23,6 +23,8 @@ const TYPE_PATHS: Record<EventType, string> = {
   CODE: 'M16 18l6-6-6-6M8 6l-6 6 6 6',
   GRAPH:
     'M18 8a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM6 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM18 22a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM8.6 13.5l6.8 4M15.4 6.5l-6.8 4',
+  RETURN: 'M9 10l-5 5 5 5M20 4v7a4 4 0 0 1-4 4H4',
+  FAIL: 'M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zM15 9l-6 6M9 9l6 6',
 };
 
 const UI_PATHS = {
@@ -68,6 +70,8 @@ export const TYPE_COLORS: Record<EventType, string> = {
   ROLLBACK: '#dc2626',
   CODE: '#334155',
   GRAPH: '#059669',
+  RETURN: '#15803d',
+  FAIL: '#b91c1c',
 };
 
 function Svg({ d, size }: { d: string; size: number }) {

@@ -2,6 +2,7 @@
 // `overflow: hidden` on every row — a clip per row that the browser's compositor handles on
 // every frame of a pan, which a 2,500-row canvas feels.
 
+import { isRecord } from './json';
 import { CARD_WIDTH } from './layout';
 import type { EventSpec } from './spec';
 
@@ -16,6 +17,21 @@ export function cut(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, Math.max(1, max - 1))}…` : text;
 }
 
+/** An event row's subtitle: its component and event; for the steps that end a run, what
+ * they end it with (the keys of a RETURN's output mapping, a FAIL's message). */
+export function eventSubtitle(event: EventSpec): string {
+  if (event.type === 'RETURN') {
+    const output = event.input.output;
+    if (isRecord(output)) return `returns {${Object.keys(output).join(', ')}}`;
+    return output === undefined || output === null ? 'returns null' : `returns ${JSON.stringify(output)}`;
+  }
+  if (event.type === 'FAIL') {
+    const message = event.input.message;
+    return `raises ${typeof message === 'string' && message ? JSON.stringify(message) : '(no message)'}`;
+  }
+  return [event.app, event.event].filter(Boolean).join(' · ');
+}
+
 /** The small badges an event row shows (label, tooltip). */
 export function eventBadges(event: EventSpec): { label: string; title: string; tone: '' | 'soft' | 'strong' }[] {
   const out: { label: string; title: string; tone: '' | 'soft' | 'strong' }[] = [];
@@ -24,6 +40,7 @@ export function eventBadges(event: EventSpec): { label: string; title: string; t
   if (event.allow_fail) out.push({ label: 'may fail', title: 'allow_fail: the run goes on if it fails', tone: 'soft' });
   if (event.critical) out.push({ label: 'critical', title: 'critical (rolled back first)', tone: 'strong' });
   if (event.rollback) out.push({ label: '⟲', title: `rollback: ${event.rollback.event}`, tone: '' });
+  if (event.type === 'RETURN' || event.type === 'FAIL') out.push({ label: 'ends run', title: 'the run ends here when this step runs', tone: 'strong' });
   return out;
 }
 
