@@ -8,18 +8,19 @@ rules (:mod:`runtime.engine`). Code steps run for real. Only the outside world i
     from runtime.testing import Fail, WorkflowTestEnvironment
     from myapp.workflows import order_fulfillment
 
-    def test_payment_is_skipped_when_items_are_unavailable():
+    def test_an_unavailable_order_returns_early():
         env = WorkflowTestEnvironment(fakes={"validate": {"available": False}})
         run = env.run(order_fulfillment, input={"orderId": "o-1", "amount": 42})
-        assert run.status == "completed"
-        assert run.steps["payment"].status == "skipped"
+        assert run.output == {"success": False, "reason": "items_unavailable"}
+        assert run.steps["payment"].status == "not_run"  # the run returned before it
 
 A fake is keyed by step tag (``"payment"``), by ``"<tag>:rollback"`` for a rollback, or —
 for connector calls made inside a code step — by ``"<app>:<event>"`` or ``"<event>"``. Its
 value is the result, a function of the step's resolved input, a :class:`Fail`, or a list
 (one item per attempt). Sleeps are instant, step timeouts are not enforced, and a
 ``wait_for_signal`` takes the next matching signal from ``signals=`` (without one the run
-ends ``waiting``).
+ends ``waiting``). RETURN, FAIL and ROLLBACK steps end and roll back runs as the engine
+does; steps a run never reached are ``not_run``.
 """
 
 from __future__ import annotations

@@ -68,12 +68,8 @@ def define(
       scenario; each step gets ``$Input{type} == 'a'``, joined with ``||`` when several
       scenarios record it.
     - ``output``: the run's output mapping, replacing what the handler returns on the
-      overrides' own path (other paths still end with their own RETURN steps).
-
-    Both arms of every ``if`` on an override value are recorded (the handler runs once
-    per path): a path that returns something else than the overrides' path ends with a
-    RETURN step, a path that runs ``raise`` ends with a FAIL step, each conditioned on
-    that path's branches, so every run ends the way the handler would have.
+      overrides' path. Other arms of an ``if`` on an override are recorded too: a path
+      returning something else ends with a RETURN step, one that raises with a FAIL step.
 
     Raises :class:`RecordingError` naming the line for anything that cannot be recorded.
     The camelCase names of the seed (``branchOverrides``, ``recordInput``,

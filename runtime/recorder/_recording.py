@@ -21,6 +21,7 @@ from runtime.recorder._scope import (
     active_clauses,
     branch_scope,
     current_task,
+    other_arm_matters,
 )
 from runtime.recorder._sites import RecordingError, Site, user_site
 from runtime.recorder._text import MISSING, NEGATE, PY_OPS, hint_for, literal, ref_text
@@ -186,9 +187,12 @@ class Recording:
             clause = Clause(text, frame, first, last)
         CLAUSES.set((*clauses, clause))
 
-    def steer(self, natural: bool, sides: list[Recorded]) -> bool:
+    def steer(self, natural: bool, sides: list[Recorded]) -> bool | None:
         """The outcome of a branch on override values: the forced one for this recording
-        (exploring the other arm of an ``if``), else what the override gives."""
+        (exploring the other arm of an ``if``), else what the override gives; None when
+        the other arm would end the handler the same way (not explored)."""
+        if not other_arm_matters(natural):
+            return None
         index = len(self.path.outcomes)
         outcome = self.forced[index] if index < len(self.forced) else natural
         tags = {s._r_ref[1][0] for s in sides if s._r_ref and s._r_ref[0] == "Step"}
@@ -221,10 +225,11 @@ class Recording:
                 site=site,
             )
         natural = bool(sample)
-        outcome = self.steer(natural, [value]) if origin == "override" else natural
+        steered = self.steer(natural, [value]) if origin == "override" else None
+        outcome = natural if steered is None else steered
         text = f"{value._r_text} {'==' if outcome == natural else '!='} {literal(sample)}"
         self.assume(text, outcome)
-        if origin == "override":
+        if steered is not None:
             self.path.clauses.append(text)
         return outcome
 
@@ -267,11 +272,13 @@ class Recording:
                 f"cannot compare {left._r_text} with a {type(right).__name__} in a condition",
                 site=site,
             ) from None
+        steered = None
         if any(side._r_origin == "override" for side in sides):
-            result = self.steer(result, sides)
+            steered = self.steer(result, sides)
+        result = result if steered is None else steered
         used = op if result else NEGATE[op]
         self.assume(f"{left._r_text} {used} {right_text}", result)
-        if any(side._r_origin == "override" for side in sides):
+        if steered is not None:
             self.path.clauses.append(f"{left._r_text} {used} {right_text}")
         return result
 
