@@ -105,6 +105,7 @@ class Recording:
         # decision, in order; later ones take the override's), and the path it took.
         self.forced = forced
         self.path = DecisionPath()
+        self.auto_tags: set[str] = set()  # tags the recorder made up (log, sleep...)
 
     # references --------------------------------------------------------------------------
     def ref(
@@ -359,6 +360,7 @@ class Recording:
             self.auto_counts[base] = count
             tag = base if count == 1 else f"{base}-{count}"
             if tag not in self.nodes:
+                self.auto_tags.add(tag)
                 return tag
 
     def check_tag(self, tag: str, site: Site | None) -> None:

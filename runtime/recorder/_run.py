@@ -43,6 +43,7 @@ class RecordingResult:
     state_keys: list[str] = field(default_factory=list)
     path: DecisionPath = field(default_factory=DecisionPath)
     ending: Ending | None = None
+    auto_tags: set[str] = field(default_factory=set)
 
 
 class _Raised(Exception):
@@ -191,6 +192,7 @@ def record_handler(
         state_keys=list(rec.state_keys),
         path=rec.path,
         ending=ending[0] if ending else None,
+        auto_tags=rec.auto_tags,
     )
 
 

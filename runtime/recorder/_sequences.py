@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from runtime.recorder._recording import reduce_deps
+from runtime.recorder._recording import Node, reduce_deps
 from runtime.recorder._run import RecordingResult
 from runtime.recorder._sites import RecordingError, Site
 from runtime.recorder._step_fns import ALL_STEPS
@@ -63,6 +64,7 @@ def build_sequences(
     """Merge recordings (one per scenario and path, with the scenario's condition) into
     spec sequences; paths that end otherwise than with ``main_output`` get their ending."""
     merged: dict[str, _Merged] = {}
+    recordings = _untangle_auto_tags(recordings)
     for result, scenario_clause in recordings:
         for node in result.nodes.values():
             parts = ([scenario_clause] if scenario_clause else []) + list(node.clauses)
@@ -91,6 +93,66 @@ def build_sequences(
         if _wants_live(item.event):
             item.event = _fill_live(item.event, item.tag, _ancestors(item.tag, merged), state_keys)
     return _chains(merged)
+
+
+def _untangle_auto_tags(
+    recordings: list[tuple[RecordingResult, str | None]],
+) -> list[tuple[RecordingResult, str | None]]:
+    """Two paths (or scenarios) number the tags the recorder makes up (``log-2``) each in
+    its own order: where one names another step than an earlier recording did, it gets a
+    fresh tag (and its references follow), instead of clashing."""
+    seen: dict[str, dict[str, Any]] = {}
+    taken = {tag for result, _ in recordings for tag in result.nodes}
+    out = []
+    for result, clause in recordings:
+        renames: dict[str, str] = {}
+        for node in result.nodes.values():
+            event = _renamed(node.event, renames)
+            first = seen.get(node.tag)
+            if first is not None and first != event and node.tag in result.auto_tags:
+                renames[node.tag] = _free_tag(re.sub(r"-\d+$", "", node.tag), taken)
+                taken.add(renames[node.tag])
+        if renames:
+            result = _rename_result(result, renames)
+        for node in result.nodes.values():
+            seen.setdefault(node.tag, node.event)
+        out.append((result, clause))
+    return out
+
+
+def _renamed(value: Any, renames: Mapping[str, str]) -> Any:
+    """``value`` with its ``$Step{old}`` references pointing at the new tags."""
+    if not renames:
+        return value
+    pattern = re.compile(r"\$Step\{(" + "|".join(re.escape(t) for t in renames) + r")\}")
+    text = pattern.sub(lambda m: "$Step{" + renames[m.group(1)] + "}", json.dumps(value))
+    return json.loads(text)
+
+
+def _rename_result(result: RecordingResult, renames: Mapping[str, str]) -> RecordingResult:
+    nodes = {}
+    for node in result.nodes.values():
+        tag = renames.get(node.tag, node.tag)
+        deps = tuple(renames.get(d, d) for d in node.deps)
+        clauses = tuple(_renamed(list(node.clauses), renames))
+        nodes[tag] = Node(tag, _renamed(node.event, renames), deps, clauses, node.site)
+    ending = result.ending
+    if ending is not None:
+        after = {renames.get(d, d) for d in ending.deps}
+        ending = replace(ending, deps=after, message=_renamed(ending.message, renames))
+    path = replace(
+        result.path,
+        clauses=_renamed(result.path.clauses, renames),
+        tags={renames.get(t, t) for t in result.path.tags},
+    )
+    return replace(
+        result,
+        nodes=nodes,
+        output=_renamed(result.output, renames),
+        ending=ending,
+        path=path,
+        auto_tags={renames.get(t, t) for t in result.auto_tags},
+    )
 
 
 def _add_endings(
@@ -132,7 +194,7 @@ def _add_endings(
         by_key[key] = merged[tag] = item
 
 
-def _free_tag(base: str, merged: Mapping[str, _Merged]) -> str:
+def _free_tag(base: str, merged: Mapping[str, Any] | set[str]) -> str:
     tag, n = base, 1
     while tag in merged:
         n += 1

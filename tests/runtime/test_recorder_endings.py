@@ -214,3 +214,33 @@ def test_a_handler_with_too_many_paths_is_refused() -> None:
     overrides = {"flags": {k: True for k in "abcdefg"}}
     with pytest.raises(RecordingError, match="more than 64 paths"):
         record(handler, branch_overrides=overrides)
+
+
+def test_made_up_tags_do_not_clash_between_paths() -> None:
+    """Each recording numbers ``log``, ``log-2``... in its own order: the other arm's own
+    log line gets a fresh tag instead of clashing with the main path's second one."""
+
+    async def handler(ctx: Any) -> Any:
+        ctx.log.info("start")
+        check = await call(ctx, "check")
+        if not check.ok:
+            ctx.log.warn("refused")
+            charged = await ctx.action.run(app="api", event="fee")
+            return {"ok": False, "fee": charged.id}
+        ctx.log.info("accepted")
+        paid = await ctx.action.run(app="api", event="fee", input={"body": {"full": True}})
+        return {"ok": True, "fee": paid.id}
+
+    d = record(handler, branch_overrides={"check": {"ok": True}})
+    messages = {t: e["input"].get("message") for t, e in by_tag(d).items() if t.startswith("log")}
+    assert messages == {"log": "start", "log-2": "accepted", "log-3": "refused"}
+    assert by_tag(d)["fee"]["input"] == {"body": {"full": True}}
+    assert by_tag(d)["fee-2"].get("input", {}) == {}
+    assert by_tag(d)["return"]["input"] == {"output": {"ok": False, "fee": "$Step{fee-2}{id}"}}
+    env = WorkflowTestEnvironment(fakes={"fee": {"id": 4}, "fee-2": {"id": 5}})
+    refused = env.run(d, {}, fakes={"check": {"ok": False}})
+    assert refused.output == {"ok": False, "fee": 5}
+    assert [log["message"] for log in refused.logs] == ["start", "refused"]
+    accepted = env.run(d, {}, fakes={"check": {"ok": True}})
+    assert accepted.output == {"ok": True, "fee": 4}
+    assert [log["message"] for log in accepted.logs] == ["start", "accepted"]
