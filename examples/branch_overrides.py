@@ -2,7 +2,10 @@
 
 Recording pretends ``validate`` returned ``{"valid": True}`` so the handler goes on and
 records ``process-payment``, which gets the condition ``$Step{validate}{valid} == true``:
-at run time it is skipped when the real validation says ``valid: false``.
+at run time it is skipped when the real validation says ``valid: false``. The early return
+is recorded as well (a second recording takes the other arm): a RETURN step on
+``$Step{validate}{valid} != true`` ends those runs with
+``{"success": false, "error": $Step{validate}{reason}}``.
 """
 
 from __future__ import annotations

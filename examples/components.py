@@ -161,8 +161,8 @@ async def handler(ctx: Any) -> dict[str, Any]:
         {"quota": "api-rate-limit", "input": {"key": ctx.input.userId}, "timeout": 5000}
     )
     if not quota_result.allowed:
-        # Not recorded (branch_overrides takes the allowed path); at run time the steps
-        # below are skipped when the quota refuses.
+        # Recorded as a FAIL step on $Step{api-rate-limit}{allowed} != true: a refused
+        # quota fails the run with this message (branch_overrides records both arms).
         raise RuntimeError("Rate limit exceeded")
 
     # --- ctx.fallback - Failure Handling
@@ -224,6 +224,32 @@ SOCIAL_GRAPH_EVENTS: dict[str, Any] = {
         "RETURN u.id AS id, followers AS influence",
     },
 }
+
+
+async def rate_limited(ctx: Any) -> dict[str, Any]:
+    """Seed: "ctx.quota - Rate Limiting", on its own: a refused quota fails the run."""
+    # Check quota before proceeding
+    quota_result = await ctx.quota.execute(
+        {"quota": "api-rate-limit", "input": {"key": ctx.input.userId}, "timeout": 5000}
+    )
+    if not quota_result.allowed:
+        raise Exception("Rate limit exceeded")
+    validation = await ctx.step(
+        "validate",
+        lambda: ctx.action.run(
+            app="orders-api", event="validate-order", input={"body": {"orderId": ctx.input.orderId}}
+        ),
+    )
+    return {"validated": validation.ok, "remaining": quota_result.remaining}
+
+
+quota_workflow = workflows.define(
+    product="acme",
+    tag="rate-limited",
+    name="Rate-limited call",
+    branch_overrides={"api-rate-limit": {"allowed": True}},
+    handler=rate_limited,
+)
 
 
 async def graph(ctx: Any) -> dict[str, Any]:

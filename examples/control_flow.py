@@ -63,23 +63,22 @@ async def fraud_guarded(ctx: Any) -> dict[str, Any]:
             app="risk-api", event="score", input={"body": {"chargeId": payment.id}}
         ),
     )
-    # Manually trigger rollback
+    # Manually trigger rollback: the payment is refunded, the handler goes on.
     if fraud_check.score > 0.8:
         result = await ctx.trigger_rollback("High fraud risk detected")
         ctx.log.info("Rolled back steps", {"steps": result.rolled_back_steps})
         return {"success": False, "reason": "fraud_detected"}
-    return {"success": True}
+    return {"success": True, "chargeId": payment.id}
 
 
 rollback_workflow = workflows.define(
     product="acme",
     tag="fraud-guarded-payment",
     name="Fraud-guarded payment",
-    # Record the rollback branch: the rollback step gets $Step{fraud-check}{score} > 0.8.
+    # Both arms are recorded: the rollback step gets $Step{fraud-check}{score} > 0.8, the
+    # other path's return a RETURN step with $Step{fraud-check}{score} <= 0.8. A run that
+    # rolled back ends `rolled_back` with the handler's output.
     branch_overrides={"fraud-check": {"score": 0.9}},
-    # The recorded path returns after the rollback, which ends the run rolled back; a run
-    # that completes took the other path, so its output is given here.
-    output={"success": True, "chargeId": "$Step{payment}{id}"},
     handler=fraud_guarded,
 )
 

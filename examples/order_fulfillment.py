@@ -2,8 +2,11 @@
 
 ``branchOverrides`` records the payment and later steps although the handler returns early
 when validation fails: at run time they only run when ``$Step{validate}{available}`` is
-true. Payment and inventory carry rollbacks (refund, release); a checkpoint follows the
-payment; the confirmation email may fail without failing the order.
+true. The early return is recorded too (the handler runs once per arm): a RETURN step
+right after ``validate``, on ``$Step{validate}{available} != true``, ends the run with
+``{"success": false, "reason": "items_unavailable"}``. Payment and inventory carry
+rollbacks (refund, release); a checkpoint follows the payment; the confirmation email may
+fail without failing the order.
 """
 
 from __future__ import annotations

@@ -76,6 +76,15 @@ class StepError(TrellisError):
         return out
 
 
+class HandlerRaised(StepError):
+    """A FAIL step: the workflow's handler raised on this path (never retried)."""
+
+    code = "raised"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class StepTimeout(StepError):
     code = "step_timeout"
 

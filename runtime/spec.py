@@ -34,10 +34,19 @@ class EventType(StrEnum):
     WAIT_SIGNAL = "WAIT_SIGNAL"
     CHECKPOINT = "CHECKPOINT"
     SET_STATE = "SET_STATE"
-    ROLLBACK = "ROLLBACK"  # manual trigger of compensation
+    ROLLBACK = "ROLLBACK"  # compensate what completed now; the run goes on
     CODE = "CODE"  # a Python callable by dotted path
     GRAPH = "GRAPH"  # recorded from ctx.graph.*; needs a graph connector to run
     FOREACH = "FOREACH"  # a runtime loop: its ``loop.body`` runs once per item of a list
+    # Ending a run from a branch (a handler's early ``return`` / ``raise``): RETURN ends the
+    # run completed with ``input.output`` (a mapping over $Input/$Step/...), FAIL fails it
+    # with ``input.message``; steps after them do not run.
+    RETURN = "RETURN"
+    FAIL = "FAIL"
+
+
+# The event types that end a run when their condition holds.
+ENDING_TYPES: frozenset[EventType] = frozenset({EventType.RETURN, EventType.FAIL})
 
 
 # Event types that use a product component (``app``) and which kind it must be.

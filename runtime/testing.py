@@ -8,18 +8,19 @@ rules (:mod:`runtime.engine`). Code steps run for real. Only the outside world i
     from runtime.testing import Fail, WorkflowTestEnvironment
     from myapp.workflows import order_fulfillment
 
-    def test_payment_is_skipped_when_items_are_unavailable():
+    def test_an_unavailable_order_returns_early():
         env = WorkflowTestEnvironment(fakes={"validate": {"available": False}})
         run = env.run(order_fulfillment, input={"orderId": "o-1", "amount": 42})
-        assert run.status == "completed"
-        assert run.steps["payment"].status == "skipped"
+        assert run.output == {"success": False, "reason": "items_unavailable"}
+        assert run.steps["payment"].status == "not_run"  # the run returned before it
 
 A fake is keyed by step tag (``"payment"``), by ``"<tag>:rollback"`` for a rollback, or —
 for connector calls made inside a code step — by ``"<app>:<event>"`` or ``"<event>"``. Its
 value is the result, a function of the step's resolved input, a :class:`Fail`, or a list
 (one item per attempt). Sleeps are instant, step timeouts are not enforced, and a
 ``wait_for_signal`` takes the next matching signal from ``signals=`` (without one the run
-ends ``waiting``).
+ends ``waiting``). RETURN, FAIL and ROLLBACK steps end and roll back runs as the engine
+does; steps a run never reached are ``not_run``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from runtime import engine
 from runtime.compiler import Plan, PlanStep, compile_spec, is_iteration, iteration_key
 from runtime.connectors import code as _code  # noqa: F401 - registers the built-in step functions
 from runtime.context import BareRuntime
-from runtime.errors import StepError, TrellisError
+from runtime.errors import HandlerRaised, StepError, TrellisError
 from runtime.expressions import DictScope, evaluate_condition, resolve
 from runtime.recorder import registry, using
 from runtime.spec import EventType, WorkflowSpec
@@ -97,11 +98,14 @@ class TestRun:
 
 
 class _Stop(Exception):
-    """The run winds down: a failure, a ROLLBACK event, or a wait nobody answers."""
+    """The run winds down: a failure, a RETURN step, or a wait nobody answers."""
 
-    def __init__(self, reason: str, error: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, reason: str, error: dict[str, Any] | None = None, output: Any = None
+    ) -> None:
         self.reason = reason
         self.error = error
+        self.output = output
 
 
 class _IterationOutputs(Mapping[str, Any]):
@@ -163,6 +167,7 @@ class _Run:
         self.finished: dict[str, datetime] = {}
         self.clock = datetime(2000, 1, 1, tzinfo=UTC)
         self.waiting_for: list[str] = []
+        self.manual_rollback = False  # a ROLLBACK step compensated
 
     def note(self, kind: str, step: str = "", data: Any = None) -> None:
         self.journal.append(
@@ -199,18 +204,26 @@ class _Run:
                     self.note("sequence_completed", tag)
         except _Stop as exc:
             stop = exc
-        if stop is None:
-            self.run_info["status"] = "completed"
-            output = resolve(self.plan.output, self.scope)
-            self.note("run_completed", data={"output": output})
-            return self.result("completed", output, None)
+        if stop is None or stop.reason != "waiting":
+            for result in self.steps.values():
+                if result.status == "pending":  # the run ended before it (as in the engine)
+                    result.status = "not_run"
+        if stop is None or stop.reason == "returned":
+            status = engine.returned_status(manual_rollback=self.manual_rollback)
+            self.run_info["status"] = status
+            output = resolve(self.plan.output, self.scope) if stop is None else stop.output
+            self.note(f"run_{status}", data={"output": output})
+            return self.result(status, output, None)
         if stop.reason == "waiting":
             self.run_info["status"] = "waiting"
             self.note("run_waiting", data={"signals": self.waiting_for})
             return self.result("waiting", None, None)
         rolled_back, rollback_failed = self.compensate()
         end = engine.run_end_status(
-            stop_reason=stop.reason, rolled_back=rolled_back, rollback_failed=rollback_failed
+            stop_reason=stop.reason,
+            rolled_back=rolled_back,
+            rollback_failed=rollback_failed,
+            manual_rollback=self.manual_rollback,
         )
         self.run_info["status"] = end
         self.note(f"run_{end}", data={"error": stop.error})
@@ -331,10 +344,16 @@ class _Run:
         if step.type is EventType.FEATURE:
             return self.child(step, data)
         if step.type is EventType.ROLLBACK:
-            self.complete(step, {"reason": data.get("reason")})
-            raise _Stop(
-                "rollback", {"step": step.tag, "code": "rollback", "message": data.get("reason")}
-            )
+            self.manual_rollback = True
+            _, failed = self.compensate()
+            if failed:
+                raise StepError("a rollback failed", retryable=False)
+            return {"rolled_back_steps": self.rolled_now, **data}
+        if step.type is EventType.RETURN:
+            self.complete(step, data.get("output"))
+            raise _Stop("returned", output=data.get("output"))
+        if step.type is EventType.FAIL:
+            raise HandlerRaised(str(data.get("message") or "failed"))
         if self.env.strict:
             raise StepError(
                 f"no fake for step {step.tag!r} ({step.type.value} {step.app or ''}"
@@ -423,6 +442,7 @@ class _Run:
         ]
         targets = engine.compensation_targets(views, self.plan.options.rollback_strategy)
         rolled_back = 0
+        self.rolled_now: list[str] = []  # newest first, as the engine undoes them
         for tag in targets:
             step = self.plan.step(tag)
             spec = step.rollback or {}
@@ -451,6 +471,7 @@ class _Run:
             self.steps[tag].rollback_status = "rolled_back"
             self.steps[tag].status = "rolled_back"
             self.note("step_rolled_back", tag)
+            self.rolled_now.append(tag)
             rolled_back += 1
         return rolled_back, False
 

@@ -12,6 +12,7 @@ from runtime.cypher import BUILTIN_OPERATIONS, SCHEMA_EVENT, is_identifier
 from runtime.schemas import schema_issues
 from runtime.spec import (
     COMPONENT_KINDS,
+    ENDING_TYPES,
     TAG_RE,
     Duration,
     EventSpec,
@@ -104,7 +105,9 @@ class EventChecks(ReferenceChecks):
     def check_type(self, event: EventSpec | RollbackSpec, path: str) -> None:
         type_ = event.type
         data = event.input
-        if type_ is EventType.WAIT_SIGNAL:
+        if type_ in ENDING_TYPES:
+            self.check_ending(event, path)
+        elif type_ is EventType.WAIT_SIGNAL:
             names = data.get("signals", data.get("signal"))
             if names is None:
                 self.check_signal(event.event, f"{path}.event")
@@ -169,6 +172,22 @@ class EventChecks(ReferenceChecks):
             params = data.get("params", data.get("input"))
             for param in params if isinstance(params, dict) else ():
                 _graph_name(self, param, f"{where}.params.{param}", "parameter name")
+
+    def check_ending(self, event: EventSpec | RollbackSpec, path: str) -> None:
+        """RETURN {output} and FAIL {message}: a step that ends the run, nothing to undo."""
+        if isinstance(event, RollbackSpec):
+            self.issue(f"{path}.type", f"a rollback cannot be a {event.type.value}")
+            return
+        allowed = {"output"} if event.type is EventType.RETURN else {"message"}
+        for key in sorted(set(event.input) - allowed):
+            self.issue(f"{path}.input.{key}", f"a {event.type.value} takes only {sorted(allowed)}")
+        if event.type is EventType.FAIL and not isinstance(event.input.get("message"), str):
+            self.issue(f"{path}.input.message", "a FAIL needs a message (a string)")
+        if event.rollback is not None:
+            self.issue(f"{path}.rollback", f"a {event.type.value} has nothing to roll back")
+        if event.retries or event.allow_fail:
+            field = "retries" if event.retries else "allow_fail"
+            self.issue(f"{path}.{field}", f"a {event.type.value} ends the run: no {field}")
 
     def check_signal(self, name: Any, path: str) -> None:
         if not isinstance(name, str):

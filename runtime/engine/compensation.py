@@ -18,7 +18,14 @@ from runtime.engine.decisions import (
     compensation_targets,
     run_end_status,
 )
-from runtime.engine.finishing import after_run_end, append_entries, close_unfinished, end_why
+from runtime.engine.finishing import (
+    after_run_end,
+    append_entries,
+    close_unfinished,
+    end_why,
+    manually_rolled_back,
+    returned_entry,
+)
 from runtime.engine.queue import enqueue
 from runtime.engine.runner import call_bounded
 from runtime.engine.state import LeaseLost, StepState, error_json, json_bounded, new_token
@@ -53,12 +60,18 @@ def run_finalize(run_id: int) -> None:
 class Compensator:
     """Rolls back the steps of one winding-down run under the run's lease."""
 
+    # Retries of a rollback are slept in this task (a ROLLBACK step), not parked.
+    inline = False
+
     def __init__(self, ctx: RunContext, token: str) -> None:
         self.ctx = ctx
         self.token = token
         self.run = ctx.run
         self.store = store()
         self.shown_input: Any = None
+
+    def pause(self, seconds: float) -> None:
+        time.sleep(seconds)
 
     def journal(self, entries: list[Entry], **run_values: Any) -> None:
         with transaction.atomic():
@@ -95,7 +108,9 @@ class Compensator:
     def execute(self) -> None:
         ctx = self.ctx
         reason = self.run.stop_reason
-        strategy = "none" if reason == "terminated" else ctx.plan.options.rollback_strategy
+        # A terminated run is not compensated; a returned one succeeded: nothing to undo.
+        no_undo = reason in ("terminated", "returned")
+        strategy = "none" if no_undo else ctx.plan.options.rollback_strategy
         targets = compensation_targets(self.views(), strategy)
         started = any(s.rollback_status for s in ctx.steps.values())
         if targets and not started:
@@ -126,12 +141,12 @@ class Compensator:
                 if not (retryable and attempt <= retries):
                     self.rollback_failed(st, attempt, error)
                     return True
-                if delay_ms >= INLINE_DELAY_MS:
+                if delay_ms >= INLINE_DELAY_MS and not self.inline:
                     self.park_retry(st, attempt, error, delay_ms)
                     return False
                 data = {"attempt": attempt, "error": error, "retrying": True}
                 self.journal([("rollback_failed", tag, data)])
-                time.sleep(delay_ms / 1000)
+                self.pause(delay_ms / 1000)
                 continue
             st.rollback_status = "rolled_back"
             st.status = "rolled_back"
@@ -193,6 +208,12 @@ class Compensator:
         logs: list[dict[str, Any]] = []
         return call_bounded(call, logs, timeout_s=timeout_s, renew=self.renew)
 
+    def returned_output(self) -> Any:
+        """The output of the RETURN step that ended the run (named by its stop cause)."""
+        cause = self.run.error if isinstance(self.run.error, dict) else {}
+        st = self.ctx.steps.get(str(cause.get("step") or ""))
+        return st.output if st is not None else None
+
     def end_error(self, failed: list[str]) -> dict[str, Any] | None:
         """The error the run ends with: its cause, or the rollbacks that failed."""
         run = self.run
@@ -215,35 +236,31 @@ class Compensator:
         failed = [s.tag for s in steps if s.rollback_status == "failed"]
         rolled = [s.tag for s in steps if s.status == "rolled_back"]
         status = run_end_status(
-            stop_reason=reason, rolled_back=len(rolled), rollback_failed=bool(failed)
+            stop_reason=reason,
+            rolled_back=len(rolled),
+            rollback_failed=bool(failed),
+            manual_rollback=manually_rolled_back(ctx),
         )
         error = self.end_error(failed)
+        returned = reason == "returned" and not failed
+        values: dict[str, Any] = {"error": error}
+        if returned:  # a RETURN step ended the run: its output is the run's
+            values = {"error": None, "output": self.returned_output()}
         now = timezone.now()
         entries: list[Entry] = []
         with transaction.atomic():
             self.store.lock_run(run.pk)
-            # The ROLLBACK event that triggered this completes, naming what was undone.
-            for st in steps:
-                if (
-                    reason == "rollback"
-                    and st.status == "running"
-                    and ctx.plan.step(st.tag).type == EventType.ROLLBACK
-                ):
-                    output = {"rolled_back_steps": rolled}
-                    self.store.update_step(
-                        st.id, status="completed", output=output, finished_at=now
-                    )
-                    entries.append(("step_completed", st.tag, {"output": output}))
             entries.extend(close_unfinished(run.pk, now, end_why(status, error)))
-            kind = {
-                "failed": "run_failed",
-                "rolled_back": "run_rolled_back",
-                "cancelled": "run_cancelled",
-            }.get(status, "run_failed")
-            entries.append((kind, "", {"error": error, "rolled_back_steps": rolled}))
-            updated = self.store.end_run(
-                run.pk, status=status, now=now, owner=self.token, error=error
-            )
+            if returned:
+                entries.append(returned_entry(ctx, status, values["output"]))
+            else:
+                kind = {
+                    "failed": "run_failed",
+                    "rolled_back": "run_rolled_back",
+                    "cancelled": "run_cancelled",
+                }.get(status, "run_failed")
+                entries.append((kind, "", {"error": error, "rolled_back_steps": rolled}))
+            updated = self.store.end_run(run.pk, status=status, now=now, owner=self.token, **values)
             if not updated:
                 raise LeaseLost()
             append_entries(run, entries, now)

@@ -27,6 +27,8 @@ ENGINE_TYPES = WAIT_TYPES | {
     EventType.SET_STATE,
     EventType.ROLLBACK,
     EventType.FOREACH,
+    EventType.RETURN,
+    EventType.FAIL,
 }
 
 

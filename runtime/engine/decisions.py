@@ -223,20 +223,30 @@ def _after(step: StepView, checkpoint: StepView) -> bool:
 RunEnd = Literal["completed", "failed", "rolled_back", "cancelled"]
 
 
-def run_end_status(*, stop_reason: str, rolled_back: int, rollback_failed: bool) -> RunEnd:
+def run_end_status(
+    *, stop_reason: str, rolled_back: int, rollback_failed: bool, manual_rollback: bool = False
+) -> RunEnd:
     """How a winding-down run ends once compensation is over.
 
     A failed rollback always ends the run ``failed`` (visible, never silent). A cancel ends
-    ``cancelled``; the ROLLBACK event ends ``rolled_back``; a failure or timeout ends
-    ``rolled_back`` when something was compensated, else ``failed``.
+    ``cancelled``; a RETURN step (``returned``) ends like a run whose every sequence is done
+    (:func:`returned_status`); a failure or timeout ends ``rolled_back`` when something
+    was compensated, else ``failed``.
     """
     if rollback_failed:
         return "failed"
     if stop_reason in ("cancelled", "terminated"):
         return "cancelled"
-    if stop_reason == "rollback":
-        return "rolled_back"
+    if stop_reason == "returned":
+        return returned_status(manual_rollback=manual_rollback)
     return "rolled_back" if rolled_back else "failed"
+
+
+def returned_status(*, manual_rollback: bool) -> RunEnd:
+    """A run that ends with its output (every sequence done, or a RETURN step):
+    ``rolled_back`` when a ROLLBACK step compensated on the way (the handler called
+    ``trigger_rollback`` and went on), else ``completed``."""
+    return "rolled_back" if manual_rollback else "completed"
 
 
 def idempotency_key(run_id: int, step: str, attempt: int) -> str:

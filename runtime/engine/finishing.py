@@ -11,6 +11,7 @@ from django.utils import timezone
 from runtime.compiler import Plan
 from runtime.engine import config
 from runtime.engine.context import RunContext
+from runtime.engine.decisions import returned_status
 from runtime.engine.queue import enqueue
 from runtime.engine.state import describe, json_bounded, new_token
 from runtime.engine.store import store
@@ -90,10 +91,26 @@ def complete_run(ctx: RunContext) -> list[Entry]:
     """Every sequence is done: resolve the output mapping and end the run."""
     now = timezone.now()
     output = run_output(ctx)
-    entries = close_unfinished(ctx.run.pk, now, end_why("completed", None))
-    store().end_run(ctx.run.pk, status="completed", now=now, output=output)
-    ctx.run.status = "completed"
-    return [*entries, ("run_completed", "", {"output": output})]
+    status = returned_status(manual_rollback=manually_rolled_back(ctx))
+    entries = close_unfinished(ctx.run.pk, now, end_why(status, None))
+    store().end_run(ctx.run.pk, status=status, now=now, output=output)
+    ctx.run.status = status
+    return [*entries, returned_entry(ctx, status, output)]
+
+
+def manually_rolled_back(ctx: RunContext) -> bool:
+    """Whether a ROLLBACK step (``ctx.trigger_rollback``) completed in this run."""
+    rollbacks = [s.tag for s in ctx.plan.steps if s.type is EventType.ROLLBACK]
+    return any(tag in ctx.steps and ctx.steps[tag].status == "completed" for tag in rollbacks)
+
+
+def returned_entry(ctx: RunContext, status: str, output: Any) -> Entry:
+    """The journal entry of a run that ended with its output (``run_completed``, or
+    ``run_rolled_back`` after a ROLLBACK step, naming the steps it undid)."""
+    if status == "completed":
+        return ("run_completed", "", {"output": output})
+    rolled = [st.tag for st in ctx.steps.values() if st.status == "rolled_back"]
+    return ("run_rolled_back", "", {"output": output, "error": None, "rolled_back_steps": rolled})
 
 
 def after_run_end(run: Run) -> None:

@@ -9,10 +9,12 @@ from django.utils import timezone
 
 from runtime.compiler import is_iteration
 from runtime.engine import config
-from runtime.engine.decisions import Schedule, schedule
+from runtime.engine.decisions import Schedule, returned_status, schedule
 from runtime.engine.finishing import (
     after_run_end,
     complete_run,
+    manually_rolled_back,
+    returned_entry,
     run_output,
     starts_children,
     take_finalize,
@@ -76,9 +78,10 @@ class SequenceEnd(StepTransitions):
         the lease was lost: the general way then decides."""
         now = timezone.now()
         output = run_output(self.ctx)
+        status = returned_status(manual_rollback=manually_rolled_back(self.ctx))
         entries = [
             ("sequence_completed", self.seq_tag, {}),
-            ("run_completed", "", {"output": output}),
+            returned_entry(self.ctx, status, output),
         ]
         pending.entries.extend(entries)
         try:
@@ -86,13 +89,13 @@ class SequenceEnd(StepTransitions):
                 pending,
                 seq_values={"status": "completed", "finished_at": now},
                 release=True,
-                run_values={"status": "completed", "output": output, "finished_at": now,
+                run_values={"status": status, "output": output, "finished_at": now,
                             "lease_owner": "", "lease_until": None, "wake_at": None},
             )  # fmt: skip
         except LeaseLost:
             del pending.entries[-len(entries) :]
             return False
-        self.ctx.run.status = "completed"
+        self.ctx.run.status = status
         return True
 
     def refresh(self) -> None:

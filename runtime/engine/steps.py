@@ -1,7 +1,7 @@
 """The engine's own step kinds: SLEEP, WAIT_SIGNAL, FEATURE (child runs), CHECKPOINT,
-SET_STATE, ROLLBACK and FOREACH (:mod:`~runtime.engine.loops`). They run in the driver's
-task without a connector; a wait parks the sequence (no worker waits) and a timer, a
-signal, a child's end or a loop's last iteration wakes it."""
+SET_STATE, ROLLBACK, FOREACH (:mod:`~runtime.engine.loops`) and the run's endings RETURN
+and FAIL. They run in the driver's task without a connector; a wait parks the sequence (no
+worker waits) and a timer, a signal, a child's end or a loop's last iteration wakes it."""
 
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ from django.utils import timezone
 
 from runtime.compiler import PlanStep
 from runtime.engine import config
+from runtime.engine.compensation import Compensator
+from runtime.engine.context import RunContext
 from runtime.engine.creation import run_start_child
-from runtime.engine.decisions import INLINE_DELAY_MS
+from runtime.engine.decisions import INLINE_DELAY_MS, compensation_targets
 from runtime.engine.loops import LoopSteps
 from runtime.engine.queue import enqueue
+from runtime.engine.runner import run_bounded
 from runtime.engine.state import LeaseLost, Pending, StepState, Stop, describe, json_bounded
-from runtime.errors import RunRefused, StepError, TrellisError
+from runtime.errors import HandlerRaised, RunRefused, StepError, TrellisError
 from runtime.models import RUN_FINISHED
 from runtime.spec import EventType, duration_ms
 
@@ -53,6 +56,8 @@ class EngineSteps(LoopSteps):
                 EventType.SET_STATE: self.set_state_step,
                 EventType.ROLLBACK: self.rollback_step,
                 EventType.FOREACH: self.foreach_step,
+                EventType.RETURN: self.return_step,
+                EventType.FAIL: self.fail_step,
             }[step.type]
             handler(step, st, pending)
         except (Stop, LeaseLost):
@@ -233,9 +238,66 @@ class EngineSteps(LoopSteps):
         change(state)
         json_bounded(state, limit_setting="TRELLIS_MAX_STATE_BYTES", what="the run state")
 
-    def rollback_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+    # ---- ending a run from a branch, and the manual rollback
+
+    def return_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        """RETURN: the run ends with this step's output. Other running sequences stop at
+        their next step boundary, pending ones never start, nothing is compensated; the
+        last sequence out ends the run (``returned``: see run_end_status)."""
         data = st.resolved if isinstance(st.resolved, dict) else {}
-        reason = str(data.get("reason") or data.get("message") or "ROLLBACK event")
-        self.wind_down(
-            "rollback", {"step": step.tag, "code": "rollback", "message": reason}, pending=pending
-        )
+        output = data.get("output")
+        json_bounded(output, limit_setting="TRELLIS_MAX_RUN_OUTPUT_BYTES", what="the run output")
+        self.complete(step, st, output, pending)
+        cause = {"step": step.tag, "code": "returned", "message": "the run returned"}
+        self.wind_down("returned", cause, pending=pending, seq_status="completed")
+
+    def fail_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        """FAIL: the step fails with its message (no retry), so the run fails and is
+        compensated per its rollback strategy, as for any failing step."""
+        data = st.resolved if isinstance(st.resolved, dict) else {}
+        self.fail(step, st, HandlerRaised(str(data.get("message") or "failed")), pending)
+
+    def rollback_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        """ROLLBACK (``ctx.trigger_rollback``): compensate what completed so far, per the
+        rollback strategy, then complete with ``{"rolled_back_steps": [...]}``; the run
+        goes on (and ends ``rolled_back`` with its output)."""
+        data = st.resolved if isinstance(st.resolved, dict) else {}
+        reason = str(data.get("reason") or data.get("message") or "")
+        fresh = RunContext.load(self.run_id)  # steps other sequences completed meanwhile
+        if fresh is None:
+            raise Stop("the run was deleted")
+        rolled = _InlineCompensator(fresh, self).roll_back(step.tag, reason)
+        for tag in rolled:
+            self.ctx.steps[tag].status = "rolled_back"
+        self.complete(step, st, {"rolled_back_steps": rolled, "reason": reason}, pending)
+        self.commit(pending)
+
+
+class _InlineCompensator(Compensator):
+    """Compensation run by a ROLLBACK step inside the driver's task: it renews the
+    sequence's lease and sleeps a rollback's retry delay instead of parking the run."""
+
+    inline = True
+
+    def __init__(self, ctx: RunContext, driver: EngineSteps) -> None:
+        super().__init__(ctx, driver.token)
+        self.driver = driver
+
+    def renew(self) -> None:
+        self.driver.renew()
+
+    def pause(self, seconds: float) -> None:
+        run_bounded(lambda: time.sleep(seconds), timeout_s=None, renew=self.driver.renew)
+
+    def roll_back(self, tag: str, reason: str) -> list[str]:
+        """Compensate per the strategy; returns the steps undone, newest first. A rollback
+        that fails for good fails the ROLLBACK step (the run then fails)."""
+        strategy = self.ctx.plan.options.rollback_strategy
+        targets = compensation_targets(self.views(), strategy)
+        data = {"steps": targets, "strategy": strategy, "manual": tag, "reason": reason}
+        self.journal([("rollback_started", tag, data)])
+        for target in targets:
+            self.compensate(target)
+            if self.ctx.steps[target].rollback_status == "failed":
+                raise StepError(f"the rollback of '{target}' failed", retryable=False)
+        return targets

@@ -17,7 +17,9 @@ step, the recorded values the function captured (``refs``) and the run data it r
 What the recorder cannot know (a step's real result, the real input) it only learns from
 the recording options: ``branch_overrides`` (what a step "returns" so an ``if`` takes the
 path you want; steps in that branch get ``$Step{tag}{field} == value`` — and so do the
-steps after the ``if`` when the other branch returns early), ``record_input`` (sample
+steps after the ``if`` when the other branch returns early; the handler is recorded once
+more per other arm that matters, so a path's early ``return`` becomes a RETURN step and
+its ``raise`` a FAIL step, conditioned on that path's branches), ``record_input`` (sample
 input so loops unroll; items stay positional references ``$Input{items.0.id}``, only step
 tags use the sample values) and ``record_scenarios`` (one recording per input scenario;
 steps get ``$Input{key} == 'value'``, merged with ``||``). Anything else that needs a real

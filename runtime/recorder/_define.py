@@ -26,6 +26,8 @@ _DEFINE_ALIASES = {
     "inputSchema": "input_schema",
 }
 _OPTION_ALIASES = {"rollbackStrategy": "rollback_strategy", "maxConcurrency": "max_concurrency"}
+# Recordings of one handler at most (its paths through branches on overrides x scenarios).
+MAX_RECORDINGS = 64
 
 
 def define(
@@ -65,9 +67,9 @@ def define(
     - ``record_scenarios``: ``[{"type": "a"}, {"type": "b"}]`` — one recording per
       scenario; each step gets ``$Input{type} == 'a'``, joined with ``||`` when several
       scenarios record it.
-    - ``output``: the run's output mapping, when the value the handler returns on the
-      recorded path is not the right one for every run (an early return in a branch that
-      was not recorded, a return after ``trigger_rollback``).
+    - ``output``: the run's output mapping, replacing what the handler returns on the
+      overrides' path. Other arms of an ``if`` on an override are recorded too: a path
+      returning something else ends with a RETURN step, one that raises with a FAIL step.
 
     Raises :class:`RecordingError` naming the line for anything that cannot be recorded.
     The camelCase names of the seed (``branchOverrides``, ``recordInput``,
@@ -173,8 +175,8 @@ def _define(
         site=site,
     )
     _check_overrides_used(overrides, recordings, site)
-    sequences = build_sequences(recordings, site=site)
-    recorded_output = _merge_outputs(recordings, site)
+    recorded_output = main_output(recordings)
+    sequences = build_sequences(recordings, site=site, main_output=recorded_output)
     output = recorded_output if output is MISSING else _json_value(output, "output", site)
     code_steps, input_paths = _code_steps(recordings)
     recording: dict[str, Any] = {
@@ -227,17 +229,34 @@ def _record_each(
     recordings: list[tuple[RecordingResult, str | None]] = []
     runs: list[dict[str, Any] | None] = list(scenarios) if scenarios else [None]
     for scenario in runs:
-        result = record_handler(
-            handler,
-            workflow=key,
-            module=module,
-            overrides=overrides,
-            sample_input=sample_input,
-            scenario=scenario,
-            signals=signals,
-            site=site,
-        )
-        recordings.append((result, scenario_condition(scenario, site) if scenario else None))
+        clause = scenario_condition(scenario, site) if scenario else None
+        # Every arm of every branch on an override value: the first recording takes the
+        # overrides' outcomes; each branch it (or a later one) meets is flipped in a
+        # recording of its own, so each path's return or raise is known.
+        todo: list[tuple[bool, ...]] = [()]
+        while todo:
+            forced = todo.pop(0)
+            if len(recordings) >= MAX_RECORDINGS:
+                raise RecordingError(
+                    f"the handler has more than {MAX_RECORDINGS} paths (branches on "
+                    "branch_overrides values x scenarios); split it into child workflows",
+                    site=site,
+                )
+            result = record_handler(
+                handler,
+                workflow=key,
+                module=module,
+                overrides=overrides,
+                sample_input=sample_input,
+                scenario=scenario,
+                signals=signals,
+                site=site,
+                forced=forced,
+            )
+            outcomes = result.path.outcomes
+            for i in range(len(forced), len(outcomes)):
+                todo.append((*outcomes[:i], not outcomes[i]))
+            recordings.append((result, clause))
     return recordings
 
 
@@ -400,18 +419,10 @@ def _check_overrides_used(
             )
 
 
-def _merge_outputs(recordings: list[tuple[RecordingResult, str | None]], site: Site | None) -> Any:
-    output: Any = None
+def main_output(recordings: list[tuple[RecordingResult, str | None]]) -> Any:
+    """The workflow's output mapping: what the first recording that returns gives (the
+    overrides' own path); other paths that return something else get a RETURN step."""
     for result, _ in recordings:
-        if result.output is None:
-            continue
-        if output is None:
-            output = result.output
-        elif result.output != output:
-            raise RecordingError(
-                "the handler returns a different output in different scenarios "
-                f"({json.dumps(output)} vs {json.dumps(result.output)}); return one mapping, "
-                "e.g. with ctx.default($Step{a}{x}, $Step{b}{x})",
-                site=site,
-            )
-    return output
+        if result.ending is None or result.ending.kind == "return":
+            return result.output
+    return None

@@ -22,6 +22,7 @@ from runtime.recorder._scope import (
     active_clauses,
     branch_scope,
     current_task,
+    other_arm_matters,
 )
 from runtime.recorder._sites import RecordingError, Site, user_site
 from runtime.recorder._text import MISSING, NEGATE, PY_OPS, hint_for, literal, ref_text
@@ -88,6 +89,7 @@ class Recording:
         scenario: Mapping[str, Any] | None,
         signals: frozenset[str] | None,
         read_only: str | None = None,
+        forced: tuple[bool, ...] = (),
     ) -> None:
         self.workflow = workflow
         self.module = module
@@ -108,6 +110,11 @@ class Recording:
         self.state_keys: dict[str, None] = {}  # set so far, in order
         self.loop: LoopCapture | None = None  # the loop whose body is being recorded
         self.loop_error: RecordingError | None = None  # a loop left early
+        # Branches on branch_overrides values: the outcomes this recording must take (by
+        # decision, in order; later ones take the override's), and the path it took.
+        self.forced = forced
+        self.path = DecisionPath()
+        self.auto_tags: set[str] = set()  # tags the recorder made up (log, sleep...)
 
     # references --------------------------------------------------------------------------
     def ref(
@@ -190,6 +197,19 @@ class Recording:
             clause = Clause(text, frame, first, last)
         CLAUSES.set((*clauses, clause))
 
+    def steer(self, natural: bool, sides: list[Recorded]) -> bool | None:
+        """The outcome of a branch on override values: the forced one for this recording
+        (exploring the other arm of an ``if``), else what the override gives; None when
+        the other arm would end the handler the same way (not explored)."""
+        if not other_arm_matters(natural):
+            return None
+        index = len(self.path.outcomes)
+        outcome = self.forced[index] if index < len(self.forced) else natural
+        tags = {s._r_ref[1][0] for s in sides if s._r_ref and s._r_ref[0] == "Step"}
+        self.path.outcomes.append(outcome)
+        self.path.tags |= tags
+        return outcome
+
     def decide_truth(self, value: Recorded) -> bool:
         site = user_site(3)
         kind, args, _ = value._r_ref or ("", (), "")
@@ -216,8 +236,14 @@ class Recording:
                 "fields (e.g. `if result.ok:`) so the recorder can write a condition",
                 site=site,
             )
-        self.assume(f"{value._r_text} == {literal(sample)}", bool(sample))
-        return bool(sample)
+        natural = bool(sample)
+        steered = self.steer(natural, [value]) if origin == "override" else None
+        outcome = natural if steered is None else steered
+        text = f"{value._r_text} {'==' if outcome == natural else '!='} {literal(sample)}"
+        self.assume(text, outcome)
+        if steered is not None:
+            self.path.clauses.append(text)
+        return outcome
 
     def decide_comparison(self, cond: RecordedCondition) -> bool:
         site = user_site(3)
@@ -260,8 +286,14 @@ class Recording:
                 f"cannot compare {left._r_text} with a {type(right).__name__} in a condition",
                 site=site,
             ) from None
+        steered = None
+        if any(side._r_origin == "override" for side in sides):
+            steered = self.steer(result, sides)
+        result = result if steered is None else steered
         used = op if result else NEGATE[op]
         self.assume(f"{left._r_text} {used} {right_text}", result)
+        if steered is not None:
+            self.path.clauses.append(f"{left._r_text} {used} {right_text}")
         return result
 
     def iterate(self, value: Recorded) -> Iterator[Any]:
@@ -378,6 +410,7 @@ class Recording:
             self.auto_counts[base] = count
             tag = base if count == 1 else f"{base}-{count}"
             if tag not in self.nodes:
+                self.auto_tags.add(tag)
                 return tag
 
     def check_tag(self, tag: str, site: Site | None) -> None:
@@ -433,6 +466,26 @@ class Recording:
             texts = (*texts, condition)
         self.nodes[tag] = Node(tag, event, reduce_deps(deps, self.nodes), texts, site)
         FRONTIER.set(frozenset({tag}))
+
+    def frontier(self) -> set[str]:
+        """What a step recorded here would wait for (the frontier and the tasks this task
+        forked that are done), without recording one: where the handler ends."""
+        task = current_task()
+        deps = set(FRONTIER.get())
+        for info in self.children.get(task, []):
+            if info.done:
+                deps |= info.final
+        return deps
+
+
+@dataclass
+class DecisionPath:
+    """The branches one recording took on branch_overrides values: their outcomes, the
+    conditions that hold on this path (in order) and the steps they read."""
+
+    outcomes: list[bool] = field(default_factory=list)
+    clauses: list[str] = field(default_factory=list)
+    tags: set[str] = field(default_factory=set)
 
 
 def reduce_deps(deps: set[str], nodes: Mapping[str, Any]) -> tuple[str, ...]:

@@ -5,18 +5,30 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import linecache
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.recorder._ctx import RecordingContext
-from runtime.recorder._recording import STEP_FRAME, CodeStep, Node, Recording
+from runtime.recorder._recording import STEP_FRAME, CodeStep, DecisionPath, Node, Recording
 from runtime.recorder._scope import CLAUSES, FRONTIER, TaskInfo
 from runtime.recorder._sites import RecordingError, Site, traceback_site
 
 # The recording the running handler belongs to (what the task factory tracks forks for).
 _REC: contextvars.ContextVar[Recording | None] = contextvars.ContextVar("trellis_rec", default=None)
+
+
+@dataclass
+class Ending:
+    """How one recording of the handler ended: ``return`` (the output is the result's) or
+    ``raise`` (with its message), after the steps in ``deps``."""
+
+    kind: str  # "return" | "raise"
+    deps: set[str]
+    site: Site | None
+    message: str = ""
 
 
 @dataclass
@@ -29,6 +41,18 @@ class RecordingResult:
     input_paths: set[str]
     used_overrides: set[str]
     state_keys: list[str] = field(default_factory=list)
+    path: DecisionPath = field(default_factory=DecisionPath)
+    ending: Ending | None = None
+    auto_tags: set[str] = field(default_factory=set)
+
+
+class _Raised(Exception):
+    """The handler ran a ``raise`` statement on a path chosen by branch_overrides or a
+    scenario: that path ends the run failed (a FAIL step), it is not a recording error."""
+
+    def __init__(self, ending: Ending) -> None:
+        super().__init__(ending.message)
+        self.ending = ending
 
 
 def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
@@ -107,8 +131,10 @@ def record_handler(
     scenario: Mapping[str, Any] | None,
     signals: frozenset[str] | None,
     site: Site | None,
+    forced: tuple[bool, ...] = (),
 ) -> RecordingResult:
-    """Run ``handler(ctx)`` once under the recorder."""
+    """Run ``handler(ctx)`` once under the recorder, taking the ``forced`` outcomes at
+    its first branches on branch_overrides values."""
     rec = Recording(
         workflow=workflow,
         module=module,
@@ -116,21 +142,32 @@ def record_handler(
         sample_input=sample_input,
         scenario=scenario,
         signals=signals,
+        forced=forced,
     )
     ctx = RecordingContext(rec)
+    ending: list[Ending] = []
 
     async def main() -> Any:
         _REC.set(rec)
         FRONTIER.set(frozenset())
         CLAUSES.set(())
         STEP_FRAME.set(None)
-        out = handler(ctx)
-        while inspect.isawaitable(out):
-            out = await out
+        try:
+            out = handler(ctx)
+            while inspect.isawaitable(out):
+                out = await out
+        except Exception as exc:
+            raised = _raised_on_a_path(exc, rec)
+            if raised is None:
+                raise
+            raise _Raised(Ending("raise", rec.frontier(), raised, str(exc)[:2000])) from exc
+        ending.append(Ending("return", rec.frontier(), None))
         return out
 
     try:
         output = run_coroutine(main)
+    except _Raised as exc:
+        output, ending[:] = None, [exc.ending]
     except RecordingError:
         raise
     except Exception as exc:
@@ -146,6 +183,8 @@ def record_handler(
         coro.close()
         raise RecordingError(f"{label} was never awaited (missing `await`?)", site=where)
     spec_output = rec.to_spec(output, _handler_site(handler) or site, "the handler's return value")
+    if ending and ending[0].kind == "raise":
+        ending[0].message = rec.to_spec(ending[0].message, ending[0].site, "the raised message")
     return RecordingResult(
         nodes=rec.nodes,
         output=spec_output,
@@ -153,7 +192,23 @@ def record_handler(
         input_paths=rec.input_paths,
         used_overrides=rec.used_overrides,
         state_keys=list(rec.state_keys),
+        path=rec.path,
+        ending=ending[0] if ending else None,
+        auto_tags=rec.auto_tags,
     )
+
+
+def _raised_on_a_path(exc: Exception, rec: Recording) -> Site | None:
+    """Where the user's ``raise`` statement is, when ``exc`` comes from one on a path that
+    only some runs take (a branch on an override, a scenario); None otherwise (a bug, or
+    a raise on every path: reported as a recording error)."""
+    if isinstance(exc, RecordingError) or not (rec.path.clauses or rec.scenario):
+        return None
+    where = traceback_site(exc.__traceback__)
+    if where is None:
+        return None
+    line = linecache.getline(where.filename, where.lineno).strip()
+    return where if line.startswith("raise") else None
 
 
 def record_query(

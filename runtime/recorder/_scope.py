@@ -57,10 +57,11 @@ def _user_frame() -> types.FrameType | None:
     return None
 
 
-def branch_scope(outcome: bool) -> tuple[types.FrameType, int, int] | Any | None:
-    """Where a decision made in the user's ``if`` test holds (see :meth:`Recording.assume`):
-    None = for the rest of the recording; (frame, first, last) = while that frame runs
-    the lines of the branch taken; ``NOWHERE`` = the branch taken is empty."""
+def _branch_arms(
+    outcome: bool,
+) -> tuple[types.FrameType, list[ast.stmt], list[ast.stmt]] | None:
+    """The user's ``if`` whose test is deciding now: (frame, arm taken, arm not taken), or
+    None when it cannot be told (no source, not an ``if``, and/or in the test...)."""
     frame = _user_frame()
     if frame is None:
         return None
@@ -83,13 +84,37 @@ def branch_scope(outcome: bool) -> tuple[types.FrameType, int, int] | Any | None
         test, negate = test.operand, not negate
     if not isinstance(test, ast.Name | ast.Attribute | ast.Subscript | ast.Compare):
         return None  # and/or, calls...: cannot tell which branch this decided
-    taken, untaken = (found.body, found.orelse) if outcome != negate else (found.orelse, found.body)
+    if outcome != negate:
+        return frame, found.body, found.orelse
+    return frame, found.orelse, found.body
+
+
+def branch_scope(outcome: bool) -> tuple[types.FrameType, int, int] | Any | None:
+    """Where a decision made in the user's ``if`` test holds (see :meth:`Recording.assume`):
+    None = for the rest of the recording; (frame, first, last) = while that frame runs
+    the lines of the branch taken; ``NOWHERE`` = the branch taken is empty."""
+    arms = _branch_arms(outcome)
+    if arms is None:
+        return None
+    frame, taken, untaken = arms
     if untaken and _terminates(untaken):
         return None
     if not taken:
         return NOWHERE
     last = max(stmt.end_lineno or stmt.lineno for stmt in taken)
     return frame, taken[0].lineno, last
+
+
+def other_arm_matters(outcome: bool) -> bool:
+    """Whether the other outcome of the decision being made can end the handler another
+    way: the arm not taken has code, or the arm taken leaves the block (the code after
+    the ``if`` is then only reached the other way). A plain ``if x: step()`` does not:
+    its other arm runs the same code without the step (which gets a condition)."""
+    arms = _branch_arms(outcome)
+    if arms is None:
+        return True  # cannot tell: record it
+    _, taken, untaken = arms
+    return bool(untaken) or _terminates(taken)
 
 
 def _own_nodes(func: ast.AST) -> Iterator[ast.AST]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from runtime.recorder._recording import reduce_deps
+from runtime.recorder._recording import Node, reduce_deps
 from runtime.recorder._run import RecordingResult
 from runtime.recorder._sites import RecordingError, Site
 from runtime.recorder._step_fns import ALL_STEPS
 from runtime.recorder._text import literal, ref_text
+from runtime.spec import EventType
 
 
 def scenario_condition(scenario: Mapping[str, Any], site: Site | None) -> str:
@@ -49,13 +52,19 @@ class _Merged:
     alternatives: list[str | None]
     site: Site | None
     order: int
+    ending: bool = False  # a RETURN/FAIL: it goes right after its step, in its sequence
 
 
 def build_sequences(
-    recordings: list[tuple[RecordingResult, str | None]], *, site: Site | None
+    recordings: list[tuple[RecordingResult, str | None]],
+    *,
+    site: Site | None,
+    main_output: Any = None,
 ) -> list[dict[str, Any]]:
-    """Merge recordings (one per scenario, with its condition) into spec sequences."""
+    """Merge recordings (one per scenario and path, with the scenario's condition) into
+    spec sequences; paths that end otherwise than with ``main_output`` get their ending."""
     merged: dict[str, _Merged] = {}
+    recordings = _untangle_auto_tags(recordings)
     for result, scenario_clause in recordings:
         for node in result.nodes.values():
             parts = ([scenario_clause] if scenario_clause else []) + list(node.clauses)
@@ -68,13 +77,14 @@ def build_sequences(
                 continue
             if existing.event != node.event:
                 raise RecordingError(
-                    f"step {node.tag!r} is recorded differently in two scenarios (first at "
-                    f"{existing.site}); give each variant its own tag",
+                    f"step {node.tag!r} is recorded differently in two scenarios or branches "
+                    f"(first at {existing.site}); give each variant its own tag",
                     site=node.site,
                 )
             existing.deps |= set(node.deps)
             if clause not in existing.alternatives:
                 existing.alternatives.append(clause)
+    _add_endings(merged, recordings, main_output)
     for item in merged.values():
         item.deps = set(reduce_deps(item.deps, merged))
     _check_acyclic(merged)
@@ -101,6 +111,113 @@ def _fill_loop(
         body.append(step)
         seen.append(tag)
     return {**event, "loop": {**event["loop"], "body": body}}
+
+
+def _untangle_auto_tags(
+    recordings: list[tuple[RecordingResult, str | None]],
+) -> list[tuple[RecordingResult, str | None]]:
+    """Two paths (or scenarios) number the tags the recorder makes up (``log-2``) each in
+    its own order: where one names another step than an earlier recording did, it gets a
+    fresh tag (and its references follow), instead of clashing."""
+    seen: dict[str, dict[str, Any]] = {}
+    taken = {tag for result, _ in recordings for tag in result.nodes}
+    out = []
+    for result, clause in recordings:
+        renames: dict[str, str] = {}
+        for node in result.nodes.values():
+            event = _renamed(node.event, renames)
+            first = seen.get(node.tag)
+            if first is not None and first != event and node.tag in result.auto_tags:
+                renames[node.tag] = _free_tag(re.sub(r"-\d+$", "", node.tag), taken)
+                taken.add(renames[node.tag])
+        if renames:
+            result = _rename_result(result, renames)
+        for node in result.nodes.values():
+            seen.setdefault(node.tag, node.event)
+        out.append((result, clause))
+    return out
+
+
+def _renamed(value: Any, renames: Mapping[str, str]) -> Any:
+    """``value`` with its ``$Step{old}`` references pointing at the new tags."""
+    if not renames:
+        return value
+    pattern = re.compile(r"\$Step\{(" + "|".join(re.escape(t) for t in renames) + r")\}")
+    text = pattern.sub(lambda m: "$Step{" + renames[m.group(1)] + "}", json.dumps(value))
+    return json.loads(text)
+
+
+def _rename_result(result: RecordingResult, renames: Mapping[str, str]) -> RecordingResult:
+    nodes = {}
+    for node in result.nodes.values():
+        tag = renames.get(node.tag, node.tag)
+        deps = tuple(renames.get(d, d) for d in node.deps)
+        clauses = tuple(_renamed(list(node.clauses), renames))
+        nodes[tag] = Node(tag, _renamed(node.event, renames), deps, clauses, node.site)
+    ending = result.ending
+    if ending is not None:
+        after = {renames.get(d, d) for d in ending.deps}
+        ending = replace(ending, deps=after, message=_renamed(ending.message, renames))
+    path = replace(
+        result.path,
+        clauses=_renamed(result.path.clauses, renames),
+        tags={renames.get(t, t) for t in result.path.tags},
+    )
+    return replace(
+        result,
+        nodes=nodes,
+        output=_renamed(result.output, renames),
+        ending=ending,
+        path=path,
+        auto_tags={renames.get(t, t) for t in result.auto_tags},
+    )
+
+
+def _add_endings(
+    merged: dict[str, _Merged],
+    recordings: list[tuple[RecordingResult, str | None]],
+    main_output: Any,
+) -> None:
+    """A RETURN step for each path that returns something else than the workflow's output
+    mapping, a FAIL step for each path that raises: after that path's last steps, on the
+    condition that the run took that path (its scenario and every branch it took)."""
+    by_key: dict[str, _Merged] = {}
+    for result, scenario_clause in recordings:
+        ending = result.ending
+        if ending is None or (ending.kind == "return" and result.output == main_output):
+            continue
+        if ending.kind == "return":
+            event: dict[str, Any] = {
+                "type": EventType.RETURN.value,
+                "event": "return",
+                "input": {"output": result.output},
+            }
+        else:
+            event = {
+                "type": EventType.FAIL.value,
+                "event": "raise",
+                "input": {"message": ending.message},
+            }
+        parts = ([scenario_clause] if scenario_clause else []) + result.path.clauses
+        clause = " && ".join(_group(p) if "||" in p else p for p in parts) or None
+        deps = {d for d in (ending.deps | result.path.tags) if d in merged}
+        key = json.dumps([event, sorted(deps)], sort_keys=True)
+        found = by_key.get(key)
+        if found is not None:
+            if clause not in found.alternatives:
+                found.alternatives.append(clause)
+            continue
+        tag = _free_tag(str(event["event"]), merged)
+        item = _Merged(tag, event, deps, [clause], ending.site, len(merged), ending=True)
+        by_key[key] = merged[tag] = item
+
+
+def _free_tag(base: str, merged: Mapping[str, Any] | set[str]) -> str:
+    tag, n = base, 1
+    while tag in merged:
+        n += 1
+        tag = f"{base}-{n}"
+    return tag
 
 
 def _wants_live(event: Mapping[str, Any]) -> bool:
@@ -185,6 +302,12 @@ def _chains(merged: Mapping[str, _Merged]) -> list[dict[str, Any]]:
     for item in merged.values():
         for dep in item.deps:
             successors[dep].append(item.tag)
+    # An ending does not fork its step's chain: it is placed right after that step.
+    followers = {t: [s for s in succ if not merged[s].ending] for t, succ in successors.items()}
+
+    def rank(tag: str) -> tuple[bool, int]:
+        return (not merged[tag].ending, merged[tag].order)
+
     sequence_of: dict[str, str] = {}
     sequences: dict[str, dict[str, Any]] = {}
     order: list[str] = []
@@ -192,12 +315,12 @@ def _chains(merged: Mapping[str, _Merged]) -> list[dict[str, Any]]:
     # Kahn's algorithm, recorded order breaking ties: a chain continues while a node has
     # exactly one predecessor whose only successor it is.
     remaining = {tag: len(item.deps) for tag, item in merged.items()}
-    ready = sorted((t for t, n in remaining.items() if n == 0), key=lambda t: merged[t].order)
+    ready = sorted((t for t, n in remaining.items() if n == 0), key=rank)
     while ready:
         tag = ready.pop(0)
         item = merged[tag]
         deps = sorted(item.deps, key=lambda t: merged[t].order)
-        continues = len(deps) == 1 and len(successors[deps[0]]) == 1
+        continues = len(deps) == 1 and (item.ending or len(followers[deps[0]]) == 1)
         if continues:
             seq_tag = sequence_of[deps[0]]
         else:
@@ -215,7 +338,7 @@ def _chains(merged: Mapping[str, _Merged]) -> list[dict[str, Any]]:
             remaining[succ] -= 1
             if remaining[succ] == 0:
                 ready.append(succ)
-        ready.sort(key=lambda t: merged[t].order)
+        ready.sort(key=rank)
     out = []
     for name in order:
         seq = sequences[name]

@@ -1,10 +1,14 @@
 """The seed's examples on the canvas: main_sequence and order fulfillment render with the
-levels and parent edges the compiler gives them."""
+levels and parent edges the compiler gives them; a handler's returns and raises are steps
+of their own."""
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
 
+from examples import components, order_fulfillment
 from tests.e2e.conftest import expect_steps, login, open_canvas, shot
 from tests.e2e.harness import Server, create_workflow, fixture_spec
 
@@ -82,3 +86,29 @@ def test_order_fulfillment_has_five_levels_and_the_parent_edges(page: Page, serv
     expect_steps(page, "payment", ["payment", "payment-complete"])
     expect(page.get_by_test_id("validation-state")).to_have_attribute("data-state", "ok")
     shot(page, "example-order-fulfillment")
+
+
+def test_returns_and_raises_are_step_kinds_of_their_own(page: Page, server: Server) -> None:
+    """The code-first examples' early return and raise, recorded as RETURN and FAIL steps:
+    the card says what they end the run with, the inspector edits just that."""
+    api = server.api()
+    create_workflow(api, "ending-order", "Order", order_fulfillment.workflow.spec_json())
+    create_workflow(api, "ending-quota", "Quota", components.quota_workflow.spec_json())
+    login(page)
+    open_canvas(page, "ending-order")
+    row = page.get_by_test_id("event-return")
+    expect(row).to_have_attribute("title", "returns {success, reason}")
+    expect(row.locator(".mini-badge")).to_have_text(["if", "ends run"])
+    row.click()
+    inspector = page.get_by_test_id("event-inspector")
+    expect(inspector).to_contain_text("Return in main")
+    expect(inspector.get_by_test_id("field-return-output")).to_have_value(
+        re.compile(r'"reason": "items_unavailable"')
+    )
+    expect(inspector.get_by_test_id("field-retries")).to_have_count(0)  # a RETURN ends the run
+
+    open_canvas(page, "ending-quota")
+    row = page.get_by_test_id("event-raise")
+    expect(row).to_have_attribute("title", 'raises "Rate limit exceeded"')
+    row.click()
+    expect(page.get_by_test_id("field-fail-message")).to_have_value("Rate limit exceeded")

@@ -22,6 +22,7 @@ class Shop:
 
     def __init__(self) -> None:
         self.available = True
+        self.risk = 0.1  # the fraud score /risk/score answers
         self.fail: set[str] = set()  # paths answered with a 409
         self.requests: list[tuple[str, Any]] = []
         self.lock = threading.Lock()
@@ -71,6 +72,8 @@ def _handler(shop: Shop) -> type[BaseHTTPRequestHandler]:
                 self.reply(409, {"error": f"{self.path} refused"})
             elif self.path == "/inventory/check":
                 self.reply(200, {"available": shop.available, "reason": "stock"})
+            elif self.path == "/risk/score":
+                self.reply(200, {"score": shop.risk})
             elif self.path == "/stripe/charges":
                 self.reply(200, {"id": f"ch_{count}", "amount": (body or {}).get("amount")})
             else:
@@ -145,6 +148,12 @@ def components_ensure(
         ),
         ("broker", "warehouse", {"new-order": {}}, {"backend": "database"}),
         ("graph", "social-graph", SOCIAL_GRAPH_EVENTS, {"path": "acme/social-graph.lbug"}),
+        (
+            "quota",
+            "api-rate-limit",
+            {"api-rate-limit": {"limit": 1, "window": "1h"}},
+            {"backend": "database"},
+        ),
     ]
     for kind, tag, events, config in declared:
         component = Component.objects.filter(product=product, tag=tag).first()

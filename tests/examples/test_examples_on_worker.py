@@ -15,6 +15,7 @@ from designer.models import ComponentConfig, Environment, Product, Workflow
 from examples import (
     batch_charges,
     branch_overrides,
+    components,
     control_flow,
     order_fulfillment,
     record_input,
@@ -101,16 +102,21 @@ def test_the_complete_order_fulfillment_example_on_a_worker(
     assert ("log", "log") in kinds and ("checkpoint", "payment-complete") in kinds
     assert statuses(run)["queue-fulfillment"] == "completed"
 
-    # 2. The items are unavailable: payment and everything after it is skipped.
+    # 2. The items are unavailable: the handler's early return ends the run with its own
+    # output; payment and everything after it never runs.
     shop.available = False
     before = len(shop.bodies("/stripe/charges"))
     run = finished(run_start(workflow=wf, environment=env, input=ORDER))
     assert run.status == "completed", run.error
-    assert {t: s for t, s in statuses(run).items() if s != "skipped"} == {
+    assert run.output == {"success": False, "reason": "items_unavailable"}
+    assert {t: s for t, s in statuses(run).items() if s == "completed"} == {
         "log": "completed",
         "validate": "completed",
+        "return": "completed",
     }
+    assert "running" not in statuses(run).values() and "pending" not in statuses(run).values()
     assert len(shop.bodies("/stripe/charges")) == before
+    assert run.journal.order_by("seq").last().kind == "run_completed"
 
     # 3. Reserving fails: the payment is refunded through its rollback.
     shop.available = True
@@ -160,9 +166,14 @@ def test_the_conditional_signal_child_and_sleep_examples_on_a_worker(
     approval = start("approval")
     parent = start("checkout", amount=12)
 
-    # branch_overrides: the real validation says valid is missing (not true) → payment skipped.
-    assert finished(invalid).status == "completed"
-    assert statuses(invalid) == {"validate": "completed", "process-payment": "skipped"}
+    # branch_overrides: the real validation says valid is missing (not true) → the early
+    # return ends the run with its own output; payment never runs.
+    invalid = finished(invalid)
+    assert invalid.status == "completed", invalid.error
+    assert invalid.output == {"success": False, "error": None}
+    assert statuses(invalid)["return"] == "completed"
+    assert statuses(invalid)["process-payment"] != "completed"
+    assert "/stripe/charges" not in shop.paths()
     # record_input: a runtime loop, one iteration per real item (the sample had two).
     assert finished(items).status == "completed"
     assert shop.bodies("/orders/item") == [{"id": "x"}, {"id": "y"}, {"id": "z"}]
@@ -229,3 +240,50 @@ def test_the_loop_example_charges_each_real_line_and_refunds_them_on_failure(
     assert sorted(b["sku"] for b in shop.bodies("/stripe/refunds")) == ["r0", "r1", "r2"]
     rolled = run.journal.filter(kind="step_rolled_back").values_list("step", flat=True)
     assert sorted(rolled) == ["charge-line[0]", "charge-line[1]", "charge-line[2]"]
+
+
+def test_raise_and_trigger_rollback_examples_end_runs_the_way_the_handler_says(
+    product: Product, shop: Shop, shop_components: Path, worker: Any
+) -> None:
+    wfs = publish(control_flow.rollback_workflow, components.quota_workflow)
+    env = dev(product)
+    worker()
+
+    def start(tag: str, **input: Any) -> Run:
+        return run_start(workflow=wfs[tag], environment=env, input=input)
+
+    # The quota allows one call an hour: the first run goes through, the second raises.
+    allowed = finished(start("rate-limited", userId="u-1", orderId="o-1"))
+    assert allowed.status == "completed", allowed.error
+    assert allowed.output == {"validated": True, "remaining": 0}
+    refused = finished(start("rate-limited", userId="u-1", orderId="o-2"))
+    assert refused.status == "failed"
+    assert refused.error is not None
+    assert (refused.error["message"], refused.error["code"]) == ("Rate limit exceeded", "raised")
+    assert statuses(refused)["raise"] == "failed"
+    assert statuses(refused)["validate"] != "completed"
+    assert shop.bodies("/orders/validate") == [{"orderId": "o-1"}]
+
+    # A fraud score above 0.8: trigger_rollback refunds the payment and hands the steps
+    # back; the handler logs them and returns; the run ends rolled back with that output.
+    shop.risk = 0.95
+    fraud = finished(start("fraud-guarded-payment", amount=12))
+    assert fraud.status == "rolled_back", fraud.error
+    assert fraud.output == {"success": False, "reason": "fraud_detected"}
+    assert fraud.error is None
+    charge_id = StepRun.objects.get(run=fraud, tag="payment").output["id"]
+    assert shop.bodies("/stripe/refunds") == [{"chargeId": charge_id}]
+    rollback = StepRun.objects.get(run=fraud, tag="rollback")
+    assert rollback.output["rolled_back_steps"] == ["payment"]
+    log = fraud.journal.get(kind="log", step="log")
+    assert log.data["data"] == {"steps": ["payment"]}
+    assert fraud.journal.order_by("seq").last().kind == "run_rolled_back"
+
+    # No fraud: nothing is undone, the run completes with the handler's other return.
+    shop.risk = 0.1
+    fine = finished(start("fraud-guarded-payment", amount=7))
+    assert fine.status == "completed", fine.error
+    fine_charge = StepRun.objects.get(run=fine, tag="payment").output["id"]
+    assert fine.output == {"success": True, "chargeId": fine_charge}
+    assert statuses(fine)["rollback"] != "completed"
+    assert len(shop.bodies("/stripe/refunds")) == 1

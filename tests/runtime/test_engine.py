@@ -165,7 +165,12 @@ def test_how_a_run_ends() -> None:
     assert end(stop_reason="failed", rolled_back=0, rollback_failed=False) == "failed"
     assert end(stop_reason="failed", rolled_back=1, rollback_failed=True) == "failed"
     assert end(stop_reason="cancelled", rolled_back=1, rollback_failed=False) == "cancelled"
-    assert end(stop_reason="rollback", rolled_back=0, rollback_failed=False) == "rolled_back"
+    assert end(stop_reason="returned", rolled_back=0, rollback_failed=False) == "completed"
+    returned_after_rollback = end(
+        stop_reason="returned", rolled_back=1, rollback_failed=False, manual_rollback=True
+    )
+    assert returned_after_rollback == "rolled_back"
+    assert engine.returned_status(manual_rollback=False) == "completed"
     assert end(stop_reason="timeout", rolled_back=0, rollback_failed=False) == "failed"
 
 

@@ -219,15 +219,16 @@ def test_rollback_event_compensates_and_lists_steps(
             "m",
             code("add", tag="charge", rollback=undo),
             {"type": "ROLLBACK", "event": "fraud", "tag": "undo", "input": {"reason": "fraud"}},
-            code("add", tag="never"),
+            code("add", tag="next"),
         )
     )
     run = run_until_done(start(product, env_dev, body))
     assert run.status == "rolled_back"
     undo_step = StepRun.objects.get(run=run, tag="undo")
     assert undo_step.status == "completed"
-    assert undo_step.output == {"rolled_back_steps": ["charge"]}
-    assert statuses(run)["never"] == "not_run"
+    assert undo_step.output == {"rolled_back_steps": ["charge"], "reason": "fraud"}
+    # The run goes on after the rollback (ctx.trigger_rollback returns to the handler).
+    assert statuses(run)["next"] == "completed"
 
 
 def test_set_state_checkpoint_and_logs(product: Product, env_dev: Environment) -> None:

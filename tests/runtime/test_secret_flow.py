@@ -328,7 +328,8 @@ def leaky_spec() -> dict[str, Any]:
                         "condition": f"$Lowercase({REF}) != 'x' && $Size({REF}) > 3",
                         "input": {"params": {"id": "g"}},
                     },
-                    # Ends the run by compensation, with a reason built from the secret.
+                    # Compensates (the run ends rolled back), with a reason built from the
+                    # secret.
                     {
                         "type": "ROLLBACK",
                         "app": "vault",
@@ -519,7 +520,8 @@ def test_a_secret_through_every_operator_into_every_place_appears_nowhere(
     # The redaction is visible where the secret would have been.
     assert steps["code"].output["input"]["Lowercase"] == "•••"
     assert run.state["Substring"] == "•••"
-    assert run.error["message"] == "•••"  # $Concat("because ", secret): redacted whole
+    # $Concat("because ", secret): redacted whole in what the ROLLBACK step hands back.
+    assert steps["stop"].output["reason"] == "•••"
     assert "/reject/••• answered 400" in steps["rejected"].error["message"]
     assert json.loads(places["files"])  # the STORAGE step wrote its (redacted) file
 

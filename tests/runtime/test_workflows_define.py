@@ -53,14 +53,20 @@ def test_the_readme_example_records_and_its_test_passes() -> None:
 
     assert isinstance(order_fulfillment, workflows.WorkflowDefinition)
     assert registry.get("acme", "order-fulfillment") is order_fulfillment
-    payment = order_fulfillment.spec_json()["sequences"][0]["events"][1]
+    events = order_fulfillment.spec_json()["sequences"][0]["events"]
+    assert [e["tag"] for e in events] == ["validate", "return", "payment"]
+    assert events[1]["type"] == "RETURN"
+    assert events[1]["condition"] == "$Step{validate}{available} != true"
+    assert events[1]["input"] == {"output": {"success": False}}
+    payment = events[2]
     assert payment["condition"] == "$Step{validate}{available} == true"
     assert payment["rollback"]["input"] == {"body": {"chargeId": "$Step{payment}{id}"}}
 
     # The README's tests, as written there.
     env = WorkflowTestEnvironment(fakes={"validate": {"available": False}})
     run = env.run(order_fulfillment, {"items": [], "amount": 42})
-    assert run.status == "completed" and run.steps["payment"].status == "skipped"
+    assert run.status == "completed" and run.output == {"success": False}
+    assert run.steps["payment"].status == "not_run"  # the run returned before it
     env = WorkflowTestEnvironment(
         fakes={"validate": {"available": True}, "payment": Fail("card declined")}
     )

@@ -58,14 +58,15 @@ def test_the_complete_example_fulfils_an_order() -> None:
     ]
 
 
-def test_payment_and_later_steps_are_skipped_when_items_are_unavailable() -> None:
+def test_an_unavailable_order_returns_early_and_runs_nothing_after() -> None:
     run = WorkflowTestEnvironment(fakes={**HAPPY, "validate": {"available": False}}).run(
         order_fulfillment.workflow, ORDER
     )
     assert run.status == "completed"
-    assert run.completed == ["log", "validate"]
-    assert {t: s.status for t, s in run.steps.items() if t not in {"log", "validate"}} == {
-        t: "skipped"
+    assert run.output == {"success": False, "reason": "items_unavailable"}
+    assert run.completed == ["log", "validate", "return"]
+    assert {t: s.status for t, s in run.steps.items() if t not in run.completed} == {
+        t: "not_run"
         for t in [
             "payment",
             "payment-complete",
@@ -127,8 +128,13 @@ def test_branch_overrides_example_runs_both_ways() -> None:
         branch_overrides.workflow, {"orderId": 1, "amount": 5}, fakes={"validate": {"valid": True}}
     )
     assert (ok.status, ok.output["chargeId"]) == ("completed", "ch_9")
-    bad = env.run(branch_overrides.workflow, {"orderId": 1}, fakes={"validate": {"valid": False}})
-    assert bad.steps["process-payment"].status == "skipped"
+    bad = env.run(
+        branch_overrides.workflow,
+        {"orderId": 1},
+        fakes={"validate": {"valid": False, "reason": "no stock"}},
+    )
+    assert bad.steps["process-payment"].status == "not_run"
+    assert (bad.status, bad.output) == ("completed", {"success": False, "error": "no stock"})
 
 
 def test_record_input_example_processes_items_by_position() -> None:
@@ -179,14 +185,19 @@ def test_child_workflows_run_and_manual_rollback_compensates() -> None:
         {"amount": 12},
         fakes={"payment": {"id": "ch_4"}, "fraud-check": {"score": 0.95}, "payment:rollback": {}},
     )
+    # trigger_rollback compensates, hands the steps back, and the handler returns.
     assert fraud.status == "rolled_back"
     assert fraud.steps["payment"].status == "rolled_back"
+    assert fraud.steps["rollback"].output["rolled_back_steps"] == ["payment"]
+    assert fraud.output == {"success": False, "reason": "fraud_detected"}
+    assert fraud.logs[0]["data"] == {"steps": ["payment"]}
     fine = env.run(
         control_flow.rollback_workflow,
         {"amount": 12},
         fakes={"payment": {"id": "ch_4"}, "fraud-check": {"score": 0.1}},
     )
-    assert (fine.status, fine.steps["rollback"].status) == ("completed", "skipped")
+    assert (fine.status, fine.steps["rollback"].status) == ("completed", "not_run")
+    assert fine.output == {"success": True, "chargeId": "ch_4"}
 
 
 def test_sleeps_are_instant_and_state_code_steps_see_real_values() -> None:

@@ -24,6 +24,8 @@ const TYPE_PATHS: Record<EventType, string> = {
   GRAPH:
     'M18 8a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM6 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM18 22a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM8.6 13.5l6.8 4M15.4 6.5l-6.8 4',
   FOREACH: 'M17 2l4 4-4 4M3 11v-1a4 4 0 0 1 4-4h14M7 22l-4-4 4-4M21 13v1a4 4 0 0 1-4 4H3',
+  RETURN: 'M9 10l-5 5 5 5M20 4v7a4 4 0 0 1-4 4H4',
+  FAIL: 'M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zM15 9l-6 6M9 9l6 6',
 };
 
 const UI_PATHS = {
@@ -70,6 +72,8 @@ export const TYPE_COLORS: Record<EventType, string> = {
   CODE: '#334155',
   GRAPH: '#059669',
   FOREACH: '#b45309',
+  RETURN: '#15803d',
+  FAIL: '#b91c1c',
 };
 
 function Svg({ d, size }: { d: string; size: number }) {

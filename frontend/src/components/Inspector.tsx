@@ -10,12 +10,14 @@ import { canConnect } from '../lib/graph';
 import { eventFieldIssues, eventIssues, type Issue } from '../lib/paths';
 import {
   COMPONENT_KINDS,
+  ENDING_TYPES,
   EVENT_TYPES,
   TAG_RE,
   stepTag,
   type Duration,
   type EventSpec,
   type EventType,
+  type Json,
   type JsonObject,
   type RollbackSpec,
   type RollbackStrategy,
@@ -100,6 +102,28 @@ function useComponentTags(): string[] {
   return useMemo(() => components.map((c) => c.tag), [components]);
 }
 
+/** What a RETURN ends the run with (its output mapping) or a FAIL fails it with (its
+ * message): the only input these steps take. */
+function EndingFields({ event, ctx, issues, onInput }: { event: EventSpec; ctx: CompletionContext; issues: readonly Issue[]; onInput: (input: JsonObject) => void }) {
+  if (event.type === 'RETURN') {
+    return (
+      <Section title="Run output" badge={issues.length}>
+        <JsonField value={(event.input.output ?? null) as JsonObject} onCommit={(v) => onInput({ ...event.input, output: (v ?? null) as Json })} context={ctx} expect="any" issues={issues} testId="field-return-output" label="Output mapping" rows={7} />
+        <p className="help">The run ends <code>completed</code> with this output (expressions over <code>$Input</code>, <code>$Step</code>…); steps after it do not run.</p>
+      </Section>
+    );
+  }
+  const message = typeof event.input.message === 'string' ? event.input.message : '';
+  return (
+    <Section title="Failure" badge={issues.length}>
+      <Field label="Message" hint="the run's error" issues={issues}>
+        <CodeField value={message} onChange={(t) => onInput({ ...event.input, message: t })} context={ctx} placeholder="Rate limit exceeded" testId="field-fail-message" invalid={issues.length > 0} />
+      </Field>
+      <p className="help">The run fails with this message and is compensated per its rollback strategy.</p>
+    </Section>
+  );
+}
+
 function EventInspector({ at }: { at: EventRef }) {
   const store = useEditorStore();
   const spec = useEditor((s) => s.spec);
@@ -123,6 +147,7 @@ function EventInspector({ at }: { at: EventRef }) {
   const tag = stepTag(event);
   const otherTags = new Set(spec.sequences.flatMap((s, i) => s.events.filter((_, j) => !(i === seqIndex && j === at.index)).map(stepTag)));
 
+  const ending = ENDING_TYPES.has(event.type);
   const rollback = event.rollback ?? null;
   const updateRollback = (patch: Partial<RollbackSpec>, key: string) => {
     if (!rollback) return;
@@ -190,15 +215,20 @@ function EventInspector({ at }: { at: EventRef }) {
             <LoopSection event={event} onChange={(loop, key) => update({ loop }, `${key}:${seq.tag}:${at.index}`)} context={ctx} issues={fieldIssues('loop')} />
           </Section>
         ) : null}
-        <Section title="Input" badge={fieldIssues('input').length}>
-          <JsonField value={event.input} onCommit={(v) => update({ input: v as JsonObject }, `input:${seq.tag}:${at.index}`)} context={ctx} issues={fieldIssues('input')} testId="field-input" label="Input" rows={9} />
-          <p className="help">Type <code>$</code> for references: <code>$Input{'{field}'}</code>, <code>$Step{'{tag}{path}'}</code>, <code>$Secret{'{key}'}</code>…</p>
-        </Section>
+        {ending ? (
+          <EndingFields event={event} ctx={ctx} issues={fieldIssues('input')} onInput={(input) => update({ input }, `input:${seq.tag}:${at.index}`)} />
+        ) : (
+          <Section title="Input" badge={fieldIssues('input').length}>
+            <JsonField value={event.input} onCommit={(v) => update({ input: v as JsonObject }, `input:${seq.tag}:${at.index}`)} context={ctx} issues={fieldIssues('input')} testId="field-input" label="Input" rows={9} />
+            <p className="help">Type <code>$</code> for references: <code>$Input{'{field}'}</code>, <code>$Step{'{tag}{path}'}</code>, <code>$Secret{'{key}'}</code>…</p>
+          </Section>
+        )}
         <Section title="Run when" badge={fieldIssues('condition').length}>
           <Field label="Condition" hint="skipped when false" issues={fieldIssues('condition')}>
             <CodeField value={event.condition ?? ''} onChange={(t) => update({ condition: t || undefined })} context={ctx} placeholder="$Step{validate}{valid} == true" testId="field-condition" invalid={fieldIssues('condition').length > 0} />
           </Field>
         </Section>
+        {ending ? null : (<>
         <Section title="Retries & timeout">
           <div className="field-row">
             <Field label="Retries" issues={fieldIssues('retries')}>
@@ -274,6 +304,7 @@ function EventInspector({ at }: { at: EventRef }) {
           ) : null}
           <FieldIssues issues={fieldIssues('rollback')} />
         </Section>
+        </>)}
         {otherIssues.length ? (
           <div className="other-issues">
             <FieldIssues issues={otherIssues} />

@@ -2,6 +2,7 @@
 // `overflow: hidden` on every row — a clip per row that the browser's compositor handles on
 // every frame of a pan, which a 2,500-row canvas feels.
 
+import { isRecord } from './json';
 import { CARD_WIDTH } from './layout';
 import type { EventSpec } from './spec';
 
@@ -14,6 +15,21 @@ const BADGE_CHAR = 5.6; // 10px
 export function cut(text: string, max: number): string {
   if (max <= 0) return '';
   return text.length > max ? `${text.slice(0, Math.max(1, max - 1))}…` : text;
+}
+
+/** An event row's subtitle: its component and event; for the steps that end a run, what
+ * they end it with (the keys of a RETURN's output mapping, a FAIL's message). */
+export function eventSubtitle(event: EventSpec): string {
+  if (event.type === 'RETURN') {
+    const output = event.input.output;
+    if (isRecord(output)) return `returns {${Object.keys(output).join(', ')}}`;
+    return output === undefined || output === null ? 'returns null' : `returns ${JSON.stringify(output)}`;
+  }
+  if (event.type === 'FAIL') {
+    const message = event.input.message;
+    return `raises ${typeof message === 'string' && message ? JSON.stringify(message) : '(no message)'}`;
+  }
+  return [event.app, event.event].filter(Boolean).join(' · ');
 }
 
 /** The small badges an event row shows (label, tooltip). */
@@ -29,6 +45,7 @@ export function eventBadges(event: EventSpec): { label: string; title: string; t
     out.push({ label: `×${body.length}`, title: `per item of ${event.loop.items}: ${body.join(' → ')}`, tone: '' });
     if (event.loop.max_concurrency && event.loop.max_concurrency > 1) out.push({ label: `∥${event.loop.max_concurrency}`, title: `up to ${event.loop.max_concurrency} items at once`, tone: 'soft' });
   }
+  if (event.type === 'RETURN' || event.type === 'FAIL') out.push({ label: 'ends run', title: 'the run ends here when this step runs', tone: 'strong' });
   return out;
 }
 

@@ -27,9 +27,11 @@ const INFO: Record<EventType, { label: string; description: string; input?: Json
   WAIT_SIGNAL: { label: 'Wait for signal', description: 'Park until a signal arrives', event: 'approve', input: { timeout: '24h' } },
   CHECKPOINT: { label: 'Checkpoint', description: 'Save progress for recovery', event: 'checkpoint' },
   SET_STATE: { label: 'Set state', description: 'Store a value in run state', event: 'set-state', input: { key: 'key', value: '' } },
-  ROLLBACK: { label: 'Rollback', description: 'Trigger compensation', event: 'rollback', input: { reason: '' } },
+  ROLLBACK: { label: 'Rollback', description: 'Compensate what completed; the run goes on', event: 'rollback', input: { reason: '' } },
   CODE: { label: 'Python code', description: 'Call package.module:function', event: 'package.module:function' },
   FOREACH: { label: 'For each', description: 'Run steps once per item of a list', event: 'for-each' },
+  RETURN: { label: 'Return', description: 'End the run with an output', event: 'return', input: { output: {} } },
+  FAIL: { label: 'Fail (raise)', description: 'Fail the run with a message', event: 'raise', input: { message: '' } },
 };
 
 export const EVENT_TYPE_INFO: EventTypeInfo[] = EVENT_TYPES.map((type) => {

@@ -22,9 +22,15 @@ export const EVENT_TYPES = [
   'CODE',
   'GRAPH',
   'FOREACH',
+  'RETURN',
+  'FAIL',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
+
+/** Steps that end the run when their condition holds (a handler's early return / raise):
+ * RETURN with `input.output` (an output mapping), FAIL with `input.message`. */
+export const ENDING_TYPES: ReadonlySet<EventType> = new Set<EventType>(['RETURN', 'FAIL']);
 
 /** Event types that use a product component (`app`), and the component kind it must be. */
 export const COMPONENT_KINDS: Partial<Record<EventType, string>> = {

@@ -289,8 +289,9 @@ export function applyEntry(view: RunView, entry: Entry): RunView {
     case 'run_rolled_back':
     case 'run_cancelled':
       next = { ...next, status: RUN_END[entry.kind]!, finishedAt: at };
-      if (entry.kind === 'run_completed') next.output = json(d.output);
-      else next.error = json(d.error);
+      // A run rolled back by ctx.trigger_rollback still ends with its handler's output.
+      if (entry.kind === 'run_completed' || (entry.kind === 'run_rolled_back' && d.output !== undefined)) next.output = json(d.output);
+      if (entry.kind !== 'run_completed') next.error = json(d.error);
       break;
     case 'step_started':
       next = updateStep(next, entry.step, (s) => ({

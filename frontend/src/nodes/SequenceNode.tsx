@@ -7,16 +7,11 @@ import { memo, useCallback, useState, type CSSProperties, type DragEvent, type M
 
 import { TYPE_COLORS, TypeIcon } from '../components/Icon';
 import type { SequenceNode as SequenceNodeType } from '../lib/graph';
-import { cut, eventBadges, headerText, rowText } from '../lib/cardText';
+import { cut, eventBadges, eventSubtitle, headerText, rowText } from '../lib/cardText';
 import { FAR_ZOOM } from '../lib/layout';
-import { stepTag, type EventSpec } from '../lib/spec';
+import { stepTag } from '../lib/spec';
 import { useEditorStore } from '../store/context';
 import { MOVE_EVENT, hasTrellisDrag, readMove, readNewEvent } from './dnd';
-
-function subtitle(event: EventSpec): string {
-  const parts = [event.app, event.event].filter(Boolean);
-  return parts.join(' · ');
-}
 
 function Badges({ badges }: { badges: ReturnType<typeof eventBadges> }) {
   if (!badges.length) return null;
@@ -178,7 +173,7 @@ function SequenceCard({ id, data, selected }: NodeProps<SequenceNodeType>) {
             const rowIssues = issues?.events.get(index);
             const badges = eventBadges(event);
             const status = stepStatus?.[index];
-            const [shownTag, shownSub] = rowText(tag, subtitle(event), badges.map((b) => b.label), (rowIssues ? 22 : 0) + (status ? 15 : 0));
+            const [shownTag, shownSub] = rowText(tag, eventSubtitle(event), badges.map((b) => b.label), (rowIssues ? 22 : 0) + (status ? 15 : 0));
             const rowClasses = ['event-row', 'nodrag'];
             if (index === selectedEvent) rowClasses.push('selected');
             if (rowIssues) rowClasses.push('has-issues');
@@ -195,7 +190,7 @@ function SequenceCard({ id, data, selected }: NodeProps<SequenceNodeType>) {
                 draggable={!readOnly}
                 onDragStart={onRowDragStart}
                 onClick={onRowClick}
-                title={rowIssues ? rowIssues.map((i) => i.message).join('\n') : event.description || subtitle(event)}
+                title={rowIssues ? rowIssues.map((i) => i.message).join('\n') : event.description || eventSubtitle(event)}
               >
                 <TypeIcon type={event.type} />
                 <span className="event-text">

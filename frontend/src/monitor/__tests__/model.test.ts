@@ -102,6 +102,18 @@ describe('the run model', () => {
     expect(view.error).toEqual({ message: 'no' });
   });
 
+  it('keeps the output of a run rolled back by trigger_rollback that then returned', () => {
+    seq = 0;
+    const view = applyEntries(emptyRun(1, spec), [
+      e('step_completed', 'validate', {}),
+      e('step_rolled_back', 'validate', {}),
+      e('run_rolled_back', '', { output: { success: false, reason: 'fraud_detected' }, error: null, rolled_back_steps: ['validate'] }),
+    ]);
+    expect(view.status).toBe('rolled_back');
+    expect(view.output).toEqual({ success: false, reason: 'fraud_detected' });
+    expect(view.error).toBeNull();
+  });
+
   it('takes a snapshot as the new truth', () => {
     const view = applySnapshot(emptyRun(1, spec), {
       run: { id: 1, status: 'running', input: { a: 1 }, state: { s: 1 }, environment_slug: 'dev', version: 3 },
