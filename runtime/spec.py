@@ -39,6 +39,16 @@ class EventType(StrEnum):
     GRAPH = "GRAPH"  # recorded from ctx.graph.*; needs a graph connector to run
 
 
+# The CODE event a recorded ``ctx.log.*`` call becomes: a log line, not a step of the
+# workflow's logic, so it is left out of ``completed_steps`` (it stays in the journal).
+LOG_EVENT = "runtime.workflows:log_step"
+
+
+def is_log_event(type_: str, event: str) -> bool:
+    """Whether an event is a recorded log line (``ctx.log.info(...)``)."""
+    return type_ == EventType.CODE and event == LOG_EVENT
+
+
 # Event types that use a product component (``app``) and which kind it must be.
 COMPONENT_KINDS: dict[EventType, str] = {
     EventType.ACTION: "app",

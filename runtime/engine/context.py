@@ -24,7 +24,7 @@ from runtime.expressions import (
     value_budget,
 )
 from runtime.models import Run
-from runtime.spec import SECRET_OUTGOING
+from runtime.spec import SECRET_OUTGOING, is_log_event
 
 
 class RunScope:
@@ -69,6 +69,8 @@ class RunContext:
         self.outputs: dict[str, Any] = {}
         self.seq_outputs: dict[str, dict[str, Any]] = {}
         self.run_info: dict[str, Any] = {"id": run.pk, "status": run.status}
+        # Recorded log lines are journaled but are not steps of the run's logic.
+        self.log_steps = {s.tag for s in plan.steps if is_log_event(s.type, s.event)}
         self.refresh_steps(steps)
         self.scope = RunScope(self)
         self._components: dict[str, Component | None] = {}
@@ -90,7 +92,7 @@ class RunContext:
             self.steps[st.tag] = st
             self._remember(st)
         self.run_info["completed_steps"] = [
-            t for t, s in self.steps.items() if s.status == "completed"
+            t for t, s in self.steps.items() if s.status == "completed" and t not in self.log_steps
         ]
 
     def _remember(self, st: StepState) -> None:
@@ -100,7 +102,7 @@ class RunContext:
 
     def record_output(self, st: StepState) -> None:
         self._remember(st)
-        if st.status == "completed":
+        if st.status == "completed" and st.tag not in self.log_steps:
             self.run_info["completed_steps"].append(st.tag)
 
     def component(self, tag: str | None) -> Component | None:
