@@ -31,6 +31,10 @@ class SequenceLike(Protocol):
     def parents(self) -> Sequence[str]: ...
     @property
     def skip_if(self) -> str | None: ...
+    @property
+    def level(self) -> int: ...
+    @property
+    def level_given(self) -> bool: ...
 
 
 class StepLike(Protocol):
@@ -63,7 +67,8 @@ def schedule(
 ) -> Schedule:
     """Decide which pending sequences start now.
 
-    A pending sequence is ready when all its parents are completed or skipped. A ready
+    A pending sequence is ready when all its parents are completed or skipped, and — when
+    the spec gave its ``level`` — every sequence at a lower level is too. A ready
     sequence whose ``skip_if`` holds (``should_skip(tag)``) is skipped at once, which may
     make its children ready in turn; others start while fewer than ``max_concurrency``
     sequences are active. ``sequences`` are in topological order.
@@ -72,13 +77,18 @@ def schedule(
     active = sum(1 for s in current.values() if s in SEQUENCE_ACTIVE)
     start: list[str] = []
     skipped: list[str] = []
+    ordered = any(seq.level_given for seq in sequences)
     progressed = True
     while progressed:
         progressed = False
+        # The lowest level with a sequence not done yet: given levels wait for it.
+        lowest = _lowest_open_level(sequences, current) if ordered else None
         for seq in sequences:
             if current.get(seq.tag, "pending") != "pending":
                 continue
             if not all(current.get(p) in SEQUENCE_DONE for p in seq.parents):
+                continue
+            if seq.level_given and lowest is not None and lowest < seq.level:
                 continue
             if seq.skip_if and should_skip(seq.tag):
                 current[seq.tag] = "skipped"
@@ -93,6 +103,11 @@ def schedule(
             progressed = True
     all_done = all(current.get(seq.tag) in SEQUENCE_DONE for seq in sequences)
     return Schedule(start=start, skipped=skipped, all_done=all_done)
+
+
+def _lowest_open_level(sequences: Sequence[SequenceLike], current: Mapping[str, str]) -> int | None:
+    open_levels = [s.level for s in sequences if current.get(s.tag, "pending") not in SEQUENCE_DONE]
+    return min(open_levels, default=None)
 
 
 def run_activity(statuses: Iterable[str]) -> Literal["running", "waiting", "idle"]:
