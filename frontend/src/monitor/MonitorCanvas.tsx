@@ -20,7 +20,7 @@ import { memo, useMemo } from 'react';
 import { CARD_WIDTH, cardHeight, nodePositions } from '../lib/layout';
 import { computeLevels } from '../lib/levels';
 import { stepTag, type SequenceSpec, type WorkflowSpec } from '../lib/spec';
-import { durationMs, formatDuration, stepLabel, type RunView, type StepView } from './model';
+import { durationMs, formatDuration, rowLabel, skipNote, type RunView, type StepView } from './model';
 
 type CardData = {
   seq: SequenceSpec;
@@ -36,6 +36,7 @@ type CardNode = Node<CardData, 'monitorSequence'>;
 
 function Card({ data }: NodeProps<CardNode>) {
   const { seq, status, steps, horizontal, selected, now, onSelect } = data;
+  const note = skipNote(seq, status);
   return (
     <div className={`seq-card mon-card seq-${status || 'pending'}`} data-testid={`mon-seq-${seq.tag}`} data-status={status || 'pending'}>
       <Handle type="target" position={horizontal ? Position.Left : Position.Top} className="seq-handle" isConnectable={false} />
@@ -43,12 +44,18 @@ function Card({ data }: NodeProps<CardNode>) {
         <span className="seq-tag">{seq.tag}</span>
         <span className={`mon-seq-status status-${status || 'pending'}`}>{status || 'pending'}</span>
       </div>
+      {note ? (
+        <div className="mon-skip-note" data-testid={`mon-skip-${seq.tag}`} title={note}>
+          {note}
+        </div>
+      ) : null}
       <div className="event-rows">
         {seq.events.map((event, i) => {
           const tag = stepTag(event);
           const step = steps[i];
           const st = step?.status ?? 'pending';
           const ms = step ? durationMs(step.startedAt, step.finishedAt, now) : null;
+          const label = rowLabel(step, status);
           return (
             <div
               key={`${i}:${tag}`}
@@ -60,12 +67,12 @@ function Card({ data }: NodeProps<CardNode>) {
                 e.stopPropagation();
                 onSelect(tag);
               }}
-              title={`${tag}: ${step ? stepLabel(step) : 'pending'}`}
+              title={`${tag}: ${label}`}
             >
               <span className={`status-dot status-${st}`} />
               <span className="event-text">
                 <span className="event-tag">{tag}</span>
-                <span className="event-sub">{step ? stepLabel(step) : 'pending'}</span>
+                <span className="event-sub">{label}</span>
               </span>
               <span className="mon-step-meta">
                 {ms !== null && st !== 'pending' && st !== 'skipped' ? <span>{formatDuration(ms)}</span> : null}
