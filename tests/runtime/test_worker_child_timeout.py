@@ -11,6 +11,7 @@ import pytest
 from django_q.models import OrmQ
 
 from designer.models import Environment, Product
+from runtime import workflows
 from runtime.models import RUN_FINISHED, Run, StepRun
 from runtime.services import run_signal, run_start
 from tests.runtime.conftest import make_workflow, wait_for
@@ -32,11 +33,20 @@ def finished(run: Run) -> bool:
     return Run.objects.get(pk=run.pk).status in RUN_FINISHED
 
 
+async def parent_handler(ctx: Any) -> Any:
+    # As written in the issue: the timeout given to ctx.workflow bounds the wait.
+    return await ctx.workflow("sub", "stuck", {}, {"timeout": "2s", "retries": 1})
+
+
 def test_a_stuck_child_times_out_and_each_retry_starts_a_new_child(
     product: Product, env_dev: Environment, worker: Any
 ) -> None:
     make_workflow(product, STUCK_CHILD, tag="stuck")
-    wf = make_workflow(product, parent_spec(retries=1), tag="parent")
+    recorded = workflows.define(
+        product="acme", tag="parent", handler=parent_handler, register=False
+    ).spec_json()
+    assert recorded["sequences"][0]["events"][0]["timeout"] == "2s"
+    wf = make_workflow(product, recorded, tag="parent")
     worker()
     t0 = time.monotonic()
     run = run_start(workflow=wf, environment=env_dev, input={})
