@@ -116,7 +116,9 @@ class EventSpec(_Strict):
 class SequenceSpec(_Strict):
     tag: Tag
     parents: list[str] = Field(default_factory=list, max_length=1000)
-    level: int | None = Field(default=None, ge=0)
+    # Deeper than its parents put it orders it after every lower level (bounded: a level
+    # is a column on the canvas, and there are at most 10,000 sequences).
+    level: int | None = Field(default=None, ge=0, le=10_000)
     events: list[EventSpec] = Field(default_factory=list, max_length=10_000)
     skip_if: str | None = Field(default=None, max_length=10_000)
     description: str = Field(default="", max_length=2000)

@@ -217,6 +217,10 @@ def test_a_given_level_above_its_parents_names_the_lowest_allowed() -> None:
     assert_issue(spec, "sequences[2].level", "level 1 is above its parents: at least 2")
 
 
+def test_a_given_level_is_bounded() -> None:
+    assert_issue({"sequences": [seq("a", level=10_001)]}, "sequences[0].level", "10000")
+
+
 def test_a_given_level_orders_roots_and_pushes_descendants_down() -> None:
     spec = {
         "sequences": [
