@@ -89,6 +89,12 @@ class StepTimeout(StepError):
     code = "step_timeout"
 
 
+class ChildTimeout(StepError):
+    """A FEATURE step's child run did not end within the step's ``timeout``."""
+
+    code = "child_timeout"
+
+
 class RunRefused(TrellisError):
     """A run cannot be started or acted on (inactive workflow, bad input, wrong state)."""
 

@@ -30,6 +30,7 @@ from runtime.errors import ExpressionError, RunRefused
 from runtime.expressions import DictScope, resolve, value_budget
 from runtime.journal import journal_append
 from runtime.models import RUN_FINISHED, Run, Signal, StepRun
+from runtime.spec import is_log_event
 
 # Run creation lives in runtime.engine.creation (it does not import the driver); these
 # names stay importable from here.
@@ -136,6 +137,8 @@ def run_action_note(*, run: Run, new: Run, action: str, reason: str, user: Any =
 def run_scope(run: Run) -> DictScope:
     """The expression scope of a stored run (queries, output previews)."""
     rows = list(StepRun.objects.filter(run=run).values("tag", "sequence", "status", "output"))
+    plan = plan_for_version(run.version_id)
+    logs = {s.tag for s in plan.steps if is_log_event(s.type, s.event)}
     steps = {r["tag"]: r["output"] for r in rows if r["status"] in ("completed", "rolled_back")}
     sequences: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -152,7 +155,9 @@ def run_scope(run: Run) -> DictScope:
         run={
             "id": run.pk,
             "status": run.status,
-            "completed_steps": [r["tag"] for r in rows if r["status"] == "completed"],
+            "completed_steps": [
+                r["tag"] for r in rows if r["status"] == "completed" and r["tag"] not in logs
+            ],
             "current_step": current,
         },
     )

@@ -49,6 +49,16 @@ class EventType(StrEnum):
 ENDING_TYPES: frozenset[EventType] = frozenset({EventType.RETURN, EventType.FAIL})
 
 
+# The CODE event a recorded ``ctx.log.*`` call becomes: a log line, not a step of the
+# workflow's logic, so it is left out of ``completed_steps`` (it stays in the journal).
+LOG_EVENT = "runtime.workflows:log_step"
+
+
+def is_log_event(type_: str, event: str) -> bool:
+    """Whether an event is a recorded log line (``ctx.log.info(...)``)."""
+    return type_ == EventType.CODE and event == LOG_EVENT
+
+
 # Event types that use a product component (``app``) and which kind it must be.
 COMPONENT_KINDS: dict[EventType, str] = {
     EventType.ACTION: "app",
@@ -143,7 +153,9 @@ EventSpec.model_rebuild()
 class SequenceSpec(_Strict):
     tag: Tag
     parents: list[str] = Field(default_factory=list, max_length=1000)
-    level: int | None = Field(default=None, ge=0)
+    # Deeper than its parents put it orders it after every lower level (bounded: a level
+    # is a column on the canvas, and there are at most 10,000 sequences).
+    level: int | None = Field(default=None, ge=0, le=10_000)
     events: list[EventSpec] = Field(default_factory=list, max_length=10_000)
     skip_if: str | None = Field(default=None, max_length=10_000)
     description: str = Field(default="", max_length=2000)

@@ -37,7 +37,7 @@ from runtime.context import BareRuntime
 from runtime.errors import HandlerRaised, StepError, TrellisError
 from runtime.expressions import DictScope, evaluate_condition, resolve
 from runtime.recorder import registry, using
-from runtime.spec import EventType, WorkflowSpec
+from runtime.spec import EventType, WorkflowSpec, is_log_event
 from runtime.step_functions import step_function_get
 
 __all__ = ["Fail", "StepResult", "TestRun", "WorkflowTestEnvironment"]
@@ -284,7 +284,8 @@ class _Run:
         result.status, result.output = "completed", output
         self.outputs[step.tag] = output
         self.seq_outputs.setdefault(step.sequence, {})[step.tag] = output
-        self.run_info["completed_steps"] = [*self.run_info["completed_steps"], step.tag]
+        if not is_log_event(step.type, step.event):  # a log line, not a step of the logic
+            self.run_info["completed_steps"] = [*self.run_info["completed_steps"], step.tag]
         self.clock += timedelta(microseconds=1)
         self.finished[step.tag] = self.clock
         self.note("step_completed", step.tag, {"output": output})

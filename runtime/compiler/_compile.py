@@ -68,6 +68,7 @@ class _Compiler(LoopChecks):
                     "parents": [tags[p] for p in self.parents[i]],
                     "children": [tags[c] for c in self.children[i]],
                     "level": levels[i] or 0,
+                    "level_given": seq.level is not None,
                     "skip_if": seq.skip_if,
                     "group": seq.group,
                     "events": [self.step(i, j, e) for j, e in enumerate(seq.events)],

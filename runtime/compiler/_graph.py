@@ -1,9 +1,17 @@
-"""The sequence graph: unique tags, parents, topological order, levels, named cycles."""
+"""The sequence graph: unique tags, parents, topological order, levels, named cycles.
+
+A sequence's level is the longest path from a root (Ductape's "sequences of events joined
+by parents, laid out in levels"), or the ``level`` the spec gives when that is deeper: a
+given level orders sequences that parents do not, such as two roots at levels 1 and 2. A
+sequence with a given level waits for every sequence at a lower level (the engine's
+``schedule``), so steps there count as having run before it.
+"""
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
+from itertools import groupby
 
 from runtime.compiler._state import CompilerState
 
@@ -64,6 +72,7 @@ class GraphChecks(CompilerState):
         count = len(self.spec.sequences)
         indegree = [len(ps) for ps in self.parents]
         levels = [0] * count
+        self.level_floor = [0] * count
         ancestors = [0] * count
         ready = [i for i in range(count) if indegree[i] == 0]
         heapq.heapify(ready)
@@ -71,6 +80,10 @@ class GraphChecks(CompilerState):
         while ready:
             i = heapq.heappop(ready)
             done.append(i)
+            self.level_floor[i] = levels[i]  # final: every parent is placed
+            given = self.spec.sequences[i].level
+            if given is not None and given > levels[i]:
+                levels[i] = given
             mine = ancestors[i] | (1 << i)
             for c in self.children[i]:
                 ancestors[c] |= mine
@@ -81,6 +94,7 @@ class GraphChecks(CompilerState):
                     heapq.heappush(ready, c)
         self.ancestors = ancestors
         self.levels = list(levels)
+        self.add_level_ancestors(done)
         if len(done) < count:
             placed = set(done)
             self.unordered = {i for i in range(count) if i not in placed}
@@ -88,6 +102,30 @@ class GraphChecks(CompilerState):
                 self.levels[i] = None
             self.report_cycles()
         return done
+
+    def add_level_ancestors(self, done: list[int]) -> None:
+        """A sequence with a given level runs after every sequence at a lower level: they
+        (and their ancestors) become its ancestors, and its descendants' (level order is
+        an order of both kinds of edge)."""
+        if all(self.spec.sequences[i].level is None for i in done):
+            return
+
+        def level(i: int) -> int:
+            return self.levels[i] or 0
+
+        ancestors = [0] * len(self.spec.sequences)
+        below = 0  # the sequences at the levels already passed, with their ancestors
+        for _level, group in groupby(sorted(done, key=level), key=level):
+            members = list(group)
+            for i in members:
+                mine = below if self.spec.sequences[i].level is not None else 0
+                for p in self.parents[i]:
+                    mine |= ancestors[p] | (1 << p)
+                ancestors[i] = mine
+            for i in members:
+                below |= ancestors[i] | (1 << i)
+        for i in done:
+            self.ancestors[i] = ancestors[i]
 
     def report_cycles(self) -> None:
         """Name each cycle (in run order, parent -> child) once, at its first sequence's parents."""
@@ -125,11 +163,14 @@ class GraphChecks(CompilerState):
                     stack.append((nxt, iter(self.children[nxt])))
 
     def check_levels(self) -> None:
+        """A given level may push a sequence deeper than its parents put it, never above."""
         for i, seq in enumerate(self.spec.sequences):
-            computed = self.levels[i] if i < len(self.levels) else None
-            if seq.level is not None and computed is not None and seq.level != computed:
-                why = "a root is at level 0" if not self.parents[i] else "1 + its deepest parent"
+            if seq.level is None or i in self.unordered or i >= len(self.level_floor):
+                continue
+            floor = self.level_floor[i]
+            if seq.level < floor:
                 self.issue(
                     f"sequences[{i}].level",
-                    f"level {seq.level} does not match its parents: expected {computed} ({why})",
+                    f"level {seq.level} is above its parents: at least {floor}"
+                    " (1 + its deepest parent)",
                 )

@@ -73,6 +73,9 @@ class PlanSequence(_Frozen):
     parents: list[str] = []
     children: list[str] = []
     level: int = 0
+    # The spec gave this level: the sequence also waits for every sequence at a lower
+    # level, not only for its parents (a level orders sequences that parents do not).
+    level_given: bool = False
     skip_if: str | None = None
     events: list[PlanStep] = []
     group: str | None = None

@@ -30,6 +30,7 @@ class CompilerState:
         self.parents: list[list[int]] = []
         self.children: list[list[int]] = []
         self.levels: list[int | None] = []
+        self.level_floor: list[int] = []  # the level its parents alone give each sequence
         self.ancestors: list[int] = []
         self.unordered: set[int] = set()  # in or after a cycle: no level, no ancestry
         self.apps: dict[tuple[int, int], str | None] = {}

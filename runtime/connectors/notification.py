@@ -27,9 +27,11 @@ An ``email`` config without ``host`` uses Django's configured backend (``EMAIL_*
 settings); ``"backend": "console" | "locmem" | "smtp"`` picks one explicitly.
 
 Step input, as in the seed: email ``{recipients, subject: {vars}, template: {vars}, cc?,
-bcc?, reply_to?}``; sms ``{phones, message: {vars}}``; push ``{tokens, title: {vars},
-body: {vars}, data}``; send ``{email: {...}, sms: {...}, push: {...}}``. Variables given as
-``data`` at the top level are shared by every template.
+bcc?, reply_to?}`` (the seed's sequencing example gives ``{email: "$Input{email}"}``: an
+``email`` address or list stands for ``recipients`` when those are not given); sms
+``{phones, message: {vars}}``; push ``{tokens, title: {vars}, body: {vars}, data}``; send
+``{email: {...}, sms: {...}, push: {...}}``. Variables given as ``data`` at the top level
+are shared by every template.
 
 SMS and push POST JSON to the configured URL: one request per recipient
 (``{"to", "from", "message"}`` / ``{"token", "title", "body", "data"}``), or one for all
@@ -187,11 +189,11 @@ def _email(
     message: dict[str, Any],
     data: dict[str, Any],
 ) -> dict[str, Any]:
-    to = _list(data.get("recipients", data.get("to")))
+    to = _list(data.get("recipients", data.get("to", _seed_email(data))))
     cc, bcc = _list(data.get("cc")), _list(data.get("bcc"))
     reply_to = _list(data.get("reply_to"))
     if not to:
-        raise StepError("an email needs input.recipients", retryable=False)
+        raise StepError("an email needs input.recipients (or input.email)", retryable=False)
     sender = str(data.get("from") or config.from_ or message.get("from") or "") or None
     for address in [*to, *cc, *bcc, *reply_to, *([sender] if sender else [])]:
         if not _EMAIL_RE.match(address.rsplit("<", 1)[-1].rstrip(">")):
@@ -231,6 +233,18 @@ def _email(
     except (smtplib.SMTPException, OSError) as exc:
         raise StepError(f"cannot send email: {type(exc).__name__}: {exc}", retryable=True) from exc
     return {"channel": "email", "sent": sent, "recipients": to, "subject": subject}
+
+
+def _seed_email(data: dict[str, Any]) -> Any:
+    """The seed's own form, ``{"email": "$Input{email}"}``: an address (or a list of them)
+    given as ``email`` is the recipient when no ``recipients`` are given. A dict there is
+    the multi-channel ``send`` form, never an address; anything else is refused as one."""
+    value = data.get("email")
+    if value is None or isinstance(value, dict):
+        return None
+    if isinstance(value, str | list | tuple):
+        return value
+    raise StepError("input.email must be an address or a list of addresses", retryable=False)
 
 
 def _connection(call: ConnectorCall, component: Component, config: EmailChannelConfig) -> Any:

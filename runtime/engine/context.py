@@ -25,7 +25,7 @@ from runtime.expressions import (
     value_budget,
 )
 from runtime.models import Run
-from runtime.spec import SECRET_OUTGOING
+from runtime.spec import SECRET_OUTGOING, is_log_event
 
 
 class RunScope:
@@ -75,6 +75,8 @@ class RunContext:
         self.outputs: dict[str, Any] = {}
         self.seq_outputs: dict[str, dict[str, Any]] = {}
         self.run_info: dict[str, Any] = {"id": run.pk, "status": run.status}
+        # Recorded log lines are journaled but are not steps of the run's logic.
+        self.log_steps = {s.tag for s in plan.steps if is_log_event(s.type, s.event)}
         self.refresh_steps(steps)
         self.scope = RunScope(self)
         self._components: dict[str, Component | None] = {}
@@ -97,7 +99,7 @@ class RunContext:
             self.steps[st.tag] = st
             self._remember(st)
         self.run_info["completed_steps"] = [
-            t for t, s in self.steps.items() if s.status == "completed"
+            t for t, s in self.steps.items() if s.status == "completed" and t not in self.log_steps
         ]
 
     def _remember(self, st: StepState) -> None:
@@ -107,7 +109,7 @@ class RunContext:
 
     def record_output(self, st: StepState) -> None:
         self._remember(st)
-        if st.status == "completed":
+        if st.status == "completed" and st.tag not in self.log_steps:
             self.run_info["completed_steps"].append(st.tag)
 
     def enter(self, tag: str | None) -> None:

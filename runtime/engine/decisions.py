@@ -33,6 +33,10 @@ class SequenceLike(Protocol):
     def skip_if(self) -> str | None: ...
     @property
     def group(self) -> str | None: ...
+    @property
+    def level(self) -> int: ...
+    @property
+    def level_given(self) -> bool: ...
 
 
 class StepLike(Protocol):
@@ -66,7 +70,8 @@ def schedule(
 ) -> Schedule:
     """Decide which pending sequences start now.
 
-    A pending sequence is ready when all its parents are completed or skipped. A ready
+    A pending sequence is ready when all its parents are completed or skipped, and — when
+    the spec gave its ``level`` — every sequence at a lower level is too. A ready
     sequence whose ``skip_if`` holds (``should_skip(tag)``) is skipped at once, which may
     make its children ready in turn; others start while fewer than ``max_concurrency``
     sequences are active, and fewer than ``groups[g]`` of their group ``g``.
@@ -83,13 +88,18 @@ def schedule(
                 in_group[name] = in_group.get(name, 0) + 1
     start: list[str] = []
     skipped: list[str] = []
+    ordered = any(seq.level_given for seq in sequences)
     progressed = True
     while progressed:
         progressed = False
+        # The lowest level with a sequence not done yet: given levels wait for it.
+        lowest = _lowest_open_level(sequences, current) if ordered else None
         for seq in sequences:
             if current.get(seq.tag, "pending") != "pending":
                 continue
             if not all(current.get(p) in SEQUENCE_DONE for p in seq.parents):
+                continue
+            if seq.level_given and lowest is not None and lowest < seq.level:
                 continue
             if seq.skip_if and should_skip(seq.tag):
                 current[seq.tag] = "skipped"
@@ -109,6 +119,11 @@ def schedule(
             progressed = True
     all_done = all(current.get(seq.tag) in SEQUENCE_DONE for seq in sequences)
     return Schedule(start=start, skipped=skipped, all_done=all_done)
+
+
+def _lowest_open_level(sequences: Sequence[SequenceLike], current: Mapping[str, str]) -> int | None:
+    open_levels = [s.level for s in sequences if current.get(s.tag, "pending") not in SEQUENCE_DONE]
+    return min(open_levels, default=None)
 
 
 def run_activity(statuses: Iterable[str]) -> Literal["running", "waiting", "idle"]:

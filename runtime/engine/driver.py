@@ -105,6 +105,8 @@ class SequenceDriver(EngineSteps):
                 self.fail_after_error(step.tag, exc)
 
     def step_once(self, step: PlanStep, st: StepState, pending: Pending) -> None:
+        # Also when resumed in a new task: its condition and input see this step.
+        self.ctx.run_info["current_step"] = step.tag
         if st.status in ("pending", "retrying"):
             try:
                 holds = self.ctx.condition_holds(step.condition)

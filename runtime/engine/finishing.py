@@ -119,12 +119,18 @@ def after_run_end(run: Run) -> None:
         enqueue([(config.CHILD_FINISHED, (run.pk,))])
     for child_id, close_policy in store().open_children(run.pk):
         policy = close_policy or "terminate"
-        if policy == "abandon":
-            continue
-        reason = "terminated" if policy == "terminate" else "cancelled"
-        cause = {"code": reason, "message": f"parent run {run.pk} ended ({policy})"}
-        if run_stop(run_id=child_id, reason=reason, cause=cause):
-            enqueue([(config.FINALIZE, (child_id,))])
+        close_child(child_id, policy, f"parent run {run.pk} ended ({policy})")
+
+
+def close_child(child_id: int, policy: str, message: str) -> None:
+    """Inside a transaction: stop a child run the parent no longer waits for, per its
+    ``parent_close_policy`` (``terminate`` and ``request_cancel`` stop it, ``abandon``
+    leaves it running on its own)."""
+    if policy == "abandon":
+        return
+    reason = "terminated" if policy == "terminate" else "cancelled"
+    if run_stop(run_id=child_id, reason=reason, cause={"code": reason, "message": message}):
+        enqueue([(config.FINALIZE, (child_id,))])
 
 
 def run_stop(*, run_id: int, reason: str, cause: dict[str, Any]) -> bool:

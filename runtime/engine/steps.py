@@ -19,11 +19,12 @@ from runtime.engine.compensation import Compensator
 from runtime.engine.context import RunContext
 from runtime.engine.creation import run_start_child
 from runtime.engine.decisions import INLINE_DELAY_MS, compensation_targets
+from runtime.engine.finishing import close_child
 from runtime.engine.loops import LoopSteps
 from runtime.engine.queue import enqueue
 from runtime.engine.runner import run_bounded
 from runtime.engine.state import LeaseLost, Pending, StepState, Stop, describe, json_bounded
-from runtime.errors import HandlerRaised, RunRefused, StepError, TrellisError
+from runtime.errors import ChildTimeout, HandlerRaised, RunRefused, StepError, TrellisError
 from runtime.models import RUN_FINISHED
 from runtime.spec import EventType, duration_ms
 
@@ -159,6 +160,13 @@ class EngineSteps(LoopSteps):
                 if isinstance(data.get("input"), dict)
                 else {k: v for k, v in data.items() if k != "parent_close_policy"}
             )
+            # The step's timeout bounds the wait for the child: a durable timer (the
+            # sequence's wake_at, which the sweep re-enqueues after a worker restart).
+            until = (
+                timezone.now() + timedelta(milliseconds=step.timeout_ms)
+                if step.timeout_ms
+                else None
+            )
 
             def start_child() -> None:
                 try:
@@ -173,13 +181,16 @@ class EngineSteps(LoopSteps):
                 except RunRefused as exc:
                     raise StepError(f"child workflow: {exc}", retryable=False) from exc
                 st.child_run_id = child.pk
-                st.wait = {"child": child.pk}
+                st.wait = {"child": child.pk, "policy": policy}
+                if until is not None:
+                    st.wait["until"] = until.isoformat()
                 self.store.update_step(st.id, child_run=child.pk, wait=st.wait)
-                self.append_now([("step_waiting", step.tag, {"child": child.pk})])
+                waiting = {"child": child.pk, **({"until": until.isoformat()} if until else {})}
+                self.append_now([("step_waiting", step.tag, waiting)])
 
             st.status = "waiting"
             pending.steps.append((st.id, {"status": "waiting"}))
-            self.park(pending, after=start_child)
+            self.park(pending, wake_at=until, after=start_child)
         child_row = self.store.child_outcome(st.child_run_id or 0)
         if child_row is None:
             raise StepError("the child run was deleted", retryable=False)
@@ -193,7 +204,24 @@ class EngineSteps(LoopSteps):
                 retryable=True,  # the step's own retries decide: a new child each time
                 details={"child": st.child_run_id, "error": child_row["error"]},
             )
-        self.park(pending)
+        until_raw = (st.wait or {}).get("until")
+        until = datetime.fromisoformat(until_raw) if until_raw else None
+        if until is not None and timezone.now() >= until:
+            self.child_timed_out(step, st)
+        self.park(pending, wake_at=until)
+
+    def child_timed_out(self, step: PlanStep, st: StepState) -> None:
+        """The wait for the child is over: close the child per its parent_close_policy
+        and fail the attempt (a retry starts a new child, as after a failed child)."""
+        child_id = st.child_run_id or 0
+        policy = str((st.wait or {}).get("policy") or "terminate")
+        with transaction.atomic():
+            close_child(child_id, policy, f"parent step {step.tag} timed out ({policy})")
+        raise ChildTimeout(
+            f"child run {child_id} did not finish within {step.timeout_ms} ms",
+            retryable=True,
+            details={"child": child_id, "parent_close_policy": policy},
+        )
 
     def checkpoint_step(self, step: PlanStep, st: StepState, pending: Pending) -> None:
         data = st.resolved if isinstance(st.resolved, dict) else {}

@@ -55,6 +55,8 @@ class StepTransitions(StepCommitter):
         st.status = "running"
         st.input_error = None
         stored: Encoded | None = None
+        # Before resolving: the step's own input sees itself as $Run{current_step}.
+        self.ctx.run_info["current_step"] = step.tag
         try:
             st.resolved, redacted = self.ctx.resolve_input(step.input, step.app, step.type)
             if redacted is not None:
@@ -81,7 +83,6 @@ class StepTransitions(StepCommitter):
         pending.steps.append((st.id, values))
         data: dict[str, Any] = {"attempt": st.attempt}
         pending.entries.append(("step_started", step.tag, data))
-        self.ctx.run_info["current_step"] = step.tag
 
     def _close_attempt(self, st: StepState, status: str, error: Any = None) -> None:
         if st.attempts:
@@ -173,6 +174,7 @@ class StepTransitions(StepCommitter):
             st = self.ctx.steps[nxt.tag]
             if st.status != "pending":
                 return
+            self.ctx.run_info["current_step"] = nxt.tag
             try:
                 holds = self.ctx.condition_holds(nxt.condition)
             except ExpressionError:

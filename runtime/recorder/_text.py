@@ -7,11 +7,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from runtime.spec import LOG_EVENT as LOG_EVENT  # kept here for the recorder's users
+
 # CODE events emitted by the recorder call back into the worker (runtime.context): these
 # names are stored in published specs, so they stay as they were when the targets lived
 # in runtime.workflows.
 CODE_STEP_EVENT = "runtime.workflows:run_code_step"
-LOG_EVENT = "runtime.workflows:log_step"
 TRANSFORM_EVENT = "runtime.workflows:transform_step"
 
 

@@ -213,11 +213,46 @@ def test_a_given_level_that_agrees_is_accepted() -> None:
     assert compile_spec(spec).sequence("b").level == 1
 
 
-def test_a_given_level_that_disagrees_names_expected_and_given() -> None:
+def test_a_given_level_above_its_parents_names_the_lowest_allowed() -> None:
     spec = {"sequences": [seq("a"), seq("b", parents=["a"]), seq("c", parents=["b"], level=1)]}
-    assert_issue(spec, "sequences[2].level", "level 1 does not match its parents: expected 2")
-    spec = {"sequences": [seq("a", level=3)]}
-    assert_issue(spec, "sequences[0].level", "expected 0 (a root is at level 0)")
+    assert_issue(spec, "sequences[2].level", "level 1 is above its parents: at least 2")
+
+
+def test_a_given_level_is_bounded() -> None:
+    assert_issue({"sequences": [seq("a", level=10_001)]}, "sequences[0].level", "10000")
+
+
+def test_a_given_level_orders_roots_and_pushes_descendants_down() -> None:
+    spec = {
+        "sequences": [
+            seq("second", level=2),
+            seq("first", level=1),
+            seq("free"),
+            seq("tail", parents=["second"]),
+        ]
+    }
+    plan = compile_spec(spec)
+    assert {s.tag: s.level for s in plan.sequences} == {
+        "free": 0,
+        "first": 1,
+        "second": 2,
+        "tail": 3,
+    }
+    assert [s.tag for s in plan.sequences] == ["free", "first", "second", "tail"]
+    given = {s.tag: s.level_given for s in plan.sequences}
+    assert given == {"free": False, "first": True, "second": True, "tail": False}
+
+
+def test_a_sequence_with_a_given_level_may_read_steps_of_lower_levels() -> None:
+    def reader(tag: str, ref: str, **extra: Any) -> dict[str, Any]:
+        event = {"type": "CODE", "event": "m:f", "tag": f"{tag}-x", "input": {"v": ref}}
+        return {"tag": tag, "events": [event], **extra}
+
+    ok = {"sequences": [reader("a", "1", level=1), reader("b", "$Step{a-x}", level=2)]}
+    assert compile_spec(ok).sequence("b").level == 2
+    # Without a level on the reader, nothing orders it after `a`.
+    bad = {"sequences": [reader("a", "1", level=1), reader("b", "$Step{a-x}")]}
+    assert_issue(bad, "sequences[1].events[0].input.v", "is not guaranteed to run before")
 
 
 # ----------------------------------------------------------------- structure errors

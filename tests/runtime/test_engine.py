@@ -17,6 +17,8 @@ class Seq:
     parents: list[str] = field(default_factory=list)
     skip_if: str | None = None
     group: str | None = None
+    level: int = 0
+    level_given: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,23 @@ def test_skipped_parents_count_as_finished_and_skips_cascade_decisions() -> None
     decision = engine.schedule(seqs, {"root": "completed"}, should_skip=lambda t: t == "opt")
     assert decision.skipped == ["opt"]
     assert decision.start == ["after"]
+
+
+def test_a_given_level_waits_for_every_lower_level() -> None:
+    # Two roots the spec puts at levels 1 and 2, and an unordered root beside them.
+    seqs = [
+        Seq("free"),
+        Seq("first", level=1, level_given=True),
+        Seq("second", level=2, level_given=True),
+        Seq("after", ["second"], level=3),
+    ]
+    assert engine.schedule(seqs, {}).start == ["free"]
+    assert engine.schedule(seqs, {"free": "running"}).start == []
+    assert engine.schedule(seqs, {"free": "completed"}).start == ["first"]
+    done = {"free": "completed", "first": "running"}
+    assert engine.schedule(seqs, done).start == []
+    done["first"] = "skipped"  # skipped counts as finished, as for parents
+    assert engine.schedule(seqs, done).start == ["second"]
 
 
 def test_max_concurrency_bounds_what_starts() -> None:

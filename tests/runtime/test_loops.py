@@ -140,7 +140,9 @@ def test_a_failing_iteration_compensates_the_completed_ones_newest_first(
         {"refund": "a", "index": 0},
     ]
     assert steps.count("charge[3]") == 0  # never started
-    assert SequenceRun.objects.get(run=run, tag="each[3]").status == "not_run"  # never started either
+    assert (
+        SequenceRun.objects.get(run=run, tag="each[3]").status == "not_run"
+    )  # never started either
 
 
 def test_max_concurrency_bounds_the_iterations_in_flight(

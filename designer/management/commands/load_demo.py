@@ -40,8 +40,8 @@ ENVIRONMENTS = [
     ("prd", "Production", True),
 ]
 
-# The seed's "Sequencing Events" example. Its inputs are put in the shapes the connectors
-# read (an ACTION sends `body`, an email goes to `recipients`); the rest is as written.
+# The seed's "Sequencing Events" example. The ACTION's input is put in the shape the
+# connector reads (an ACTION sends `body`); the rest, the email's input too, is as written.
 MAIN_SEQUENCE: dict[str, Any] = {
     "sequences": [
         {
@@ -57,7 +57,7 @@ MAIN_SEQUENCE: dict[str, Any] = {
                 {
                     "type": "NOTIFICATION",
                     "event": "send_welcome_email",
-                    "input": {"recipients": ["$Input{email}"], "email": "$Input{email}"},
+                    "input": {"email": "$Input{email}"},
                     "retries": 1,
                     "allow_fail": True,
                 },

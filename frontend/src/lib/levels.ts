@@ -1,6 +1,7 @@
 // Levels by the compiler's rule: a root (no parents) is level 0, every other sequence is one
-// more than its deepest parent (the longest path from a root). A given `level` must agree.
-// Pure: no DOM, no React.
+// more than its deepest parent (the longest path from a root). A given `level` may put a
+// sequence deeper than that (it then also waits for every lower level, e.g. two roots at
+// levels 1 and 2 run in that order), never above its parents. Pure: no DOM, no React.
 
 import type { SequenceSpec } from './spec';
 
@@ -29,6 +30,7 @@ export function computeLevels(sequences: readonly SequenceSpec[]): Levels {
     }
   });
   const level = new Map<string, number>();
+  const floor = new Map<string, number>(); // the level its parents alone give
   const state = new Map<string, 'visiting' | 'done'>();
   const cyclic = new Set<string>();
   const issues: LevelIssue[] = [];
@@ -65,7 +67,9 @@ export function computeLevels(sequences: readonly SequenceSpec[]): Levels {
         const pl = level.get(parent);
         if (pl !== undefined && state.get(parent) === 'done') value = Math.max(value, pl + 1);
       }
-      level.set(frame.tag, value);
+      floor.set(frame.tag, value);
+      const given = byTag.get(frame.tag)?.level;
+      level.set(frame.tag, typeof given === 'number' && given > value ? given : value);
       state.set(frame.tag, 'done');
       stack.pop();
     }
@@ -85,11 +89,11 @@ export function computeLevels(sequences: readonly SequenceSpec[]): Levels {
       issues.push({ path: `sequences[${i}].parents`, message: 'parents form a cycle' });
     }
     const given = seq.level;
-    const computed = level.get(seq.tag);
-    if (given !== undefined && given !== null && computed !== undefined && given !== computed) {
+    const lowest = floor.get(seq.tag);
+    if (given !== undefined && given !== null && lowest !== undefined && given < lowest) {
       issues.push({
         path: `sequences[${i}].level`,
-        message: `level ${given} does not match its parents (level ${computed})`,
+        message: `level ${given} is above its parents: at least ${lowest}`,
       });
     }
   });

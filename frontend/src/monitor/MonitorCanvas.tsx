@@ -21,7 +21,7 @@ import { CARD_WIDTH, cardHeight, nodePositions } from '../lib/layout';
 import { computeLevels } from '../lib/levels';
 import { bodyTags, iterationStates, iterationSummary, type IterationState } from '../lib/loops';
 import { stepTag, type SequenceSpec, type WorkflowSpec } from '../lib/spec';
-import { durationMs, formatDuration, stepLabel, type RunView, type StepView } from './model';
+import { durationMs, formatDuration, rowLabel, skipNote, type RunView, type StepView } from './model';
 
 type CardData = {
   seq: SequenceSpec;
@@ -39,6 +39,7 @@ type CardNode = Node<CardData, 'monitorSequence'>;
 
 function Card({ data }: NodeProps<CardNode>) {
   const { seq, status, steps, iterations, horizontal, selected, now, onSelect } = data;
+  const note = skipNote(seq, status);
   return (
     <div className={`seq-card mon-card seq-${status || 'pending'}`} data-testid={`mon-seq-${seq.tag}`} data-status={status || 'pending'}>
       <Handle type="target" position={horizontal ? Position.Left : Position.Top} className="seq-handle" isConnectable={false} />
@@ -46,6 +47,11 @@ function Card({ data }: NodeProps<CardNode>) {
         <span className="seq-tag">{seq.tag}</span>
         <span className={`mon-seq-status status-${status || 'pending'}`}>{status || 'pending'}</span>
       </div>
+      {note ? (
+        <div className="mon-skip-note" data-testid={`mon-skip-${seq.tag}`} title={note}>
+          {note}
+        </div>
+      ) : null}
       <div className="event-rows">
         {seq.events.map((event, i) => {
           const tag = stepTag(event);
@@ -53,6 +59,7 @@ function Card({ data }: NodeProps<CardNode>) {
           const st = step?.status ?? 'pending';
           const ms = step ? durationMs(step.startedAt, step.finishedAt, now) : null;
           const loop = iterations[i];
+          const label = rowLabel(step, status);
           return (
             <div
               key={`${i}:${tag}`}
@@ -64,12 +71,12 @@ function Card({ data }: NodeProps<CardNode>) {
                 e.stopPropagation();
                 onSelect(tag);
               }}
-              title={`${tag}: ${step ? stepLabel(step) : 'pending'}`}
+              title={`${tag}: ${label}`}
             >
               <span className={`status-dot status-${st}`} />
               <span className="event-text">
                 <span className="event-tag">{tag}</span>
-                <span className="event-sub">{loop ? iterationSummary(loop) : step ? stepLabel(step) : 'pending'}</span>
+                <span className="event-sub">{loop ? iterationSummary(loop) : label}</span>
               </span>
               {loop ? <IterationStrip tag={tag} states={loop} /> : null}
               <span className="mon-step-meta">

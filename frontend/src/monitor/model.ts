@@ -433,6 +433,25 @@ export function stepLabel(step: StepView): string {
   return step.status.replace('_', ' ');
 }
 
+/**
+ * Why a sequence did not run, for its card: a sequence whose `skip_if` held is skipped
+ * as a whole. Its steps stay in the plan (the plan is compiled before the run, the
+ * condition is evaluated when the sequence becomes ready) and are journaled `skipped`;
+ * none of them ever starts. Null for a sequence that was not skipped.
+ */
+export function skipNote(seq: { skip_if?: string | null }, status: string): string | null {
+  if (status !== 'skipped') return null;
+  return seq.skip_if ? `skipped: skip_if held (${seq.skip_if})` : 'skipped';
+}
+
+/** A step row's label on a sequence card: a skipped sequence's steps never started. */
+export function rowLabel(step: StepView | undefined, sequenceStatus: string): string {
+  if (sequenceStatus === 'skipped' && (!step || step.status === 'skipped' || step.status === 'pending')) {
+    return 'not run: sequence skipped';
+  }
+  return step ? stepLabel(step) : 'pending';
+}
+
 /** Milliseconds between two ISO times, or from start to `now` while still running. */
 export function durationMs(start: string | null, end: string | null, now = Date.now()): number | null {
   if (!start) return null;

@@ -306,3 +306,34 @@ def test_the_smtp_host_must_be_on_the_allow_list(
             allowed_hosts=("smtp.example.com",),
         )
     assert inbox.messages == []
+
+
+def test_the_seeds_email_input_is_the_recipient(
+    smtp: tuple[Inbox, int], http_peer: HttpPeer
+) -> None:
+    # Sequencing Events: {type: NOTIFICATION, event: 'send_welcome_email',
+    # input: {email: '$Input{email}'}} — no `recipients`, no declared channel.
+    inbox, port = smtp
+    component = Component(
+        kind="notification",
+        tag="n",
+        events={"send_welcome_email": {"subject": "Welcome", "body": "Hello {{ email }}"}},
+        config={"email": {"host": "127.0.0.1", "port": port}},
+    )
+    result = send(component, "send_welcome_email", {"email": "ann@example.com"})
+    assert result["recipients"] == ["ann@example.com"]
+    ((rcpts, msg),) = inbox.messages
+    assert rcpts == ["ann@example.com"]
+    assert "Hello ann@example.com" in msg.get_payload()
+    # `recipients`, when given, still decide; `email` is then only a template variable.
+    send(component, "send_welcome_email", {"recipients": ["bob@example.com"], "email": "x@y.io"})
+    assert inbox.messages[-1][0] == ["bob@example.com"]
+    # Strict otherwise: not an address, not a string, or nothing at all.
+    with pytest.raises(StepError, match="not an email address") as bad:
+        send(component, "send_welcome_email", {"email": "ann at example"})
+    assert bad.value.retryable is False
+    with pytest.raises(StepError, match=r"input\.email must be an address"):
+        send(component, "send_welcome_email", {"email": 42})
+    with pytest.raises(StepError, match=r"needs input\.recipients"):
+        send(component, "send_welcome_email", {})
+    assert len(inbox.messages) == 2

@@ -30,13 +30,13 @@ describe('computeLevels', () => {
     expect(levels.depth).toBe(1);
   });
 
-  it('reports cycles, unknown parents and a level that disagrees', () => {
+  it('reports cycles, unknown parents and a level above its parents', () => {
     const levels = computeLevels([
       seq('a', ['c']),
       seq('b', ['a']),
       seq('c', ['b']),
       seq('d', ['ghost']),
-      { ...seq('e', ['d']), level: 5 },
+      { ...seq('e', ['d']), level: 0 },
     ]);
     expect([...levels.cyclic].sort()).toEqual(['a', 'b', 'c']);
     const paths = levels.issues.map((i) => i.path);
@@ -45,6 +45,18 @@ describe('computeLevels', () => {
     expect(paths.filter((p) => p.endsWith('.parents'))).toHaveLength(3);
     // Every sequence still gets a level so the canvas can draw a broken graph.
     expect(levels.level.size).toBe(5);
+  });
+
+  it('puts a sequence at its given level when that is deeper, and its children below it', () => {
+    const levels = computeLevels([
+      { ...seq('second'), level: 2 },
+      { ...seq('first'), level: 1 },
+      seq('free'),
+      seq('tail', ['second']),
+    ]);
+    expect(Object.fromEntries(levels.level)).toEqual({ second: 2, first: 1, free: 0, tail: 3 });
+    expect(levels.issues).toEqual([]);
+    expect(levels.depth).toBe(4);
   });
 
   it('handles a 2,000-deep chain without overflowing the stack', () => {

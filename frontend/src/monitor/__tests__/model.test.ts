@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { bodyTags, iterationStates } from '../../lib/loops';
 import { parseSpec } from '../../lib/spec';
-import { applyEntries, applyEntry, applySnapshot, compareRuns, emptyRun, formatDuration, stepLabel, timeline, type Entry } from '../model';
+import { applyEntries, applyEntry, applySnapshot, compareRuns, emptyRun, formatDuration, rowLabel, skipNote, stepLabel, timeline, type Entry } from '../model';
 
 const spec = parseSpec({
   sequences: [
@@ -188,5 +188,41 @@ describe('the run model', () => {
       sequences: [{ tag: 'main', status: 'waiting' }, { tag: 'each[0]', status: 'completed' }, { tag: 'each[1]', status: 'failed' }],
     });
     expect(states(view)).toEqual(['completed', 'failed', 'pending', 'pending']);
+  });
+});
+
+describe('a sequence skipped by its skip_if', () => {
+  const skippable = parseSpec({
+    sequences: [
+      { tag: 'main', events: [{ type: 'CODE', event: 'x:a', tag: 'validate' }] },
+      { tag: 'tests', parents: ['main'], skip_if: '$Input{skipTests} == true', events: [{ type: 'CODE', event: 'x:u', tag: 'unit' }] },
+    ],
+  });
+
+  it('shows the sequence as skipped with its reason and its steps as never run', () => {
+    seq = 0;
+    let view = emptyRun(1, skippable);
+    view = applyEntries(view, [
+      e('run_started', '', { input: { skipTests: true } }),
+      e('sequence_started', 'main'),
+      e('step_started', 'validate', { attempt: 1 }),
+      e('step_completed', 'validate', { attempt: 1, output: {} }),
+      e('sequence_completed', 'main'),
+      e('sequence_skipped', 'tests', { skip_if: '$Input{skipTests} == true' }),
+    ]);
+    const tests = skippable.sequences[1]!;
+    expect(view.sequences.tests).toBe('skipped');
+    expect(view.steps.unit!.status).toBe('skipped');
+    expect(skipNote(tests, view.sequences.tests!)).toBe('skipped: skip_if held ($Input{skipTests} == true)');
+    expect(rowLabel(view.steps.unit, view.sequences.tests!)).toBe('not run: sequence skipped');
+  });
+
+  it('leaves sequences that ran, and steps skipped by their own condition, as they are', () => {
+    const main = skippable.sequences[0]!;
+    expect(skipNote(main, 'completed')).toBeNull();
+    const view = emptyRun(1, skippable);
+    const skippedStep = { ...view.steps.validate!, status: 'skipped' as const };
+    expect(rowLabel(skippedStep, 'completed')).toBe('skipped');
+    expect(rowLabel(undefined, 'running')).toBe('pending');
   });
 });
