@@ -63,6 +63,10 @@ class Environment(models.Model):
     # addresses need an entry naming the address. Empty: public addresses only, and
     # nothing at all when is_production. Admin-only, like component configs.
     allowed_hosts = models.JSONField(default=list, blank=True)
+    # How long finished runs and audit entries are kept (runtime/retention.py): keys
+    # completed_days, failed_days, keep_last, audit_days; a missing key takes the product
+    # default (TRELLIS_RETENTION_* settings). Admin-only.
+    retention = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
