@@ -64,6 +64,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "deadline_at": run.deadline_at,
         "wake_at": run.wake_at,
+        "trace_id": run.trace_id,
     }
 
 
@@ -157,6 +158,7 @@ class RunOut(serializers.Serializer[Any]):
     finished_at = serializers.DateTimeField(allow_null=True)
     deadline_at = serializers.DateTimeField(allow_null=True)
     wake_at = serializers.DateTimeField(allow_null=True)
+    trace_id = serializers.CharField(allow_blank=True)
 
 
 class RunPage(serializers.Serializer[Any]):

@@ -28,6 +28,9 @@ class RuntimeConfig(AppConfig):
         netguard.own_names_source(_own_names)
         _step_functions_load()
         _engine_signals_connect()
+        from runtime import tracing
+
+        tracing.configure()  # OpenTelemetry, only when TRELLIS_OTLP_ENDPOINT is set
 
 
 def _step_functions_load() -> None:
