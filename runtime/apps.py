@@ -31,6 +31,9 @@ class RuntimeConfig(AppConfig):
         from runtime import tracing
 
         tracing.configure()  # OpenTelemetry, only when TRELLIS_OTLP_ENDPOINT is set
+        from runtime import graceful
+
+        graceful.install()  # a qcluster stops in order on SIGTERM to its process group
 
 
 def _step_functions_load() -> None:
@@ -96,6 +99,9 @@ def _engine_signals_connect() -> None:
 
 
 def _engine_worker_started(sender: object, **kwargs: object) -> None:
+    from runtime import graceful
+
+    graceful.worker_started()
     _worker_commit_mode()
     try:
         # why: a signal handler of the app config; the engine needs the apps loaded
