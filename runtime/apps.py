@@ -109,6 +109,9 @@ def _engine_worker_started(sender: object, **kwargs: object) -> None:
 
         sweep_schedule_ensure()
         sweep_kick(force=True)
+        from runtime.retention import prune_schedule_ensure
+
+        prune_schedule_ensure()
     except Exception:  # a worker must start even when the database is briefly unavailable
         logging.getLogger("trellis.executor").exception("could not start the sweep")
 
