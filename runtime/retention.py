@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from designer.models import AuditEntry, Environment
+from designer.models import AuditEntry, Environment, retention_defaults, retention_effective
 from runtime.metrics_fold import CURSOR, metrics_fold
 from runtime.models import JournalEntry, MetricTotal, Run, SequenceRun, Signal, StepRun
 
@@ -38,7 +38,6 @@ logger = logging.getLogger("trellis.retention")
 
 BATCH = 200
 FAILED = ("failed", "rolled_back", "cancelled")
-KEYS = ("completed_days", "failed_days", "keep_last", "audit_days")
 
 
 @dataclass(frozen=True)
@@ -50,34 +49,11 @@ class Policy:
 
 
 def product_default() -> Policy:
-    return Policy(
-        completed_days=int(getattr(settings, "TRELLIS_RETENTION_COMPLETED_DAYS", 30)),
-        failed_days=int(getattr(settings, "TRELLIS_RETENTION_FAILED_DAYS", 90)),
-        keep_last=int(getattr(settings, "TRELLIS_RETENTION_KEEP_LAST", 20)),
-        audit_days=int(getattr(settings, "TRELLIS_RETENTION_AUDIT_DAYS", 365)),
-    )
-
-
-def retention_problems(value: Any) -> list[tuple[str, str]]:
-    """(path, message) for each problem of an environment's retention object."""
-    if not isinstance(value, dict):
-        return [("retention", "must be an object")]
-    problems = []
-    for key, item in value.items():
-        if key not in KEYS:
-            problems.append((f"retention.{key}", f"unknown key; allowed: {', '.join(KEYS)}"))
-        elif item is not None and (
-            not isinstance(item, int) or isinstance(item, bool) or not 0 <= item <= 36500
-        ):
-            problems.append((f"retention.{key}", "must be a whole number from 0 to 36500"))
-    return problems
+    return Policy(**retention_defaults())
 
 
 def policy_for(environment: Environment) -> Policy:
-    base = product_default()
-    own = environment.retention if isinstance(environment.retention, dict) else {}
-    values = {k: own[k] if isinstance(own.get(k), int) else getattr(base, k) for k in KEYS}
-    return Policy(**values)
+    return Policy(**retention_effective(environment))
 
 
 @dataclass

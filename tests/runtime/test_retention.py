@@ -16,9 +16,9 @@ from django.db import connection
 from django.utils import timezone
 from django_q.models import Task
 
-from designer.models import AuditEntry, Environment, Product
+from designer.models import AuditEntry, Environment, Product, retention_problems
 from runtime.models import JournalEntry, MetricTotal, Run, SequenceRun, StepRun
-from runtime.retention import policy_for, retention_problems
+from runtime.retention import policy_for
 from runtime.services import run_start
 from tests.runtime.conftest import drain, make_workflow
 
