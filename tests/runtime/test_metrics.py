@@ -3,6 +3,7 @@ fails, one whose step is retried) every metric says what happened."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -71,11 +72,13 @@ def test_metrics_count_runs_failures_retries_and_step_durations(
                                                     retries=1)]}]},
         tag="ok",
     )  # fmt: skip
+    undo = {"type": "CODE", "event": "tests.runtime.steps:record", "input": {"undo": "a"}}
     bad = make_workflow(
         product,
-        {"sequences": [{"tag": "m", "events": [code("boom", tag="b")]}]},
+        {"sequences": [{"tag": "m", "events": [code("add", tag="a", rollback=undo),
+                                               code("boom", tag="b")]}]},
         tag="bad",
-    )
+    )  # fmt: skip
     before = scrape()
     assert value(before, "trellis_runs_started_total", workflow="acme/ok",
                  environment="acme/dev") == 0  # fmt: skip
@@ -83,7 +86,7 @@ def test_metrics_count_runs_failures_retries_and_step_durations(
     done = run_until_done(run_start(workflow=ok, environment=env_dev, input={}))
     failed = run_until_done(run_start(workflow=bad, environment=env_dev, input={}))
     assert done.status == "completed", done.error
-    assert failed.status in ("failed", "rolled_back")
+    assert failed.status == "rolled_back", failed.error
     # One more run started but not yet picked up: the queue metrics see it.
     queued = run_start(workflow=ok, environment=env_dev, input={})
 
@@ -97,17 +100,23 @@ def test_metrics_count_runs_failures_retries_and_step_durations(
     assert value(samples, "trellis_runs_failed_total", workflow="acme/ok", **dev) == 0
     assert value(samples, "trellis_step_retries_total", workflow="acme/ok", **dev) == 1
     assert value(samples, "trellis_step_reexecutions_total", workflow="acme/ok", **dev) == 0
-    # CODE steps: the flaky one failed once and then completed, the boom one failed once.
-    assert value(samples, "trellis_step_duration_seconds_count", event_type="CODE") == 3
+    assert value(samples, "trellis_compensations_total", workflow="acme/bad", outcome="rolled_back",
+                 **dev) == 1  # fmt: skip
+    assert value(samples, "trellis_compensations_total", workflow="acme/bad", outcome="failed",
+                 **dev) == 0  # fmt: skip
+    # CODE attempts: flaky failed once then completed, add completed, boom failed.
+    assert value(samples, "trellis_step_duration_seconds_count", event_type="CODE") == 4
     assert value(samples, "trellis_step_duration_seconds_bucket", event_type="CODE",
-                 le="+Inf") == 3  # fmt: skip
+                 le="+Inf") == 4  # fmt: skip
     assert 0 < value(samples, "trellis_step_duration_seconds_sum", event_type="CODE") < 30
     assert value(samples, "trellis_runs_active", status="pending") == 1
     assert value(samples, "trellis_queue_depth") >= 1
     assert value(samples, "trellis_queue_oldest_age_seconds") >= 0
     assert SequenceRun.objects.filter(run=queued, status="running", lease_owner="").exists()
+    assert value(samples, "trellis_database_bytes") > 0
     if connection.vendor == "sqlite":
-        assert value(samples, "trellis_database_bytes") > 0
+        wal = os.path.getsize(f"{connection.settings_dict['NAME']}-wal")
+        assert 0 < value(samples, "trellis_database_wal_bytes") <= wal
     assert value(samples, "trellis_live_sockets") == 0
     # No run id anywhere in the labels.
     run_ids = {str(r) for r in Run.objects.values_list("pk", flat=True)}
@@ -119,7 +128,7 @@ def test_metrics_count_runs_failures_retries_and_step_durations(
     again = scrape()
     assert value(again, "trellis_runs_started_total", workflow="acme/ok", **dev) == 2
     assert value(again, "trellis_runs_completed_total", workflow="acme/ok", **dev) == 2
-    assert value(again, "trellis_step_duration_seconds_count", event_type="CODE") == 4
+    assert value(again, "trellis_step_duration_seconds_count", event_type="CODE") == 5
     assert value(again, "trellis_queue_depth") == 0
 
 
