@@ -31,6 +31,8 @@ TOKEN = "s3cret-metrics-token"
 def _metrics_settings(settings: Any) -> None:
     settings.TRELLIS_METRICS_TOKEN = TOKEN
     settings.TRELLIS_METRICS_ALLOW = []
+    # PostgreSQL's fold waits for rows to settle (concurrent commits); here one process writes.
+    settings.TRELLIS_METRICS_SETTLE_S = 0
 
 
 def scrape(

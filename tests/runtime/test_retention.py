@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
@@ -45,11 +45,14 @@ def aged(run: Run, status: str, days: float, **extra: Any) -> Run:
 
 
 def wal_bytes() -> int:
-    wal = Path(f"{settings.DATABASES['default']['NAME']}-wal")
+    wal = Path(f"{django_settings.DATABASES['default']['NAME']}-wal")
     return wal.stat().st_size if wal.exists() else 0
 
 
-def test_prune_deletes_exactly_what_retention_lets_go(product: Product) -> None:
+def test_prune_deletes_exactly_what_retention_lets_go(product: Product, settings: Any) -> None:
+    # Runs whose journal /metrics has not folded yet are kept; on PostgreSQL the fold waits
+    # 5 s for rows to settle, and this test's runs are seconds old.
+    settings.TRELLIS_METRICS_SETTLE_S = 0
     dev = Environment.objects.get(product=product, slug="dev")
     dev.retention = {"completed_days": 7, "failed_days": 30, "keep_last": 2}
     dev.save()
@@ -94,13 +97,14 @@ def test_prune_deletes_exactly_what_retention_lets_go(product: Product) -> None:
     assert "would delete 1 run(s) of acme/dev failed" in out.getvalue()  # a4
     assert Run.objects.count() == len(runs)  # a dry run deletes nothing
 
-    with connection.cursor() as cursor:  # let the WAL grow as a busy day does
-        cursor.execute("PRAGMA wal_autocheckpoint=0")
-    for _ in range(3):
-        drain()
-        Run.objects.filter(pk=runs["a6"].pk).update(state={"pad": "z" * 200_000})
-    before = wal_bytes()
-    assert before > 500_000
+    sqlite = connection.vendor == "sqlite"
+    if sqlite:
+        with connection.cursor() as cursor:  # let the WAL grow as a busy day does
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+        for _ in range(3):
+            Run.objects.filter(pk=runs["a6"].pk).update(state={"pad": "z" * 200_000})
+        before = wal_bytes()
+        assert before > 500_000
     out = StringIO()
     call_command("prune", stdout=out)
 
@@ -112,7 +116,8 @@ def test_prune_deletes_exactly_what_retention_lets_go(product: Product) -> None:
     assert JournalEntry.objects.filter(run=runs["b2"]).exists()
     assert list(AuditEntry.objects.values_list("pk", flat=True)) == [new_audit.pk]
     assert list(Task.objects.values_list("id", flat=True)) == ["new"]
-    assert wal_bytes() < before // 10, (before, wal_bytes())
+    if sqlite:  # PostgreSQL: autovacuum reuses the space (README, Retention)
+        assert wal_bytes() < before // 10, (before, wal_bytes())
     # The metrics totals counted the deleted runs before they went.
     started = MetricTotal.objects.filter(name="runs_started", environment_id=dev.pk)
     assert sum(started.values_list("value", flat=True)) == 11
