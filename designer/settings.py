@@ -293,6 +293,9 @@ TRELLIS_METRICS_ALLOW = env_list("TRELLIS_METRICS_ALLOW", [])
 TRELLIS_READY_HEARTBEAT_S = env_float("TRELLIS_READY_HEARTBEAT_S", 30.0)
 TRELLIS_DATA_DIR = env_str("TRELLIS_DATA_DIR")
 TRELLIS_DISK_MIN_FREE_MB = env_int("TRELLIS_DISK_MIN_FREE_MB", 200)
+# SIGTERM to a qcluster: each worker finishes its step in flight for at most this long, then
+# ends (runtime/graceful.py). Keep it below the supervisor's stop timeout.
+TRELLIS_STOP_GRACE_S = env_float("TRELLIS_STOP_GRACE_S", 25.0)
 # OpenTelemetry traces of runs and steps (runtime/tracing.py): off unless an OTLP endpoint
 # is set (e.g. http://127.0.0.1:4318); then exported over OTLP/HTTP in batches.
 TRELLIS_OTLP_ENDPOINT = env_str("TRELLIS_OTLP_ENDPOINT")

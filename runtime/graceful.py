@@ -10,12 +10,17 @@ Here the sentinel (and the pusher and monitor it forks) ignore SIGTERM and let t
 run django-q2's own orderly stop (stop taking tasks, poison pills, join the workers); each
 worker notes the signal and hands back the sequence it drives at the next step boundary
 (its lease freed and a task for it queued, so another worker continues at once). A step in
-flight is finished, never cut: the stop takes as long as the longest step in flight.
+flight is finished, not cut — for ``TRELLIS_STOP_GRACE_S`` (25 s) at most: then the worker
+ends itself, as it would have on SIGTERM before (its step runs again elsewhere once the
+lease expires). The bound also keeps django-q2's own task timeout working: it stops a
+worker stuck past ``TRELLIS_TASK_TIMEOUT`` with SIGTERM too.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from types import FrameType
 from typing import Any
 
@@ -30,7 +35,20 @@ def stopping() -> bool:
 
 def _note_stop(signum: int, frame: FrameType | None) -> None:
     global _stopping
+    if _stopping:
+        return
     _stopping = True
+    from django.conf import settings
+
+    grace = float(getattr(settings, "TRELLIS_STOP_GRACE_S", 25.0))
+    timer = threading.Timer(grace, _end_now)
+    timer.daemon = True  # a worker that stops in time exits without waiting for it
+    timer.start()
+
+
+def _end_now() -> None:
+    """The grace period is over: end this worker as the signal's default action would."""
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def worker_started() -> None:

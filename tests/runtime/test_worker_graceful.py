@@ -62,3 +62,31 @@ def test_sigterm_to_the_process_group_stops_a_busy_cluster_without_losing_a_step
         assert max(finished_keys.values()) == 1, f"s{i} ran twice: {finished_keys}"
     assert set(StepRun.objects.values_list("attempt", flat=True)) == {1}
     print(f"stopped in {took:.1f} s")
+
+
+def test_a_worker_that_does_not_stop_within_the_grace_period_is_ended(tmp_path: Any) -> None:
+    """django-q2 stops a worker stuck past the task timeout with SIGTERM: a worker noting
+    the signal must still end, after TRELLIS_STOP_GRACE_S."""
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import os, signal, time, django\n"
+        "os.environ['TRELLIS_STOP_GRACE_S'] = '0.5'\n"
+        "django.setup()\n"
+        "from runtime import graceful\n"
+        "graceful.worker_started()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "assert graceful.stopping()\n"
+        "print('noted', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, timeout=25
+    )
+    assert done.stdout.decode().strip() == "noted", done.stderr.decode()[-2000:]
+    assert done.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < 20
