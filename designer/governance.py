@@ -58,6 +58,7 @@ def environment_create(
     order: int | None = None,
     is_production: bool = False,
     allowed_hosts: list[str] | None = None,
+    retention: dict[str, int] | None = None,
 ) -> Environment:
     """Add an environment (last in the order unless ``order`` is given). Marking it as
     production moves the production mark from any other environment."""
@@ -70,6 +71,7 @@ def environment_create(
             actor=actor,
             order=order,
             allowed_hosts=allowed_hosts,
+            retention=retention,
         )
         if is_production:
             environment = environment_mark_production(environment=environment, actor=actor)

@@ -63,6 +63,10 @@ class Environment(models.Model):
     # addresses need an entry naming the address. Empty: public addresses only, and
     # nothing at all when is_production. Admin-only, like component configs.
     allowed_hosts = models.JSONField(default=list, blank=True)
+    # How long finished runs and audit entries are kept (runtime/retention.py): keys
+    # completed_days, failed_days, keep_last, audit_days; a missing key takes the product
+    # default (TRELLIS_RETENTION_* settings). Admin-only.
+    retention = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -73,6 +77,44 @@ class Environment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product.slug}/{self.slug}"
+
+
+RETENTION_KEYS = ("completed_days", "failed_days", "keep_last", "audit_days")
+
+
+def retention_defaults() -> dict[str, int]:
+    """The product default of every retention key (TRELLIS_RETENTION_* settings)."""
+    return {
+        "completed_days": int(getattr(settings, "TRELLIS_RETENTION_COMPLETED_DAYS", 30)),
+        "failed_days": int(getattr(settings, "TRELLIS_RETENTION_FAILED_DAYS", 90)),
+        "keep_last": int(getattr(settings, "TRELLIS_RETENTION_KEEP_LAST", 20)),
+        "audit_days": int(getattr(settings, "TRELLIS_RETENTION_AUDIT_DAYS", 365)),
+    }
+
+
+def retention_problems(value: Any) -> list[tuple[str, str]]:
+    """(path, message) for each problem of an environment's retention object."""
+    if not isinstance(value, dict):
+        return [("retention", "must be an object")]
+    problems = []
+    for key, item in value.items():
+        if key not in RETENTION_KEYS:
+            allowed = ", ".join(RETENTION_KEYS)
+            problems.append((f"retention.{key}", f"unknown key; allowed: {allowed}"))
+        elif item is not None and (
+            not isinstance(item, int) or isinstance(item, bool) or not 0 <= item <= 36500
+        ):
+            problems.append((f"retention.{key}", "must be a whole number from 0 to 36500"))
+    return problems
+
+
+def retention_effective(environment: Environment) -> dict[str, int]:
+    """The environment's retention with the product default filling the missing keys."""
+    own = environment.retention if isinstance(environment.retention, dict) else {}
+    return {
+        key: own[key] if isinstance(own.get(key), int) else default
+        for key, default in retention_defaults().items()
+    }
 
 
 class ComponentKind(models.TextChoices):

@@ -99,6 +99,7 @@ def environment_create(
     order: int | None = None,
     is_production: bool = False,
     allowed_hosts: list[str] | None = None,
+    retention: dict[str, int] | None = None,
 ) -> Environment:
     if product.environments.filter(slug=slug).exists():
         raise ValidationError({"slug": f"an environment {slug!r} already exists"})
@@ -112,6 +113,7 @@ def environment_create(
             order=order,
             is_production=is_production,
             allowed_hosts=allowed_hosts or [],
+            retention=retention or {},
         )
         audit_record(
             product=product,
@@ -130,6 +132,7 @@ def _environment_fields(environment: Environment) -> dict[str, Any]:
         "order": environment.order,
         "is_production": environment.is_production,
         "allowed_hosts": environment.allowed_hosts,
+        "retention": environment.retention,
     }
 
 

@@ -285,6 +285,31 @@ TRELLIS_WORKFLOW_MODULES = env_list("TRELLIS_WORKFLOW_MODULES", [])
 # address; the host name and the names in ALLOWED_HOSTS are added on their own.
 TRELLIS_SELF_ADDRESSES = env_list("TRELLIS_SELF_ADDRESSES", [])
 
+# --- Operations (README "Operating Trellis") --------------------------------------------
+# GET /metrics (Prometheus) answers a caller with this bearer token, or from one of these
+# addresses/networks (client address as in "Logins" below); nobody when neither is set.
+TRELLIS_METRICS_TOKEN = env_str("TRELLIS_METRICS_TOKEN")
+TRELLIS_METRICS_ALLOW = env_list("TRELLIS_METRICS_ALLOW", [])
+# /readyz and `manage.py doctor`: a worker heartbeat older than this means no worker runs;
+# below this much free disk where the data lives (TRELLIS_DATA_DIR, default the SQLite
+# file's folder), new runs are refused with a 503 before a full disk stalls the ones in
+# flight.
+TRELLIS_READY_HEARTBEAT_S = env_float("TRELLIS_READY_HEARTBEAT_S", 30.0)
+TRELLIS_DATA_DIR = env_str("TRELLIS_DATA_DIR")
+TRELLIS_DISK_MIN_FREE_MB = env_int("TRELLIS_DISK_MIN_FREE_MB", 200)
+# SIGTERM to a qcluster: each worker finishes its step in flight for at most this long, then
+# ends (runtime/graceful.py). Keep it below the supervisor's stop timeout.
+TRELLIS_STOP_GRACE_S = env_float("TRELLIS_STOP_GRACE_S", 25.0)
+# OpenTelemetry traces of runs and steps (runtime/tracing.py): off unless an OTLP endpoint
+# is set (e.g. http://127.0.0.1:4318); then exported over OTLP/HTTP in batches.
+TRELLIS_OTLP_ENDPOINT = env_str("TRELLIS_OTLP_ENDPOINT")
+# Retention (runtime/retention.py), the product default; each environment may override it
+# on the Environments page. Days after a run finished; 0 keeps forever.
+TRELLIS_RETENTION_COMPLETED_DAYS = env_int("TRELLIS_RETENTION_COMPLETED_DAYS", 30)
+TRELLIS_RETENTION_FAILED_DAYS = env_int("TRELLIS_RETENTION_FAILED_DAYS", 90)
+TRELLIS_RETENTION_KEEP_LAST = env_int("TRELLIS_RETENTION_KEEP_LAST", 20)  # per workflow
+TRELLIS_RETENTION_AUDIT_DAYS = env_int("TRELLIS_RETENTION_AUDIT_DAYS", 365)
+
 # --- Channels -------------------------------------------------------------------------
 # Live run updates cross processes (worker -> web). Scale-out: channels-redis. Embedded:
 # runtime.channel_layer.JournalChannelLayer tails the journal, woken by a datagram on a

@@ -14,7 +14,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("designer.api.urls")),
     path("api/v1/", include("runtime.urls")),  # runs (owner: engine engineer)
-    path("demo/", include("designer.demo")),  # the demo workflow's stand-in service
+    path("demo/", include("designer.demo")),
+    path(
+        "", include("runtime.ops_urls")
+    ),  # /metrics, /healthz, /readyz  # the demo workflow's stand-in service
     # Pages (login, products, workflows, canvas, run monitor): owner canvas engineer.
     path("", include("designer.pages")),
 ]

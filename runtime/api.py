@@ -22,13 +22,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from designer.api.base import ApiView
+from designer.api.errors import StorageUnavailable
 from designer.api.pagination import StrictPagination
 from designer.api.serializers import Strict
 from designer.governance import run_action_audit
 from designer.models import Role
 from designer.permissions import require_role
 from designer.services import audit_record
-from runtime import selectors, services
+from runtime import health, selectors, services
 from runtime.errors import RunRefused
 from runtime.models import Run
 from runtime.scheduling import run_schedule
@@ -63,6 +64,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "deadline_at": run.deadline_at,
         "wake_at": run.wake_at,
+        "trace_id": run.trace_id,
     }
 
 
@@ -173,6 +175,7 @@ class RunOut(serializers.Serializer[Any]):
     finished_at = serializers.DateTimeField(allow_null=True)
     deadline_at = serializers.DateTimeField(allow_null=True)
     wake_at = serializers.DateTimeField(allow_null=True)
+    trace_id = serializers.CharField(allow_blank=True)
 
 
 class RunPage(serializers.Serializer[Any]):
@@ -322,6 +325,12 @@ class RunListApi(ApiView):
         responses={200: RunOut, 202: RUN_STARTED},
     )
     def post(self, request: Request) -> Response:
+        if health.disk_low():
+            # Refuse before writing: a run accepted now could stall half-way on a full disk.
+            raise StorageUnavailable(
+                "The server's disk is nearly full; nothing was changed. Try again later.",
+                code="storage_full",
+            )
         body = _body(request, RunStartIn().fields)
         if "workflow" not in body:
             raise RunRefused("workflow is required: '<product>/<tag>' or an id", field="workflow")

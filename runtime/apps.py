@@ -28,6 +28,12 @@ class RuntimeConfig(AppConfig):
         netguard.own_names_source(_own_names)
         _step_functions_load()
         _engine_signals_connect()
+        from runtime import tracing
+
+        tracing.configure()  # OpenTelemetry, only when TRELLIS_OTLP_ENDPOINT is set
+        from runtime import graceful
+
+        graceful.install()  # a qcluster stops in order on SIGTERM to its process group
 
 
 def _step_functions_load() -> None:
@@ -93,6 +99,9 @@ def _engine_signals_connect() -> None:
 
 
 def _engine_worker_started(sender: object, **kwargs: object) -> None:
+    from runtime import graceful
+
+    graceful.worker_started()
     _worker_commit_mode()
     try:
         # why: a signal handler of the app config; the engine needs the apps loaded
@@ -100,6 +109,9 @@ def _engine_worker_started(sender: object, **kwargs: object) -> None:
 
         sweep_schedule_ensure()
         sweep_kick(force=True)
+        from runtime.retention import prune_schedule_ensure
+
+        prune_schedule_ensure()
     except Exception:  # a worker must start even when the database is briefly unavailable
         logging.getLogger("trellis.executor").exception("could not start the sweep")
 

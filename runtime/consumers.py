@@ -68,7 +68,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from designer.models import Environment, Product, Role, Workflow
 from designer.permissions import has_role
-from runtime import live
+from runtime import live, metrics
 from runtime.channel_layer import run_group, workflow_group
 from runtime.models import Run
 
@@ -200,6 +200,8 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
             await self.close(code=refused.code)
             return
         self._catchup = asyncio.get_running_loop().create_task(self._catchup_loop())
+        self.counted = True
+        metrics.LIVE_SOCKETS.inc()
 
     async def subscribe(self) -> None:
         raise NotImplementedError
@@ -214,6 +216,9 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
         self.groups_joined.append(group)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.LIVE_SOCKETS.dec()
         if self._catchup is not None:
             self._catchup.cancel()
         if self.channel_layer is not None:
@@ -246,6 +251,8 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channe
         self.last_push = time.monotonic()
         async with self._lock:
             await self.deliver(int(event["run"]), event["entries"])
+        for entry in event["entries"]:
+            metrics.observe_push(entry.get("at", ""))
 
     async def deliver(self, run_id: int, entries: list[dict[str, Any]]) -> None:
         plan = self.cursor.plan(run_id, entries)

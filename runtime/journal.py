@@ -23,7 +23,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
 
-from runtime import live
+from runtime import live, tracing
 from runtime.models import JournalEntry, Run
 
 logger = logging.getLogger("trellis.journal")
@@ -290,6 +290,8 @@ class _Batch:
         self.savepoints = savepoints
 
     def __call__(self) -> None:
+        if tracing.active():  # off by default: one test of a module global
+            tracing.observe(self.entries)
         publish = _live_publisher()
         if publish is not None and self.entries:
             try:

@@ -102,6 +102,8 @@ class Run(models.Model):
     # Tasks of this run that crashed (or whose worker died) since its last finished step:
     # at TRELLIS_RUN_MAX_TASK_FAILURES the run is failed instead of retried forever.
     task_failures = models.PositiveIntegerField(default=0)
+    # OpenTelemetry trace of the run (32 hex digits) when tracing is on (runtime/tracing.py).
+    trace_id = models.CharField(max_length=32, blank=True, default="")
 
     # Not a column: run_start sets it when an idempotency key found an existing run.
     reused: bool = False
@@ -320,5 +322,26 @@ class QuotaCounter(models.Model):
             models.UniqueConstraint(
                 fields=["environment", "quota", "name", "key", "window_start"],
                 name="uniq_quota_window",
+            )
+        ]
+
+
+class MetricTotal(models.Model):
+    """A monotonic total for /metrics, folded from the journal at scrape time
+    (runtime/metrics_fold.py): workers are other processes (other machines in scale-out),
+    so what they did is read from the database they write anyway, not kept in their memory.
+    ``workflow_id``/``environment_id`` are 0 when the total has no such label; the row named
+    ``_cursor`` holds the id of the last journal entry folded in."""
+
+    name = models.CharField(max_length=60)
+    workflow_id = models.BigIntegerField(default=0)
+    environment_id = models.BigIntegerField(default=0)
+    label = models.CharField(max_length=60, blank=True, default="")
+    value = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name", "workflow_id", "environment_id", "label"], name="uniq_metric"
             )
         ]

@@ -31,3 +31,10 @@ def sweep(token: str) -> None:
 def sweep_kick() -> None:
     """Start the sweep chain unless one is alive (worker start, django-q2 Schedule)."""
     tasks.sweep_kick()
+
+
+def prune() -> None:
+    """Retention: prune old runs and audit entries, truncate the WAL (hourly Schedule)."""
+    from runtime.retention import prune as retention_prune
+
+    retention_prune()

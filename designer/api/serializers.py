@@ -14,7 +14,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from designer.models import ComponentKind, Role, Source
+from designer.models import (
+    ComponentKind,
+    Role,
+    Source,
+    retention_effective,
+    retention_problems,
+)
 from designer.selectors import ActivationRow, activation_rows, draft_get
 from runtime.netguard import entry_parse
 from runtime.spec import TAG_RE
@@ -121,6 +127,20 @@ class EnvironmentIn(Strict):
         "link-local addresses need an entry naming the address. Empty: public addresses "
         "only, and nothing at all in a production environment.",
     )
+    retention = serializers.DictField(
+        required=False,
+        help_text="How long finished runs are kept: completed_days, failed_days (0 = forever), "
+        "keep_last (the newest runs of each workflow always kept), audit_days. A missing or "
+        "null key takes the product default.",
+    )
+
+    def validate_retention(self, value: dict[str, Any]) -> dict[str, Any]:
+        problems = retention_problems(value)
+        if problems:
+            raise serializers.ValidationError(
+                {path.removeprefix("retention."): [message] for path, message in problems}
+            )
+        return {key: item for key, item in value.items() if item is not None}
 
     def validate_allowed_hosts(self, value: list[str]) -> list[str]:
         # Keyed by index, like DRF's ListField errors: the API shows allowed_hosts[2].
@@ -146,6 +166,11 @@ class EnvironmentOut(serializers.Serializer[Any]):
     order = serializers.IntegerField()
     is_production = serializers.BooleanField()
     allowed_hosts = serializers.ListField(child=serializers.CharField())
+    retention = serializers.DictField(child=serializers.IntegerField())
+    retention_effective = serializers.SerializerMethodField()
+
+    def get_retention_effective(self, environment: Any) -> dict[str, int]:
+        return retention_effective(environment)
 
 
 class MemberIn(Strict):

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from designer.models import Environment, Workflow, WorkflowVersion
+from runtime import tracing
 from runtime.compiler import Plan
 from runtime.engine.plans import plan_for_version
 from runtime.engine.starting import start_sequences
@@ -186,6 +187,7 @@ def _create(
         "created_by_id": user.pk if getattr(user, "is_authenticated", False) else None,
         "created_at": now,
         "deadline_at": now + timedelta(milliseconds=timeout_ms) if timeout_ms else None,
+        "trace_id": tracing.new_trace_id(),  # "" when tracing is off
     }
     run = Run(**values)
     run.pk = raw_insert(Run, values)

@@ -38,15 +38,17 @@ import logging
 import time
 from datetime import timedelta
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from runtime import graceful
 from runtime.compiler import PlanStep
 from runtime.engine import config
 from runtime.engine.config import ENGINE_TYPES
 from runtime.engine.context import RunContext
 from runtime.engine.decisions import STEP_FINISHED
 from runtime.engine.guard import finalize_task
+from runtime.engine.queue import enqueue
 from runtime.engine.state import LeaseLost, Pending, StepState, Stop, describe, new_token
 from runtime.engine.steps import EngineSteps
 from runtime.engine.store import store
@@ -90,6 +92,9 @@ class SequenceDriver(EngineSteps):
                 self.wind_down("timeout", {"code": "run_timeout", "message": "the run timed out"})
             if i >= len(steps):
                 return self.complete_sequence(pending)
+            if graceful.stopping():
+                self.flush(pending)
+                self.hand_back()
             step = steps[i]
             try:
                 self.step_once(step, self.ctx.steps[step.tag], pending)
@@ -125,6 +130,13 @@ class SequenceDriver(EngineSteps):
         if pending.entries:
             self.flush(pending)
         self.connector_step(step, st, pending)
+
+    def hand_back(self) -> None:
+        """This worker is stopping (SIGTERM): free the sequence for another worker, now."""
+        with transaction.atomic():
+            if self.store.hand_back_sequence(self.seq_id, self.token):
+                enqueue([(config.DRIVE, (self.seq_id,))])
+        raise Stop("handed back: the worker is stopping")
 
     def fail_after_error(self, tag: str, exc: BaseException) -> None:
         """Fail step ``tag`` (no retry) from what the database holds, after ``exc`` left

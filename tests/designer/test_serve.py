@@ -150,6 +150,40 @@ def test_it_serves_the_api_with_the_demo_and_stops_cleanly_on_sigint(server: Ser
     assert "Stopped." in server.output()
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (what systemd's control group holds)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found = [pid]
+    for candidate in found:
+        found.extend(child for child, parent in parents.items() if parent == candidate)
+    return found
+
+
+def test_sigterm_to_every_process_at_once_stops_it_within_seconds(server: Server) -> None:
+    """systemd's KillMode=control-group: serve, daphne, the qcluster leader, its sentinel
+    and workers all get SIGTERM together."""
+    deadline = time.monotonic() + 60
+    while len(everyone := descendants(server.process.pid)) < 5:  # + sentinel, workers
+        assert time.monotonic() < deadline, everyone
+        time.sleep(0.2)
+    time.sleep(1)  # the workers' own start-up (post_spawn) done
+    everyone = descendants(server.process.pid)
+    started = time.monotonic()
+    for pid in everyone:
+        os.kill(pid, signal.SIGTERM)
+    assert server.process.wait(timeout=10) == 0, server.output()
+    wait_gone(everyone, timeout=10 - (time.monotonic() - started))
+    assert "Stopped." in server.output()
+    assert "killed" not in server.output()
+
+
 def test_it_exits_non_zero_when_a_child_dies(server: Server) -> None:
     children = children_of(server.process.pid)
     os.kill(children["daphne"], signal.SIGKILL)

@@ -251,3 +251,34 @@ def test_a_runs_list_catches_up_a_new_run_whose_pushes_were_lost(
     ):
         run_id, caught = talk("/ws/workflows/acme/orders/?env=dev&only=run", viewer_user, script)
     assert (caught["run"], caught["seq"], caught["kind"]) == (run_id, 1, "run_started")
+
+
+def test_open_sockets_and_push_latency_are_measured(product: Product, viewer_user: User) -> None:
+    from runtime import metrics
+    from runtime.channel_layer import run_group
+
+    def sample(metric: Any, name: str) -> float:
+        return next(s.value for s in metric.collect()[0].samples if s.name == name)
+
+    run = run_with_entries(product, 1)
+    pushes = sample(metrics.PUSH_LATENCY, "trellis_push_latency_seconds_count")
+    sockets = sample(metrics.LIVE_SOCKETS, "trellis_live_sockets")
+
+    async def script(communicator: WebsocketCommunicator) -> dict[str, Any]:
+        await messages(communicator, 2)  # the entry, then ready
+        assert sample(metrics.LIVE_SOCKETS, "trellis_live_sockets") == sockets + 1
+        entry = {"run": run.pk, "seq": 2, "kind": "log", "step": "a", "data": {"n": 2},
+                 "at": timezone.now().isoformat()}  # fmt: skip
+        layer = get_channel_layer()
+        assert layer is not None
+        await layer.group_send(
+            run_group(run.pk), {"type": "journal.entries", "run": run.pk, "entries": [entry]}
+        )
+        pushed: dict[str, Any] = await communicator.receive_json_from(timeout=5)
+        return pushed
+
+    pushed = talk(f"/ws/runs/{run.pk}/", viewer_user, script)
+    assert (pushed["type"], pushed["seq"]) == ("entry", 2)
+    assert sample(metrics.LIVE_SOCKETS, "trellis_live_sockets") == sockets
+    assert sample(metrics.PUSH_LATENCY, "trellis_push_latency_seconds_count") == pushes + 1
+    assert sample(metrics.PUSH_LATENCY, "trellis_push_latency_seconds_sum") < 60

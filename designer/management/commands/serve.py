@@ -48,8 +48,13 @@ class Child:
         return self.process.poll() is None
 
     def stop(self) -> None:
+        """SIGTERM to the child's whole group: qcluster's workers then hand their sequences
+        back at the next step boundary instead of finishing them (runtime/graceful.py)."""
         if self.alive():
-            self.process.send_signal(signal.SIGTERM)
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     def kill(self) -> None:
         if self.alive():

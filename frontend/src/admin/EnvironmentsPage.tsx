@@ -7,6 +7,7 @@ import { roleAtLeast } from '../bootstrap';
 import { AdminFrame, errorText, useAdmin } from './AdminNav';
 import type { AdminClient, ComponentRef } from './client';
 import { ConfigDiffList } from './Differences';
+import { RetentionEditor } from './Retention';
 import { moveItem, parseJsonObject, secretsPatch, type ComponentConfig, type Env, type EnvDiff, type SecretEdit } from './lib';
 
 function EnvRow({ client, env, index, count, isAdmin, onMove, onChanged }: {
@@ -400,6 +401,12 @@ export function EnvironmentsPage() {
         <section>
           <h2>Component configuration</h2>
           <ConfigEditor client={client} envs={envs} components={components} canEdit={isAdmin} />
+        </section>
+      ) : null}
+      {isAdmin && envs ? (
+        <section>
+          <h2>Retention</h2>
+          <RetentionEditor client={client} envs={envs} onSaved={load} />
         </section>
       ) : null}
       {isAdmin && envs && envs.length > 1 ? (

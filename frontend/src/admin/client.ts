@@ -58,6 +58,11 @@ export class AdminClient {
     return parseEnv(await this.api.request('PATCH', `${this.p}/environments/${encodeURIComponent(slug)}/`, body));
   }
 
+  /** Set an environment's retention (every key; null: the product default). */
+  async updateRetention(slug: string, retention: Record<string, number | null>): Promise<Env | null> {
+    return parseEnv(await this.api.request('PATCH', `${this.p}/environments/${encodeURIComponent(slug)}/`, { retention }));
+  }
+
   async deleteEnvironment(slug: string): Promise<void> {
     await this.api.request('DELETE', `${this.p}/environments/${encodeURIComponent(slug)}/`);
   }

@@ -6,16 +6,41 @@ import { asNumber, asString, isRecord, listOf, type JsonRecord } from '../lib/js
 
 // --- environments -------------------------------------------------------------------------
 
+export const RETENTION_KEYS = ['completed_days', 'failed_days', 'keep_last', 'audit_days'] as const;
+export type RetentionKey = (typeof RETENTION_KEYS)[number];
+export type Retention = Partial<Record<RetentionKey, number>>;
+
 export interface Env {
   slug: string;
   name: string;
   order: number;
   isProduction: boolean;
+  /** What this environment sets itself (missing keys: the product default). */
+  retention: Retention;
+  /** What applies: its own values, the product default for the rest. */
+  retentionEffective: Retention;
+}
+
+function parseRetention(raw: unknown): Retention {
+  const out: Retention = {};
+  if (!isRecord(raw)) return out;
+  for (const key of RETENTION_KEYS) {
+    const value = asNumber(raw[key]);
+    if (value !== null) out[key] = value;
+  }
+  return out;
 }
 
 export function parseEnv(raw: unknown): Env | null {
   if (!isRecord(raw) || typeof raw.slug !== 'string') return null;
-  return { slug: raw.slug, name: asString(raw.name, raw.slug), order: asNumber(raw.order) ?? 0, isProduction: raw.is_production === true };
+  return {
+    slug: raw.slug,
+    name: asString(raw.name, raw.slug),
+    order: asNumber(raw.order) ?? 0,
+    isProduction: raw.is_production === true,
+    retention: parseRetention(raw.retention),
+    retentionEffective: parseRetention(raw.retention_effective),
+  };
 }
 
 export function parseEnvs(raw: unknown): Env[] {

@@ -224,6 +224,11 @@ export function MonitorPage() {
         </span>
         {view.environment || detail?.environment ? <span className="pill">{view.environment || detail?.environment}</span> : null}
         {view.version !== null ? <span className="muted small">v{view.version}</span> : null}
+        {detail?.traceId ? (
+          <span className="muted small mono" data-testid="trace-id" title="OpenTelemetry trace id">
+            trace {detail.traceId}
+          </span>
+        ) : null}
         <span className="muted small" data-testid="run-duration">
           {formatDuration(durationMs(view.startedAt, view.finishedAt, clock))}
         </span>

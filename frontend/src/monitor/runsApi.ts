@@ -72,6 +72,8 @@ export interface RunDetail {
   workflow: string;
   version: number | null;
   environment: string;
+  /** OpenTelemetry trace id (32 hex digits); "" when tracing is off. */
+  traceId: string;
   spec: WorkflowSpec | null;
   journal: Entry[];
   origin: number | null;
@@ -173,6 +175,7 @@ export function parseRunDetail(raw: unknown): RunDetail {
     workflow,
     version: versionOf(raw.version),
     environment: envSlug(raw.environment_slug ?? raw.env ?? raw.environment),
+    traceId: asText(raw.trace_id),
     spec: specRaw ? parseSpec(specRaw) : null,
     journal,
     origin: typeof raw.origin === 'number' ? raw.origin : null,

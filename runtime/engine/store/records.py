@@ -269,6 +269,14 @@ class RunRecords:
             lease_owner="", lease_until=None, **values
         )
 
+    def hand_back_sequence(self, seq_id: int, token: str) -> bool:
+        """Free ``token``'s lease on a running sequence (its worker is stopping)."""
+        return bool(
+            SequenceRun.objects.filter(pk=seq_id, status="running", lease_owner=token).update(
+                lease_owner="", lease_until=None
+            )
+        )
+
     def cancel_held(self, seq_id: int, token: str) -> None:
         """Cancel a sequence ``token`` holds (its run already ended)."""
         SequenceRun.objects.filter(pk=seq_id, lease_owner=token).update(

@@ -8,6 +8,7 @@ import {
   nextEnv,
   parseAuditPage,
   parseComponentConfig,
+  parseEnv,
   parseJsonObject,
   parseMatrix,
   parseMembers,
@@ -18,10 +19,11 @@ import {
   short,
 } from '../lib';
 
+const kept = { retention: {}, retentionEffective: {} };
 const envs = [
-  { slug: 'dev', name: 'dev', order: 0, isProduction: false },
-  { slug: 'staging', name: 'staging', order: 1, isProduction: false },
-  { slug: 'prd', name: 'prd', order: 2, isProduction: true },
+  { slug: 'dev', name: 'dev', order: 0, isProduction: false, ...kept },
+  { slug: 'staging', name: 'staging', order: 1, isProduction: false, ...kept },
+  { slug: 'prd', name: 'prd', order: 2, isProduction: true, ...kept },
 ];
 
 describe('moveItem', () => {
@@ -172,5 +174,24 @@ describe('audit', () => {
     expect(short(null)).toBe('—');
     expect(short('x'.repeat(100), 10)).toBe(`${'x'.repeat(9)}…`);
     expect(short({ a: 1 })).toBe('{"a":1}');
+  });
+});
+
+describe('parseEnv', () => {
+  it('reads the retention an environment sets and the one that applies', () => {
+    const env = parseEnv({
+      slug: 'dev',
+      name: 'Dev',
+      order: 0,
+      is_production: false,
+      retention: { completed_days: 7, bogus: 3, failed_days: 'x' },
+      retention_effective: { completed_days: 7, failed_days: 90, keep_last: 20, audit_days: 365 },
+    });
+    expect(env?.retention).toEqual({ completed_days: 7 });
+    expect(env?.retentionEffective).toEqual({ completed_days: 7, failed_days: 90, keep_last: 20, audit_days: 365 });
+  });
+
+  it('gives an empty retention when the server sends none', () => {
+    expect(parseEnv({ slug: 'dev' })?.retention).toEqual({});
   });
 });
