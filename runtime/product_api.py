@@ -107,7 +107,7 @@ class ProductRunStatsApi(ApiView):
         product = self.product(Role.VIEWER)
         f = runs_filter_parse(product=product, params=request.query_params)
         tags, envs = _names(product)
-        interval = request.query_params.get("interval", "")
+        interval = request.query_params.get("interval")
         return Response(runs_stats(f=f, interval=interval, tags=tags, envs=envs))
 
 
@@ -116,8 +116,8 @@ class BulkFilterIn(Strict):
     env = serializers.CharField(required=False, allow_blank=True, max_length=100)
     status = serializers.CharField(required=False, allow_blank=True, max_length=200)
     failed_step = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    created_after = serializers.CharField(required=False, allow_blank=True, max_length=40)
-    created_before = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    created_after = serializers.CharField(required=False, max_length=40, help_text="ISO 8601")
+    created_before = serializers.CharField(required=False, max_length=40, help_text="ISO 8601")
     where = serializers.CharField(required=False, allow_blank=True, max_length=500)
     run = serializers.CharField(required=False, allow_blank=True, max_length=20)
 

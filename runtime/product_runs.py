@@ -42,7 +42,10 @@ class RunFilter:
 
 
 def _moment(name: str, value: str) -> datetime:
-    when = parse_datetime(value.strip()) if len(value) <= 40 else None
+    try:
+        when = parse_datetime(value.strip()) if len(value) <= 40 else None
+    except ValueError:  # well-formed but impossible: month 13, hour 25…
+        when = None
     if when is None:
         raise RunRefused(f"{name} must be an ISO 8601 date-time", field=name)
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
@@ -89,6 +92,9 @@ def runs_filter_parse(*, product: Product, params: Any) -> RunFilter:
     if len(failed_step) > 100:
         raise RunRefused("failed_step: at most 100 characters", field="failed_step")
     after, before = text("created_after"), text("created_before")
+    for name in ("created_after", "created_before"):
+        if params.get(name) == "":  # absent is "no bound"; empty is a malformed date-time
+            raise RunRefused(f"{name} must be an ISO 8601 date-time", field=name)
     run = text("run").lstrip("#")
     return RunFilter(
         workflow_ids=ids,

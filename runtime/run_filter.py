@@ -16,6 +16,7 @@ Grammar (whitespace between tokens is free)::
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,8 @@ def _value(kind: str, raw: str) -> Any:
         return {"true": True, "false": False, "null": None}[raw]
     if _NUMBER.fullmatch(raw):
         number = float(raw)
+        if not math.isfinite(number):
+            raise _refuse(f"number out of range: {raw[:40]}")
         return int(number) if number.is_integer() and "." not in raw and "e" not in raw else number
     return raw  # a bare word: a string
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -23,6 +23,9 @@ MAX_BUCKETS = 500
 MAX_ROWS = 200_000  # a window with more is cut (the answer says so: ``truncated``)
 INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "6h": 21600, "1d": 86400}
 FAILED = {"failed", "rolled_back"}
+# A window's ends, with room for a day's arithmetic on either side (no OverflowError).
+EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=2)
+LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=2)
 
 
 def percentile(sorted_values: list[float], p: float) -> float | None:
@@ -33,15 +36,18 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     return sorted_values[rank - 1]
 
 
-def _window(f: RunFilter, interval: str) -> tuple[datetime, datetime, int]:
+def _window(f: RunFilter, interval: str | None) -> tuple[datetime, datetime, int]:
+    for name, when in (("created_after", f.created_after), ("created_before", f.created_before)):
+        if when is not None and not EARLIEST <= when <= LATEST:
+            raise RunRefused(f"{name} is out of range", field=name)
     end = f.created_before or timezone.now()
     start = f.created_after or end - timedelta(hours=24)
     if start >= end:
         raise RunRefused("created_after must be before created_before", field="created_after")
-    if interval and interval not in INTERVALS:
+    if interval is not None and interval not in INTERVALS:
         raise RunRefused(f"interval must be one of {', '.join(INTERVALS)}", field="interval")
     span = (end - start).total_seconds()
-    step = INTERVALS.get(interval) or next(
+    step = INTERVALS.get(interval or "") or next(
         (s for s in INTERVALS.values() if span / s <= 60), INTERVALS["1d"]
     )
     if span / step > MAX_BUCKETS:
@@ -61,7 +67,7 @@ def _summary(durations: list[float], statuses: list[str]) -> dict[str, Any]:
 
 
 def runs_stats(
-    *, f: RunFilter, interval: str, tags: dict[int, str], envs: dict[int, str]
+    *, f: RunFilter, interval: str | None, tags: dict[int, str], envs: dict[int, str]
 ) -> dict[str, Any]:
     """Buckets of ``interval`` (or one chosen for about 60 bars) over the filter's
     window (default: the last 24 hours), and the same figures per workflow x env."""

@@ -139,7 +139,9 @@ def test_pages_follow_the_cursor_without_gaps_or_repeats(world: Any, viewer_user
         ({"where": "secrets.x = 1"}, "where"),
         ({"where": "input.a > 'x'"}, "where"),
         ({"where": "input." + ".".join(["a"] * 9) + " = 1"}, "where"),
+        ({"where": "input.a = 1e999"}, "where"),
         ({"created_after": "yesterday"}, "created_after"),
+        ({"created_after": "2026-13-45T00:00:00"}, "created_after"),
         ({"run": "abc"}, "run"),
         ({"before": "abc"}, "before"),
         ({"limit": "0"}, "limit"),
@@ -303,6 +305,8 @@ def test_stats_count_per_interval_and_per_workflow_and_environment(
     assert groups[("billing", "dev")]["p95_ms"] is not None
     response = client_for(viewer_user).get(URL + "/stats", {"interval": "3s"})
     assert response.status_code == 400 and response.json()["field"] == "interval"
+    response = client_for(viewer_user).get(URL + "/stats", {"created_before": "0001-01-01T00:00Z"})
+    assert response.status_code == 400 and response.json()["field"] == "created_before"
 
 
 def test_the_failed_step_filter_reads_its_index(world: Any) -> None:
