@@ -137,5 +137,17 @@ def test_failed_runs_are_retried_in_bulk_onto_the_fixed_version(
         "data-status", "completed"
     )
     shot(page, "product-runs-after-retry")
+
+    # Live: a run started elsewhere appears and finishes on the open page, no reload.
+    body = {"workflow": f"acme/{TAG}", "env": "dev", "input": {"customer": {"id": 99}}}
+    response = api.post("/runs", json=body)
+    assert response.status_code == 202, response.text
+    fresh = response.json()["id"]
+    expect(page.get_by_test_id(f"run-row-{fresh}")).to_have_attribute(
+        "data-status", "completed", timeout=30_000
+    )
+    expect(page.get_by_test_id(f"grid-cell-{fresh}-ship")).to_have_attribute(
+        "data-status", "completed"
+    )
     page.get_by_test_id(f"grid-cell-{ids[0]}-charge").click()
     page.wait_for_url(re.compile(rf"/p/acme/runs/{ids[0]}/\?step=charge$"))

@@ -329,3 +329,31 @@ def test_the_failed_step_filter_reads_its_index(world: Any) -> None:
         plan = " ".join(str(row) for row in cursor.fetchall())
     assert "run_failed_step" in plan, plan
     assert len(qs) == 4  # three in dev, one in prd
+
+
+def test_stats_buckets_and_percentiles_are_exact(world: Any, viewer_user: User) -> None:
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+    durations = [(i + 1) * 100 for i in range(20)]  # 100 ms … 2,000 ms
+    for i, ms in enumerate(durations):
+        at = start + timedelta(minutes=30 + (60 if i >= 15 else 0))
+        made = Run.objects.create(
+            workflow=world["billing"], version=world["done"][0].version,
+            environment=world["done"][0].environment, status="completed",
+        )  # fmt: skip
+        Run.objects.filter(pk=made.pk).update(
+            created_at=at, started_at=at, finished_at=at + timedelta(milliseconds=ms)
+        )
+    params = {
+        "created_after": start.isoformat(),
+        "created_before": (start + timedelta(hours=3)).isoformat(),
+        "interval": "1h",
+        "workflow": "billing",
+    }
+    body = client_for(viewer_user).get(URL + "/stats", params).json()
+    counts = [(b["started"], b["completed"], b["p50_ms"], b["p95_ms"]) for b in body["buckets"]]
+    assert counts[0][:2] == (15, 15) and counts[1][:2] == (5, 5) and counts[2][:2] == (0, 0)
+    assert round(counts[0][2]) == 800 and round(counts[0][3]) == 1500  # nearest rank of 15
+    assert round(counts[1][2]) == 1800 and round(counts[1][3]) == 2000
+    (group,) = body["groups"]
+    assert group["started"] == 20 and round(group["p50_ms"]) == 1000
+    assert round(group["p95_ms"]) == 1900
