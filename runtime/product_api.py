@@ -215,8 +215,14 @@ class RunsBulkApi(ApiView):
                     status=409,
                 ) from None
             return Response({**record.response, "replayed": True})
-        answer = bulk.bulk_apply(
-            plan, user=self.request.user, reason=body.get("reason", ""), key=key
-        )
+        try:
+            answer = bulk.bulk_apply(
+                plan, user=self.request.user, reason=body.get("reason", ""), key=key
+            )
+        except BaseException:
+            # Nothing to replay: the key may be used again (a run already acted on is
+            # then refused by its own state, e.g. a cancelled run cannot be cancelled).
+            BulkRequest.objects.filter(pk=record.pk).delete()
+            raise
         BulkRequest.objects.filter(pk=record.pk).update(response=answer)
         return Response(answer)
