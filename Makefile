@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # settings install.
 DEV_SETTINGS := DJANGO_SETTINGS_MODULE=tests.settings
 
-.PHONY: run test install frontend frontend-bench chromium services lint typecheck pytest pytest-scale vitest bench bench-compile loadtest bench-canvas
+.PHONY: run test install frontend frontend-bench chromium services lint typecheck pytest pytest-scale vitest bench bench-compile loadtest bench-canvas bench-runs-page
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,12 @@ test: lint typecheck vitest pytest
 
 bench: install
 	$(DEV_SETTINGS) $(BIN)/python manage.py bench
+
+# The product runs page over 100,000 generated runs: the first page and each common filter
+# (budget 300 ms), embedded and on PostgreSQL (TEST_DATABASE_URL, from tests/services.sh),
+# with EXPLAIN of each filter's query on PostgreSQL.
+bench-runs-page: install
+	source <(tests/services.sh) && $(DEV_SETTINGS) $(BIN)/python manage.py bench_runs_page --runs 100000
 
 # The compiler on a generated 1,000-sequence x 5-event workflow.
 bench-compile: install

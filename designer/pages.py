@@ -25,6 +25,7 @@ urlpatterns: list[Any] = [
     path("", views.products, name="home"),
     path("p/<slug:slug>/", views.workflows, name="product"),
     path("p/<slug:slug>/w/<slug:tag>/", views.canvas, name="canvas"),
+    path("p/<slug:slug>/runs/", views.product_runs, name="product-runs"),
     path("p/<slug:slug>/runs/<int:run_id>/", views.run_monitor, name="run-monitor"),
     path("p/<slug:slug>/w/<slug:tag>/runs/", views.runs, name="runs"),
     path("media/<slug:slug>/<path:path>", views.media_file, name="media"),

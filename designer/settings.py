@@ -257,6 +257,10 @@ TRELLIS_PUBLISH_CHAIN_MAX = env_int("TRELLIS_PUBLISH_CHAIN_MAX", 10)
 # A run whose tasks crash this many times in a row (an engine bug, a worker killed while
 # handling it) is failed with a journaled error instead of being re-leased forever.
 TRELLIS_RUN_MAX_TASK_FAILURES = env_int("TRELLIS_RUN_MAX_TASK_FAILURES", 5)
+# Bulk actions on runs (POST /api/v1/runs/bulk): at most this many runs per request, and a
+# typed confirmation above TRELLIS_BULK_CONFIRM_OVER runs.
+TRELLIS_BULK_MAX_RUNS = env_int("TRELLIS_BULK_MAX_RUNS", 100)
+TRELLIS_BULK_CONFIRM_OVER = env_int("TRELLIS_BULK_CONFIRM_OVER", 10)
 # Size caps, in bytes of stored JSON: a step whose input or output, or the run state after
 # a SET_STATE/CHECKPOINT, would be larger fails (no retry) before anything is stored; a run
 # output mapping larger than its cap ends the run with an error output instead. They stop

@@ -89,6 +89,16 @@ def run_monitor(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
 
 
 @login_required
+def product_runs(request: HttpRequest, slug: str) -> HttpResponse:
+    # Every run of the product: filters, charts, grid, bulk actions
+    # (frontend/src/monitor/ProductRunsPage.tsx).
+    product, role = _product(request, slug)
+    return _shell(
+        request, page="product-runs", title=f"Runs of {product.name}", product=product, role=role
+    )
+
+
+@login_required
 def runs(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
     # A workflow's runs list and start form (frontend/src/monitor/RunsPage.tsx).
     product, role = _product(request, slug)

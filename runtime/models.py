@@ -7,8 +7,30 @@ increasing ``seq``, written in the same transaction as the status it describes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
+from django.db.models import F
+
+
+class FailedStep(models.Func):
+    """The step a failed run names in its error (``error.step``), as text.
+
+    Written out with the JSON path as a literal: SQLite uses an expression index only for
+    the very same expression, and Django's own key lookup binds the path as a parameter.
+    The index ``run_failed_step`` and the runs page's filter both use this expression.
+    """
+
+    output_field = models.TextField()
+
+    def __init__(self) -> None:
+        super().__init__(F("error"))
+
+    template = "JSON_EXTRACT(%(expressions)s, '$.step')"  # SQLite
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="(%(expressions)s ->> 'step')", **extra)
 
 
 class RunStatus(models.TextChoices):
@@ -125,6 +147,14 @@ class Run(models.Model):
             models.Index(fields=["workflow", "environment", "-id"]),
             models.Index(fields=["status"], condition=models.Q(status__in=RUN_ACTIVE),
                          name="run_active"),
+            # The product runs page (runtime.product_runs): one per common filter, each
+            # ending in id so the page comes out of the index in order (keyset paging).
+            # ``status`` is already off HOT through run_active's predicate.
+            models.Index(fields=["workflow", "-id"], name="run_workflow_id"),
+            models.Index(fields=["environment", "-id"], name="run_env_id"),
+            models.Index(fields=["status", "-id"], name="run_status_id"),
+            # "Failed at step": the step a failed run names in its error.
+            models.Index(FailedStep(), F("id").desc(), name="run_failed_step"),
         ]  # fmt: skip
 
     def __str__(self) -> str:
@@ -344,4 +374,23 @@ class MetricTotal(models.Model):
             models.UniqueConstraint(
                 fields=["name", "workflow_id", "environment_id", "label"], name="uniq_metric"
             )
+        ]
+
+
+class BulkRequest(models.Model):
+    """A bulk action on runs (``POST /api/v1/runs/bulk``) done under an idempotency key:
+    the same key and body again get the stored answer instead of acting twice."""
+
+    product = models.ForeignKey("designer.Product", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    key = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=64)  # sha256 of the request body
+    response = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["product", "key"], name="uniq_bulk_request_key")
         ]

@@ -223,11 +223,13 @@ def run_resume(
     skip: list[str] | None = None,
     checkpoint: str | None = None,
     user: Any = None,
+    onto_live: bool = False,
 ) -> Run:
     """A new run that continues where ``run`` stopped: completed steps are copied (output
     and all, journaled as ``step_completed`` with ``copied: true``), so execution picks up
     at the failed step. ``skip`` marks steps as skipped instead; ``checkpoint`` copies only
-    what had completed when that CHECKPOINT was reached."""
+    what had completed when that CHECKPOINT was reached. ``onto_live``: the new run uses
+    the version live now (a fix published since), not ``run``'s (a bulk retry)."""
     if run.status not in RUN_FINISHED:
         raise RunRefused("resume needs a run that ended; cancel it first", status=409)
     steps = _steps_of(run)
@@ -252,14 +254,21 @@ def run_resume(
     )
     for tag in skip or []:
         copy[tag] = ("skipped", None)
-    return _start_derived(run, kind="resume", copy=copy, user=user)
+    kind = "retry" if onto_live else "resume"
+    return _start_derived(run, kind=kind, copy=copy, user=user, onto_live=onto_live)
 
 
 def run_fork(
-    *, run: Run, step: str, outputs: dict[str, Any] | None = None, user: Any = None
+    *,
+    run: Run,
+    step: str,
+    outputs: dict[str, Any] | None = None,
+    user: Any = None,
+    onto_live: bool = False,
 ) -> Run:
     """Replay from ``step``: steps that had completed before it started are copied (with
-    ``outputs`` overriding their outputs), and execution starts again at ``step``."""
+    ``outputs`` overriding their outputs), and execution starts again at ``step``
+    (``onto_live``: on the version live now rather than ``run``'s)."""
     steps = _steps_of(run)
     target = next((s for s in steps if s.tag == step), None)
     if target is None:
@@ -290,7 +299,7 @@ def run_fork(
             )
         if tag in copy:
             copy[tag] = ("completed", value)
-    return _start_derived(run, kind="fork", copy=copy, user=user)
+    return _start_derived(run, kind="fork", copy=copy, user=user, onto_live=onto_live)
 
 
 def _done_steps(
@@ -305,8 +314,11 @@ def _done_steps(
     }
 
 
-def _start_derived(run: Run, *, kind: str, copy: dict[str, tuple[str, Any]], user: Any) -> Run:
-    """A new run of ``run``'s version and input, made from it, ``copy``'s steps done."""
+def _start_derived(
+    run: Run, *, kind: str, copy: dict[str, tuple[str, Any]], user: Any, onto_live: bool = False
+) -> Run:
+    """A new run of ``run``'s version (or the live one) and input, made from it, ``copy``'s
+    steps done (those the live version no longer has are left out)."""
     return run_start(
         workflow=run.workflow,
         environment=run.environment,
@@ -314,6 +326,6 @@ def _start_derived(run: Run, *, kind: str, copy: dict[str, tuple[str, Any]], use
         user=user,
         origin=run,
         origin_kind=kind,
-        version=run.version,
+        version=None if onto_live else run.version,
         copy_steps=copy,
     )

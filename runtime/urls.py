@@ -7,7 +7,7 @@ from typing import Any
 
 from django.urls import URLPattern, path
 
-from runtime import api
+from runtime import api, product_api
 
 
 def route(pattern: str, view: Any, name: str) -> list[URLPattern]:
@@ -19,6 +19,14 @@ R = "runs/<str:run_id>/"
 
 urlpatterns: list[Any] = [
     *route("runs", api.RunListApi.as_view(), "api-runs"),
+    # Before runs/<run_id>: "bulk" is not a run id.
+    *route("runs/bulk", product_api.RunsBulkApi.as_view(), "api-runs-bulk"),
+    *route("products/<slug:slug>/runs", product_api.ProductRunsApi.as_view(), "api-product-runs"),
+    *route(
+        "products/<slug:slug>/runs/stats",
+        product_api.ProductRunStatsApi.as_view(),
+        "api-product-runs-stats",
+    ),
     *route(R[:-1], api.RunDetailApi.as_view(), "api-run"),
     *route(R + "journal", api.RunJournalApi.as_view(), "api-run-journal"),
     *route(R + "signals/<str:name>", api.RunSignalApi.as_view(), "api-run-signal"),

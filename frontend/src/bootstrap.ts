@@ -1,7 +1,7 @@
 // The page shell (templates/app.html) hands the app a JSON blob: who is asking, where we are,
 // and how to reach the API. It is checked, not cast.
 
-export type Page = 'products' | 'workflows' | 'canvas' | 'run' | 'runs' | 'environments' | 'activation' | 'members' | 'audit';
+export type Page = 'products' | 'workflows' | 'canvas' | 'run' | 'runs' | 'product-runs' | 'environments' | 'activation' | 'members' | 'audit';
 
 export interface Bootstrap {
   page: Page;
@@ -14,7 +14,7 @@ export interface Bootstrap {
   urls: { home: string; logout: string; admin: string };
 }
 
-const PAGES: readonly Page[] = ['products', 'workflows', 'canvas', 'run', 'runs', 'environments', 'activation', 'members', 'audit'];
+const PAGES: readonly Page[] = ['products', 'workflows', 'canvas', 'run', 'runs', 'product-runs', 'environments', 'activation', 'members', 'audit'];
 
 function str(value: unknown, fallback = ''): string {
   return typeof value === 'string' ? value : fallback;

@@ -13,6 +13,7 @@ import { ProductsPage } from './pages/ProductsPage';
 import { RunMonitorPage } from './pages/RunMonitorPage';
 import { WorkflowsPage } from './pages/WorkflowsPage';
 import { RunsPage } from './monitor/RunsPage';
+import { ProductRunsPage } from './monitor/ProductRunsPage';
 
 const boot = readBootstrap();
 const api = new Api(boot.apiBase, boot.csrfToken);
@@ -27,6 +28,8 @@ function Page() {
       return <RunMonitorPage />;
     case 'runs':
       return <RunsPage />;
+    case 'product-runs':
+      return <ProductRunsPage />;
     default:
       return adminPage(boot.page) ?? <ProductsPage />;
   }

@@ -49,6 +49,7 @@ RUN = "run"  # operator, or admin when the run's environment is production
 
 P = "/api/v1/products/acme/"
 W = P + "workflows/onboard/"
+BULK = "/api/v1/runs/bulk"
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ TABLE: dict[tuple[str, str], list[Row]] = {
         Row(Role.VIEWER, "/media/acme/dev/files/hello.txt", page=True)
     ],
     ("p/<slug:slug>/w/<slug:tag>", "GET"): [Row(Role.VIEWER, "/p/acme/w/onboard/", page=True)],
+    ("p/<slug:slug>/runs", "GET"): [Row(Role.VIEWER, "/p/acme/runs/", page=True)],
     ("p/<slug:slug>/runs/<int:run_id>", "GET"): [
         Row(Role.VIEWER, "/p/acme/runs/{dev_run}/", page=True)
     ],
@@ -220,6 +222,14 @@ TABLE: dict[tuple[str, str], list[Row]] = {
         Row(RUN, "/api/v1/runs", {"workflow": "acme/onboard", "env": "prd"}, prd=True),
     ],
     ("api/v1/runs/<str:run_id>", "GET"): [Row(Role.VIEWER, "/api/v1/runs/{prd_run}")],
+    ("api/v1/products/<slug:slug>/runs", "GET"): [Row(Role.VIEWER, P + "runs")],
+    ("api/v1/products/<slug:slug>/runs/stats", "GET"): [Row(Role.VIEWER, P + "runs/stats")],
+    # Bulk: operator for the request; the prd rule is applied run by run, and a refused
+    # run is reported in the answer (the others go ahead), so a prd selection is not a 403.
+    ("api/v1/runs/bulk", "POST"): [
+        Row(Role.OPERATOR, BULK, {"product": "acme", "action": "cancel", "filter": {"env": "dev"}}),
+        Row(Role.OPERATOR, BULK, {"product": "acme", "action": "cancel", "filter": {"env": "prd"}}),
+    ],
     ("api/v1/runs/<str:run_id>/journal", "GET"): [
         Row(Role.VIEWER, "/api/v1/runs/{prd_run}/journal")
     ],

@@ -8,7 +8,7 @@ import { TopBar } from '../components/Shell';
 import { AdminClient } from './client';
 import './admin.css';
 
-export type Section = 'workflows' | 'activation' | 'environments' | 'members' | 'audit';
+export type Section = 'workflows' | 'runs' | 'activation' | 'environments' | 'members' | 'audit';
 
 export function useAdmin(): { client: AdminClient; product: { slug: string; name: string; role: string }; isAdmin: boolean } {
   const api = useApi();
@@ -25,6 +25,7 @@ export function sectionHref(product: string, section: Section): string {
 
 const LABELS: Record<Section, string> = {
   workflows: 'Workflows',
+  runs: 'Runs',
   activation: 'Activation',
   environments: 'Environments',
   members: 'Members',
@@ -32,7 +33,7 @@ const LABELS: Record<Section, string> = {
 };
 
 export function AdminNav({ current, product, role }: { current: Section; product: string; role: string }) {
-  const sections: Section[] = ['workflows', 'activation', 'environments', 'members'];
+  const sections: Section[] = ['workflows', 'runs', 'activation', 'environments', 'members'];
   if (roleAtLeast(role, 'admin')) sections.push('audit');
   return (
     <nav className="admin-nav" aria-label="Product sections" data-testid="admin-nav">
