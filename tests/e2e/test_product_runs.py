@@ -151,3 +151,5 @@ def test_failed_runs_are_retried_in_bulk_onto_the_fixed_version(
     )
     page.get_by_test_id(f"grid-cell-{ids[0]}-charge").click()
     page.wait_for_url(re.compile(rf"/p/acme/runs/{ids[0]}/\?step=charge$"))
+    # The monitor opens at that step: its inspector shows it.
+    expect(page.get_by_test_id("step-inspector").locator("h3")).to_contain_text("charge")

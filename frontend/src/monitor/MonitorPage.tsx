@@ -45,7 +45,8 @@ export function MonitorPage() {
   const [live, setLive] = useState<{ state: LiveState; detail?: string }>({ state: 'connecting' });
   const [error, setError] = useState('');
   const [notice, setNotice] = useState('');
-  const [selected, setSelected] = useState<string | null>(null);
+  // A link may name the step to open at (`?step=<tag>`, e.g. from the runs grid).
+  const [selected, setSelected] = useState<string | null>(() => new URLSearchParams(window.location.search).get('step'));
   const [tab, setTab] = useState<Tab>('step');
   const [panel, setPanel] = useState<Panel>(null);
   const [confirm, setConfirm] = useState<Confirmation | null>(null);
