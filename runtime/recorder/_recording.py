@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.recorder._deps import reduce_deps
 from runtime.recorder._loops import LoopCapture, RecordedLoop, drop_item_parts, loop_tag_base
 from runtime.recorder._scope import (
     CLAUSES,
@@ -486,34 +487,6 @@ class DecisionPath:
     outcomes: list[bool] = field(default_factory=list)
     clauses: list[str] = field(default_factory=list)
     tags: set[str] = field(default_factory=set)
-
-
-def reduce_deps(deps: set[str], nodes: Mapping[str, Any]) -> tuple[str, ...]:
-    """Drop dependencies implied by others (``x`` when ``y`` already waits for ``x``)."""
-    if len(deps) <= 1:
-        return tuple(deps)  # the common case: a straight run of steps
-
-    def ancestors(tag: str) -> set[str]:
-        seen: set[str] = set()
-        stack = list(_node_deps(nodes[tag])) if tag in nodes else []
-        while stack:
-            item = stack.pop()
-            if item not in seen:
-                seen.add(item)
-                if item in nodes:
-                    stack.extend(_node_deps(nodes[item]))
-        return seen
-
-    implied: set[str] = set()
-    for dep in deps:
-        implied |= ancestors(dep)
-    order = list(nodes)
-    return tuple(sorted(deps - implied, key=lambda t: order.index(t) if t in order else 0))
-
-
-def _node_deps(node: Any) -> tuple[str, ...] | set[str]:
-    deps: tuple[str, ...] | set[str] = node.deps  # a Node's, or a merged step's
-    return deps
 
 
 def _to_spec(value: Any, site: Site | None, where: str, depth: int) -> Any:

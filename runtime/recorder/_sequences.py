@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from runtime.recorder._recording import Node, reduce_deps
+from runtime.recorder._deps import reduce_deps
+from runtime.recorder._recording import Node
 from runtime.recorder._run import RecordingResult
 from runtime.recorder._sites import RecordingError, Site
 from runtime.recorder._step_fns import ALL_STEPS

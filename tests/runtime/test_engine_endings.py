@@ -76,7 +76,7 @@ def test_a_return_ends_the_run_with_its_own_output(
     assert early.status == "completed", early.error
     assert early.output == {"early": 6, "x": 5}
     assert early.error is None
-    assert statuses(early) == {"a": "completed", "ret": "completed", "later": "cancelled"}
+    assert statuses(early) == {"a": "completed", "ret": "completed", "later": "not_run"}
     assert steps.count("later") == 0 and steps.count("a") == 0  # not run, nothing undone
     kinds = journal_kinds(early)
     assert kinds[-1] == ("run_completed", "")
@@ -113,9 +113,9 @@ def test_a_return_in_one_branch_stops_the_other_sequences(
     assert done.output == {"by": "quick"}
     seqs = sequence_statuses(done)
     assert seqs["root"] == "completed" and seqs["quick"] == "completed"
-    assert seqs["busy"] == "cancelled" and seqs["after-busy"] == "cancelled"
+    assert seqs["busy"] == "cancelled" and seqs["after-busy"] == "not_run"
     assert not SequenceRun.objects.filter(run=done, status__in=["running", "waiting"]).exists()
-    assert set(statuses(done).values()) <= {"completed", "cancelled"}
+    assert set(statuses(done).values()) <= {"completed", "cancelled", "not_run"}
     assert steps.count("tail") == 0 and steps.count("first") == 0
     assert journal_kinds(done)[-1] == ("run_completed", "")
 
@@ -158,7 +158,7 @@ def test_a_fail_step_fails_the_run_with_its_message(product: Product, env_dev: E
     assert refused.error is not None
     assert refused.error["message"] == "Rate limit exceeded"
     assert (refused.error["code"], refused.error["step"]) == ("raised", "raise")
-    assert statuses(refused) == {"quota": "completed", "raise": "failed", "work": "cancelled"}
+    assert statuses(refused) == {"quota": "completed", "raise": "failed", "work": "not_run"}
     failed = StepRun.objects.get(run=refused, tag="raise")
     assert failed.attempt == 1  # never retried
 

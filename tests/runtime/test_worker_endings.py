@@ -65,13 +65,13 @@ def test_a_return_stops_the_branch_still_running(
     assert steps.count("first") == 0  # a returned run is not compensated
     status = dict(StepRun.objects.filter(run=run).values_list("tag", "status"))
     assert status["ret"] == "completed" and status["busy-1"] == "completed"
-    assert status["busy-2"] == "cancelled" and status["tail"] == "cancelled"
+    assert status["busy-2"] == "cancelled" and status["tail"] == "not_run"
     seqs = dict(SequenceRun.objects.filter(run=run).values_list("tag", "status"))
     assert seqs == {
         "root": "completed",
         "quick": "completed",
         "busy": "cancelled",
-        "after-busy": "cancelled",
+        "after-busy": "not_run",
     }
     journal = list(run.journal.order_by("seq").values_list("kind", "step"))
     assert journal.index(("step_completed", "ret")) < journal.index(("step_completed", "busy-1"))
