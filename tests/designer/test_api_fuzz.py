@@ -220,7 +220,7 @@ def api_operations() -> dict[str, Any]:
     return _loaded
 
 
-def test_the_fuzzer_covers_every_operation_of_the_served_schema(world: dict[str, Any]) -> None:
+def test_the_fuzzer_covers_every_operation_of_the_served_schema() -> None:
     # One fuzz test per operation below; they are listed at collection, so this checks the
     # list is the schema the API actually serves (none missed, none made up).
     assert len(OPERATIONS) >= 60
@@ -229,7 +229,7 @@ def test_the_fuzzer_covers_every_operation_of_the_served_schema(world: dict[str,
 
 
 # One test per operation, not one test for all of them: pytest-timeout (300 s a test) then
-# bounds one operation's examples, as for any other test. A single test over ~70
+# bounds one operation's examples, as for any other test. A single test over ~60
 # operations x 200 examples outlived the timeout on a loaded machine, and its SIGALRM
 # raised inside whichever example was running: Hypothesis took it for that example
 # failing, replayed it (passing), and reported "FlakyFailure" (or, raised mid-draw,
