@@ -122,7 +122,7 @@ def test_cases_can_name_a_published_version(cli: Cli, tmp_path: Path) -> None:
         "  - name: an invalid user fails the run\n"
         "    input: {user_id: u1, email: a@b.c}\n"
         "    fakes: {validate_user: {$fail: no such user}}\n"
-        "    expect: {status: failed, steps: {send_welcome_email: pending}}\n"
+        "    expect: {status: failed, steps: {send_welcome_email: not_run}}\n"
     )
     result = cli("test", str(tmp_path), token=token)
     assert result.exit_code == 0, result.output

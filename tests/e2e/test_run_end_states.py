@@ -1,7 +1,7 @@
 """The monitor never lies, in Chromium, with a real qcluster executing the runs.
 
-A run whose flaky step keeps retrying is killed twice: once by a ROLLBACK (a signal sent
-from the UI) and once by a cancel (confirmed, with a reason). Afterwards no step shows
+A run whose flaky step keeps retrying is killed twice: once by a ROLLBACK and a RETURN (a
+signal sent from the UI) and once by a cancel (confirmed, with a reason). Afterwards no step shows
 running, retrying, waiting or pending, no timer ticks — before and after a reload — and
 the run's journal alone (GET /runs/<id>/journal) gives the same picture. Then: switching
 the monitor's tabs while a run logs raises no page error; the compare tab picks the other
@@ -58,6 +58,14 @@ FLAKY = {
             "events": [
                 {"type": "WAIT_SIGNAL", "event": "abort", "tag": "abort-wait"},
                 {"type": "ROLLBACK", "event": "abort", "tag": "undo"},
+                # trigger_rollback hands back and the handler goes on: here it returns,
+                # which stops the main sequence at its next step boundary.
+                {
+                    "type": "RETURN",
+                    "event": "return",
+                    "tag": "stop",
+                    "input": {"output": {"aborted": True}},
+                },
             ],
         },
     ],
@@ -85,7 +93,7 @@ CHATTY = {
     ]
 }
 OPEN = {"pending", "running", "retrying", "waiting"}
-STEPS = ["charge", "flaky", "finish", "abort-wait", "undo"]
+STEPS = ["charge", "flaky", "finish", "abort-wait", "undo", "stop"]
 
 
 class EffectsCluster(Cluster):
@@ -218,6 +226,7 @@ def test_a_rollback_and_a_cancel_leave_nothing_running_or_waiting(
         "finish": "not_run",
         "abort-wait": "completed",
         "undo": "completed",
+        "stop": "completed",
     }
     # The compensation shows the rollback call's own input and output.
     page.get_by_test_id("mon-step-charge").click()
@@ -248,6 +257,7 @@ def test_a_rollback_and_a_cancel_leave_nothing_running_or_waiting(
         "finish": "not_run",
         "abort-wait": "cancelled",
         "undo": "not_run",
+        "stop": "not_run",
     }
     page.get_by_test_id("mon-step-abort-wait").click()
     expect(page.get_by_test_id("step-why")).to_contain_text("customer called to cancel")
